@@ -1,0 +1,74 @@
+"""The `svsgan` command: one subcommand per job, each in its own module.
+
+Subcommand modules are imported only when used, so `svsgan --help` stays fast and a missing optional
+extra (rosbags, onnx, carla, ...) only matters for the subcommand that needs it. Each module exposes
+`add_arguments(parser)` and `run(args) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from svsgan_core.errors import SvsganError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("svsgan_core.commands.info", "print a preset's or checkpoint's configuration and parameter counts"),
+    "demo": ("svsgan_core.commands.demo", "run the whole pipeline on the bundled sequence (or your bag) and show the result"),
+    "train": ("svsgan_core.commands.train", "train SVS-GAN from a YAML config (works under torchrun)"),
+    "prepare-flow": ("svsgan_core.commands.prepare_flow", "compute and cache pseudo-ground-truth optical flow for a dataset"),
+    "make-synthetic": ("svsgan_core.commands.make_synthetic", "write procedural synthetic street sequences as a dataset folder"),
+    "convert": ("svsgan_core.commands.convert", "add generated camera topics to ROS 2 bags (.db3/.mcap), offline, no ROS needed"),
+    "extract": ("svsgan_core.commands.extract", "turn a recorded bag (RGB + semantic camera) into a training dataset"),
+    "eval": ("svsgan_core.commands.eval", "compute FID, FVD, mIoU, temporal consistency and FPS for a checkpoint"),
+    "bench": ("svsgan_core.commands.bench", "measure speed, FLOPs and memory of the generator and its node/conversion overhead"),
+    "export": ("svsgan_core.commands.export", "export the per-frame generator step to ONNX (and TensorRT where available)"),
+    "carla": ("svsgan_core.commands.carla", "drive a CARLA server directly and publish or record generated frames"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svsgan",
+        description="SVS-GAN semantic video synthesis: turn semantic-segmentation video into "
+        "photorealistic, temporally coherent frames. Run `svsgan demo` to see it work.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.print_usage(sys.stderr)
+            print(f"svsgan: unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        parser.print_help()
+        return 0
+    name = argv[0]
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(
+        prog=f"svsgan {name}",
+        description=(module.__doc__ or help_text).strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"svsgan {name}: interrupted", file=sys.stderr)
+        return 130
+    except (SvsganError, FileNotFoundError) as exc:
+        print(f"svsgan {name}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

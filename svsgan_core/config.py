@@ -1,0 +1,110 @@
+"""One configuration dataclass for the SVS-GAN networks, and the named presets.
+
+Channel lists run finest level first: level l works at (height / 2**l, width / 2**l). The generator's
+three pyramids (image encoder, semantic encoder, SPADE decoder) share these levels; progressive
+growing prepends a level, doubling the output resolution.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from svsgan_core.errors import InputError
+
+
+@dataclass
+class ModelConfig:
+    label_space: str = "cityscapes"
+    num_classes: int = 19
+    height: int = 256
+    width: int = 512
+    # generator pyramids, finest level first
+    dec_channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024, 1024])
+    img_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 512])
+    sem_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 512])
+    bottleneck_channels: int = 64  # DP-GAN style global context, concatenated to every level
+    spade_hidden: int = 128
+    # flow + occlusion network
+    flow_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    flow_res_blocks: int = 4
+    flow_downsample: int = 2  # the flow net runs at 1/flow_downsample of the output resolution
+    # discriminators
+    d_channels: list[int] = field(default_factory=lambda: [64, 128, 128, 256, 256, 512])
+    dv_channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    dv_frames: int = 3
+    dv_strides: list[int] = field(default_factory=lambda: [1, 3])  # the two temporal scales
+    dv_downsample: int = 2  # D_V looks at half-resolution clips
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def levels(self) -> int:
+        return len(self.dec_channels)
+
+    def validate(self) -> None:
+        n = self.levels
+        if n < 1:
+            raise InputError("dec_channels must name at least one level")
+        if len(self.img_channels) != n or len(self.sem_channels) != n:
+            raise InputError(
+                f"img_channels ({len(self.img_channels)}), sem_channels ({len(self.sem_channels)}) and "
+                f"dec_channels ({n}) must have one entry per level"
+            )
+        div = 2 ** (n - 1)
+        if self.height % div or self.width % div:
+            raise InputError(f"height x width {self.height}x{self.width} must be divisible by 2**(levels-1) = {div}")
+        fdiv = self.flow_downsample * 2 ** len(self.flow_channels)
+        if self.height % fdiv or self.width % fdiv:
+            raise InputError(f"height x width {self.height}x{self.width} must be divisible by {fdiv} for the flow net")
+        if self.num_classes < 1:
+            raise InputError("num_classes must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def grown(self, img_channels: int | None = None, sem_channels: int | None = None) -> "ModelConfig":
+        """The configuration after one progressive-growing step: a new finest level, twice the size.
+
+        The new level's decoder width equals the old finest one, so the trained to-RGB layer still fits.
+        """
+        d = self.to_dict()
+        d["height"], d["width"] = 2 * self.height, 2 * self.width
+        d["dec_channels"] = [self.dec_channels[0]] + self.dec_channels
+        d["img_channels"] = [img_channels or self.img_channels[0]] + self.img_channels
+        d["sem_channels"] = [sem_channels or self.sem_channels[0]] + self.sem_channels
+        d["flow_downsample"] = 2 * self.flow_downsample
+        return ModelConfig(**d)
+
+
+def _paper_512() -> ModelConfig:
+    return ModelConfig(label_space="cityscapes", num_classes=19, height=256, width=512)
+
+
+PRESETS: dict[str, Any] = {
+    # small enough for CPU tests and the bundled demo checkpoint
+    "tiny": lambda: ModelConfig(
+        height=64, width=128,
+        dec_channels=[32, 32, 64, 64], img_channels=[16, 16, 32, 32], sem_channels=[16, 16, 32, 32],
+        bottleneck_channels=16, spade_hidden=32, flow_channels=[16, 32], flow_res_blocks=1,
+        flow_downsample=2, d_channels=[16, 32, 32, 64], dv_channels=[16, 32, 64],
+    ),
+    # the paper's base model (512x256) and the grown model (1024x512) of Section 4.1
+    "512x256": _paper_512,
+    "1024x512": lambda: _paper_512().grown(),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]()

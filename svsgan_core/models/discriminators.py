@@ -1,0 +1,156 @@
+"""The two kinds of discriminator (Section 3.2).
+
+D_I, `OASISDiscriminator`: a U-Net segmenter with N+1 outputs (N classes + "fake"), trained with
+the OASIS loss, so its feedback is per pixel and per class.
+
+D_V, `TemporalDiscriminator`: a patch discriminator over 3 frames. It is conditioned on the three
+frames' semantic maps, not on optical flow: label maps exist for real and generated clips alike and
+at every temporal scale (flow would have to be estimated between frames 3 apart, and its errors
+would leak into the judgement), and they tell D_V where each object should be, so it can judge
+whether appearance moves with the layout rather than only whether the clip flickers.
+Two instances look at two temporal scales: consecutive frames and every third frame.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from svsgan_core.config import ModelConfig
+from svsgan_core.models.generator import one_hot
+
+
+def _sn_conv(cin: int, cout: int, k: int = 3, stride: int = 1, padding: int = 1) -> nn.Module:
+    return spectral_norm(nn.Conv2d(cin, cout, k, stride=stride, padding=padding))
+
+
+class ResBlockD(nn.Module):
+    """Residual block with spectral norm; `scale` -1 halves, +1 doubles, 0 keeps the resolution."""
+
+    def __init__(self, cin: int, cout: int, scale: int):
+        super().__init__()
+        self.scale = scale
+        self.conv1 = _sn_conv(cin, cout)
+        self.conv2 = _sn_conv(cout, cout)
+        self.skip = _sn_conv(cin, cout, 1, padding=0) if cin != cout else nn.Identity()
+        self.act = nn.LeakyReLU(0.2)
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale < 0:
+            return F.avg_pool2d(x, 2)
+        if self.scale > 0:
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale > 0:
+            x = self._resize(x)
+        h = self.conv2(self.act(self.conv1(self.act(x))))
+        s = self.skip(x)
+        if self.scale < 0:
+            h, s = self._resize(h), self._resize(s)
+        return h + s
+
+
+class OASISDiscriminator(nn.Module):
+    """U-Net encoder-decoder that segments an image into N classes + 1 fake class, per pixel."""
+
+    def __init__(self, num_classes: int, channels: list[int]):
+        super().__init__()
+        self.num_classes = num_classes
+        self.encoder = nn.ModuleList()
+        prev = 3
+        for c in channels:
+            self.encoder.append(ResBlockD(prev, c, -1))
+            prev = c
+        self.decoder = nn.ModuleList()
+        skips = list(reversed(channels[:-1])) + [0]
+        dec_out = list(reversed(channels[:-1])) + [channels[0]]
+        for skip, c in zip(skips, dec_out):
+            self.decoder.append(ResBlockD(prev, c, +1))
+            prev = c + skip
+        self.head = nn.Conv2d(prev, num_classes + 1, 1)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """image Bx3xHxW in [-1, 1] -> logits Bx(N+1)xHxW, intermediate features (feature matching)."""
+        feats, x = [], image
+        for block in self.encoder:
+            x = block(x)
+            feats.append(x)
+        skips = list(reversed(feats[:-1]))
+        for i, block in enumerate(self.decoder):
+            x = block(x)
+            feats.append(x)
+            if i < len(skips):
+                x = torch.cat((x, skips[i]), 1)
+        return self.head(x), feats
+
+
+class TemporalDiscriminator(nn.Module):
+    """Patch discriminator over `frames` consecutive samples of a clip, conditioned on their labels."""
+
+    def __init__(self, num_classes: int, channels: list[int], frames: int = 3, downsample: int = 2):
+        super().__init__()
+        self.num_classes = num_classes
+        self.frames = frames
+        self.downsample = downsample
+        layers, prev = [], frames * (3 + num_classes)
+        for i, c in enumerate(channels):
+            layers.append(nn.Sequential(_sn_conv(prev, c, 4, stride=2 if i < len(channels) - 1 else 1, padding=1),
+                                        nn.LeakyReLU(0.2)))
+            prev = c
+        self.layers = nn.ModuleList(layers)
+        self.head = _sn_conv(prev, 1, 4, padding=1)
+
+    def forward(self, frames: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """frames BxTx3xHxW in [-1, 1], labels BxTxHxW ids -> patch logits, features."""
+        b, t, _, h, w = frames.shape
+        if t != self.frames:
+            raise ValueError(f"TemporalDiscriminator expects {self.frames} frames, got {t}")
+        seg = one_hot(labels.reshape(b * t, h, w), self.num_classes).reshape(b, t * self.num_classes, h, w)
+        x = torch.cat((frames.reshape(b, t * 3, h, w), seg), 1)
+        if self.downsample > 1:
+            x = F.avg_pool2d(x, self.downsample)
+        feats = []
+        for layer in self.layers:
+            x = layer(x)
+            feats.append(x)
+        return self.head(x), feats
+
+
+class VideoDiscriminators(nn.Module):
+    """The two D_V of the paper, one per temporal scale (frame strides `cfg.dv_strides`)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.strides = list(cfg.dv_strides)
+        self.frames = cfg.dv_frames
+        self.nets = nn.ModuleList(
+            TemporalDiscriminator(cfg.num_classes, cfg.dv_channels, cfg.dv_frames, cfg.dv_downsample)
+            for _ in self.strides
+        )
+
+    def span(self, k: int) -> int:
+        """Number of consecutive frames a clip for scale k covers."""
+        return (self.frames - 1) * self.strides[k] + 1
+
+    def clips(self, k: int, frames: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """All windows of scale k in a sequence (BxTx...), stacked along the batch."""
+        span, s = self.span(k), self.strides[k]
+        t = frames.shape[1]
+        starts = range(0, t - span + 1)
+        if t < span:
+            return frames[:, :0], labels[:, :0]
+        f = torch.cat([frames[:, i:i + span:s] for i in starts], 0)
+        y = torch.cat([labels[:, i:i + span:s] for i in starts], 0)
+        return f, y
+
+    def forward(self, frames: torch.Tensor, labels: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        """Scores for every scale whose span fits in the sequence; scales that do not fit are skipped."""
+        out = []
+        for k, net in enumerate(self.nets):
+            f, y = self.clips(k, frames, labels)
+            if f.shape[1] == self.frames and f.shape[0] > 0:
+                out.append(net(f, y))
+        return out

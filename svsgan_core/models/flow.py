@@ -1,0 +1,105 @@
+"""Optical flow + occlusion from two semantic maps (Figure 2, top) and backward warping.
+
+Flow convention (shared with the pseudo-ground-truth flow cache): backward flow in pixels,
+I_i(x) ~ I_{i-1}(x + flow(x)), so `warp(I_{i-1}, flow)` predicts I_i.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_grid_cache: dict[tuple, torch.Tensor] = {}
+
+
+def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    key = (h, w, device, dtype)
+    grid = _grid_cache.get(key)
+    if grid is None:
+        ys = torch.arange(h, device=device, dtype=dtype)
+        xs = torch.arange(w, device=device, dtype=dtype)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack((gx, gy), dim=0).unsqueeze(0)  # 1x2xHxW, (x, y) pixel coordinates
+        if len(_grid_cache) > 16:
+            _grid_cache.clear()
+        _grid_cache[key] = grid
+    return grid
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward-warp `image` (BxCxHxW) by `flow` (Bx2xHxW, pixels): out(x) = image(x + flow(x)).
+
+    Bilinear with border padding; align_corners=True maps pixel centres exactly, so an integer flow
+    moves pixels exactly. Differentiable in both arguments; plain grid_sample, no custom ops.
+    """
+    b, _, h, w = image.shape
+    coords = _base_grid(h, w, flow.device, flow.dtype) + flow
+    gx = coords[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
+    gy = coords[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1).to(image.dtype)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample a pixel-unit flow field to `size` (h, w), scaling the vectors with it."""
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
+    return out * scale
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class FlowOcclusionNet(nn.Module):
+    """Encoder-decoder with ResNet blocks over one-hot (S_{i-1}, S_i) -> flow (pixels) and occlusion.
+
+    Occlusion is in [0, 1]; 1 marks pixels that must be newly generated (disoccluded or new objects).
+    The net runs at 1/`downsample` resolution and its flow is upsampled (and rescaled) to full size.
+    """
+
+    def __init__(self, num_classes: int, channels: list[int], res_blocks: int, downsample: int = 1):
+        super().__init__()
+        self.downsample = downsample
+        c0 = channels[0]
+        self.stem = nn.Sequential(nn.Conv2d(2 * num_classes, c0, 7, padding=3), nn.LeakyReLU(0.2, True))
+        down, prev = [], c0
+        for c in channels:
+            down += [nn.Conv2d(prev, c, 3, stride=2, padding=1), nn.InstanceNorm2d(c), nn.LeakyReLU(0.2, True)]
+            prev = c
+        self.down = nn.Sequential(*down)
+        self.res = nn.Sequential(*[ResnetBlock(prev) for _ in range(res_blocks)])
+        up = []
+        for c in reversed([c0] + channels[:-1]):
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, c, 3, padding=1),
+                   nn.InstanceNorm2d(c), nn.LeakyReLU(0.2, True)]
+            prev = c
+        self.up = nn.Sequential(*up)
+        self.flow_head = nn.Conv2d(prev, 2, 3, padding=1)
+        self.occlusion_head = nn.Conv2d(prev, 1, 3, padding=1)
+        nn.init.zeros_(self.flow_head.weight)
+        nn.init.zeros_(self.flow_head.bias)
+
+    def forward(self, prev_onehot: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = onehot.shape[-2:]
+        x = torch.cat((prev_onehot, onehot), dim=1)
+        if self.downsample > 1:
+            x = F.avg_pool2d(x, self.downsample)
+        x = self.up(self.res(self.down(self.stem(x))))
+        # flow predicted in low-res pixels, scaled to full-res pixels by resize_flow
+        flow = resize_flow(self.flow_head(x), (h, w))
+        occlusion = torch.sigmoid(self.occlusion_head(x))
+        if self.downsample > 1:
+            occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear", align_corners=False)
+        return flow, occlusion

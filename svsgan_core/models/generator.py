@@ -1,0 +1,222 @@
+"""The SVS-GAN generator (Section 3.1, Figure 2): flow + occlusion, then the triple pyramid.
+
+    S_{i-1}, S_i --FlowOcclusionNet--> OF, OC
+    I_{i-1} --warp(OF)--> WI_{i-1}
+    pyramid 1  ImageEncoder(WI_{i-1})       -> skip features, gated by OcclusionFusion(OC)
+    pyramid 2  SemanticEncoder(S_i)         -> per-level features + bottleneck on every level (DP-GAN)
+    pyramid 3  SPADE ResNet decoder          -> I_i
+
+Level l works at (H / 2**l, W / 2**l), level 0 finest. Both encoders see their input at every level
+(avg-pooled) and the finer level's features through a strided conv; that uniform shape is what lets
+`grow()` prepend a finer level while the trained levels keep computing exactly what they did.
+First-frame mode (no previous frame) is the same network with WI = 0 and OC = 1: every image feature
+is gated off, so the output depends on S_i alone and no external image-synthesis model is needed.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from svsgan_core.config import ModelConfig
+from svsgan_core.models.flow import FlowOcclusionNet, warp
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """BxHxW integer ids -> BxNxHxW float; ids outside [0, N) (the ignore label) become all-zero."""
+    valid = (labels >= 0) & (labels < num_classes)
+    safe = torch.where(valid, labels, torch.zeros_like(labels))
+    out = F.one_hot(safe.long(), num_classes).permute(0, 3, 1, 2)
+    return (out * valid.unsqueeze(1)).float()
+
+
+def _pool_to(x: torch.Tensor, level: int) -> torch.Tensor:
+    return F.avg_pool2d(x, 2 ** level) if level > 0 else x
+
+
+class EncoderLevel(nn.Module):
+    """feat_l = act(refine(act(inject(input at level l) + down(feat_{l-1}))))."""
+
+    def __init__(self, in_channels: int, channels: int, finer_channels: int | None, zero_down: bool = False):
+        super().__init__()
+        self.inject = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.down = None
+        if finer_channels is not None:
+            self.down = nn.Conv2d(finer_channels, channels, 3, stride=2, padding=1)
+            if zero_down:
+                nn.init.zeros_(self.down.weight)
+                nn.init.zeros_(self.down.bias)
+        self.refine = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor, finer: torch.Tensor | None) -> torch.Tensor:
+        h = self.inject(x)
+        if self.down is not None and finer is not None:
+            h = h + self.down(finer)
+        return self.act(self.refine(self.act(h)))
+
+
+class Pyramid(nn.Module):
+    """An encoder pyramid over one input (warped image or semantic one-hot), finest level first."""
+
+    def __init__(self, in_channels: int, channels: list[int]):
+        super().__init__()
+        self.in_channels = in_channels
+        self.levels = nn.ModuleList(
+            EncoderLevel(in_channels, c, channels[l - 1] if l > 0 else None) for l, c in enumerate(channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats, prev = [], None
+        for l, level in enumerate(self.levels):
+            prev = level(_pool_to(x, l), prev)
+            feats.append(prev)
+        return feats
+
+    def grow(self, channels: int) -> None:
+        old_first = self.levels[0]
+        old_first.down = nn.Conv2d(channels, old_first.refine.out_channels, 3, stride=2, padding=1).to(
+            old_first.refine.weight.device)
+        nn.init.zeros_(old_first.down.weight)
+        nn.init.zeros_(old_first.down.bias)
+        self.levels.insert(0, EncoderLevel(self.in_channels, channels, None).to(old_first.refine.weight.device))
+
+
+class ImageEncoder(Pyramid):
+    """Pyramid 1: features of the warped previous frame WI_{i-1}, the U-Net skips of the decoder."""
+
+    def __init__(self, channels: list[int]):
+        super().__init__(3, channels)
+
+
+class SemanticEncoder(Pyramid):
+    """Pyramid 2: features of S_i for SPADE, each level joined by the upsampled bottleneck (DP-GAN)."""
+
+    def __init__(self, num_classes: int, channels: list[int], bottleneck_channels: int):
+        super().__init__(num_classes, channels)
+        self.bottleneck = nn.Sequential(nn.Conv2d(channels[-1], bottleneck_channels, 1), nn.LeakyReLU(0.2, True))
+
+    def conditions(self, onehot: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.forward(onehot)
+        glob = self.bottleneck(feats[-1])
+        return [torch.cat((f, F.interpolate(glob, size=f.shape[-2:], mode="bilinear", align_corners=False)), 1)
+                for f in feats]
+
+
+class OcclusionFusion(nn.Module):
+    """Gates the image encoder's skip features by the occlusion map: keep (1-OC), regenerate OC.
+
+    Occluded pixels (OC=1) pass nothing from the previous frame, so the decoder must synthesize them
+    from the semantic map; visible pixels (OC=0) carry the warped appearance through.
+    """
+
+    def forward(self, feats: list[torch.Tensor], occlusion: torch.Tensor) -> list[torch.Tensor]:
+        return [f * (1.0 - _pool_to(occlusion, l)) for l, f in enumerate(feats)]
+
+
+class SPADE(nn.Module):
+    """Parameter-free instance norm, then per-pixel scale and shift predicted from the condition."""
+
+    def __init__(self, channels: int, cond_channels: int, hidden: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.shared(cond)
+        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+class SPADEResBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, cond_channels: int, hidden: int):
+        super().__init__()
+        mid = min(in_channels, out_channels)
+        self.norm0 = SPADE(in_channels, cond_channels, hidden)
+        self.conv0 = spectral_norm(nn.Conv2d(in_channels, mid, 3, padding=1))
+        self.norm1 = SPADE(mid, cond_channels, hidden)
+        self.conv1 = spectral_norm(nn.Conv2d(mid, out_channels, 3, padding=1))
+        self.shortcut = None
+        if in_channels != out_channels:
+            self.norm_s = SPADE(in_channels, cond_channels, hidden)
+            self.shortcut = spectral_norm(nn.Conv2d(in_channels, out_channels, 1, bias=False))
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        skip = x if self.shortcut is None else self.shortcut(self.norm_s(x, cond))
+        h = self.conv0(self.act(self.norm0(x, cond)))
+        h = self.conv1(self.act(self.norm1(h, cond)))
+        return skip + h
+
+
+class GeneratorOutput(NamedTuple):
+    image: torch.Tensor  # Bx3xHxW in [-1, 1]
+    flow: torch.Tensor | None  # Bx2xHxW, pixels, backward (None in first-frame mode)
+    occlusion: torch.Tensor  # Bx1xHxW in [0, 1]
+    warped: torch.Tensor | None  # WI_{i-1}
+
+
+class SVSGenerator(nn.Module):
+    """G(I_{i-1}, S_{i-1}, S_i) -> I_i; with no previous frame, G(S_i) in first-frame mode."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.num_classes
+        self.flow_net = FlowOcclusionNet(n, cfg.flow_channels, cfg.flow_res_blocks, cfg.flow_downsample)
+        self.image_encoder = ImageEncoder(cfg.img_channels)
+        self.semantic_encoder = SemanticEncoder(n, cfg.sem_channels, cfg.bottleneck_channels)
+        self.fusion = OcclusionFusion()
+        L = cfg.levels
+        self.decoder_in = nn.Conv2d(cfg.sem_channels[-1] + cfg.img_channels[-1], cfg.dec_channels[-1], 3, padding=1)
+        self.decoder = nn.ModuleList(self._block(l) for l in range(L))
+        self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(cfg.dec_channels[0], 3, 3, padding=1), nn.Tanh())
+
+    def _block(self, l: int) -> SPADEResBlock:
+        c = self.cfg
+        cond = c.sem_channels[l] + c.bottleneck_channels + 1
+        hidden = min(c.spade_hidden, max(32, c.dec_channels[l]))
+        return SPADEResBlock(c.dec_channels[l] + c.img_channels[l], c.dec_channels[max(l - 1, 0)], cond, hidden)
+
+    def forward(self, labels: torch.Tensor, prev_labels: torch.Tensor | None = None,
+                prev_image: torch.Tensor | None = None) -> GeneratorOutput:
+        """labels, prev_labels: BxHxW ids (or BxNxHxW one-hot); prev_image: Bx3xHxW in [-1, 1] or None."""
+        n = self.cfg.num_classes
+        seg = labels if labels.dim() == 4 else one_hot(labels, n)
+        b, _, h, w = seg.shape
+        conds = self.semantic_encoder.conditions(seg)
+        if prev_image is None:
+            flow = warped = None
+            occlusion = seg.new_ones(b, 1, h, w)
+            skips = [seg.new_zeros(b, c, h >> l, w >> l) for l, c in enumerate(self.cfg.img_channels)]
+        else:
+            prev_seg = prev_labels if prev_labels.dim() == 4 else one_hot(prev_labels, n)
+            flow, occlusion = self.flow_net(prev_seg, seg)
+            warped = warp(prev_image, flow)
+            skips = self.fusion(self.image_encoder(warped), occlusion)
+        conds = [torch.cat((c, _pool_to(occlusion, l)), 1) for l, c in enumerate(conds)]
+        x = self.decoder_in(torch.cat((conds[-1][:, : self.cfg.sem_channels[-1]], skips[-1]), 1))
+        for l in reversed(range(self.cfg.levels)):
+            x = self.decoder[l](torch.cat((x, skips[l]), 1), conds[l])
+            if l > 0:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return GeneratorOutput(self.to_rgb(x), flow, occlusion, warped)
+
+    @torch.no_grad()
+    def grow(self, img_channels: int | None = None, sem_channels: int | None = None) -> None:
+        """Progressive growing (Section 4.1): one more SPADE block doubles the output resolution.
+
+        Trained weights are kept; the trained levels now see 2x-downsampled inputs, the new finest
+        level joins through zero-initialised strided convs, and the flow net keeps its working size.
+        """
+        self.cfg = self.cfg.grown(img_channels=img_channels, sem_channels=sem_channels)
+        c = self.cfg
+        self.flow_net.downsample = c.flow_downsample
+        self.image_encoder.grow(c.img_channels[0])
+        self.semantic_encoder.grow(c.sem_channels[0])
+        device = self.to_rgb[1].weight.device
+        self.decoder.insert(0, self._block(0).to(device))

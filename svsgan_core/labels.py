@@ -1,0 +1,613 @@
+"""Label spaces, palettes and the mappings between them: the one place they are defined.
+
+Everything that turns pixels into class ids (the ROS node, bag conversion, datasets, metrics,
+the model's input) goes through this module, so a colour or a tag number is written down once.
+
+Spaces (see ``get_label_space``):
+
+- ``cityscapes``: the 19 Cityscapes trainIds 0..18, ignore 255 (drawn black).
+- ``cityscapes_ids``: the Cityscapes labelIds 0..33 as stored in ``*_labelIds.png``. The 35th
+  label, *license plate* (id -1), cannot be stored in a uint8 image and the official
+  ``json2labelImg`` never draws it, so plate pixels carry the vehicle beneath them (car, 26); it is
+  not part of this space. ``ignore_index`` is 0 (*unlabeled*, what annotation leaves behind); the
+  other void labelIds (1..6, 9, 10, 14..16, 18, 29, 30) stay valid classes here and become
+  ignore (255) only when mapped to ``cityscapes`` trainIds.
+- ``carla``: CARLA 0.9.14+ semantic tags 0..28 (no ignore: tag 0 *unlabeled* is a class).
+- ``carla_legacy``: CARLA 0.9.13 and older, tags 0..22.
+
+Mappings are derived from two name tables (``CARLA_TO_CITYSCAPES`` and ``CARLA_LEGACY_TO_CARLA``)
+plus the Cityscapes label table, so the trainId and labelId views can never disagree.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+RGB = tuple[int, int, int]
+
+# Cityscapes labels (cityscapesScripts' labels.py): name, labelId, trainId, colour.
+_CITYSCAPES_LABELS: tuple[tuple[str, int, int, RGB], ...] = (
+    ("unlabeled", 0, 255, (0, 0, 0)),
+    ("ego vehicle", 1, 255, (0, 0, 0)),
+    ("rectification border", 2, 255, (0, 0, 0)),
+    ("out of roi", 3, 255, (0, 0, 0)),
+    ("static", 4, 255, (0, 0, 0)),
+    ("dynamic", 5, 255, (111, 74, 0)),
+    ("ground", 6, 255, (81, 0, 81)),
+    ("road", 7, 0, (128, 64, 128)),
+    ("sidewalk", 8, 1, (244, 35, 232)),
+    ("parking", 9, 255, (250, 170, 160)),
+    ("rail track", 10, 255, (230, 150, 140)),
+    ("building", 11, 2, (70, 70, 70)),
+    ("wall", 12, 3, (102, 102, 156)),
+    ("fence", 13, 4, (190, 153, 153)),
+    ("guard rail", 14, 255, (180, 165, 180)),
+    ("bridge", 15, 255, (150, 100, 100)),
+    ("tunnel", 16, 255, (150, 120, 90)),
+    ("pole", 17, 5, (153, 153, 153)),
+    ("polegroup", 18, 255, (153, 153, 153)),
+    ("traffic light", 19, 6, (250, 170, 30)),
+    ("traffic sign", 20, 7, (220, 220, 0)),
+    ("vegetation", 21, 8, (107, 142, 35)),
+    ("terrain", 22, 9, (152, 251, 152)),
+    ("sky", 23, 10, (70, 130, 180)),
+    ("person", 24, 11, (220, 20, 60)),
+    ("rider", 25, 12, (255, 0, 0)),
+    ("car", 26, 13, (0, 0, 142)),
+    ("truck", 27, 14, (0, 0, 70)),
+    ("bus", 28, 15, (0, 60, 100)),
+    ("caravan", 29, 255, (0, 0, 90)),
+    ("trailer", 30, 255, (0, 0, 110)),
+    ("train", 31, 16, (0, 80, 100)),
+    ("motorcycle", 32, 17, (0, 0, 230)),
+    ("bicycle", 33, 18, (119, 11, 32)),
+)
+
+# CARLA CityScapesPalette (DESIGN.md, read from libcarla): tag = position.
+_CARLA_TAGS: tuple[tuple[str, RGB], ...] = (
+    ("unlabeled", (0, 0, 0)),
+    ("road", (128, 64, 128)),
+    ("sidewalk", (244, 35, 232)),
+    ("building", (70, 70, 70)),
+    ("wall", (102, 102, 156)),
+    ("fence", (190, 153, 153)),
+    ("pole", (153, 153, 153)),
+    ("traffic light", (250, 170, 30)),
+    ("traffic sign", (220, 220, 0)),
+    ("vegetation", (107, 142, 35)),
+    ("terrain", (152, 251, 152)),
+    ("sky", (70, 130, 180)),
+    ("pedestrian", (220, 20, 60)),
+    ("rider", (255, 0, 0)),
+    ("car", (0, 0, 142)),
+    ("truck", (0, 0, 70)),
+    ("bus", (0, 60, 100)),
+    ("train", (0, 80, 100)),
+    ("motorcycle", (0, 0, 230)),
+    ("bicycle", (119, 11, 32)),
+    ("static", (110, 190, 160)),
+    ("dynamic", (170, 120, 50)),
+    ("other", (55, 90, 80)),
+    ("water", (45, 60, 150)),
+    ("road line", (157, 234, 50)),
+    ("ground", (81, 0, 81)),
+    ("bridge", (150, 100, 100)),
+    ("rail track", (230, 150, 140)),
+    ("guard rail", (180, 165, 180)),
+)
+
+_CARLA_LEGACY_TAGS: tuple[tuple[str, RGB], ...] = (
+    ("unlabeled", (0, 0, 0)),
+    ("building", (70, 70, 70)),
+    ("fence", (100, 40, 40)),
+    ("other", (55, 90, 80)),
+    ("pedestrian", (220, 20, 60)),
+    ("pole", (153, 153, 153)),
+    ("road line", (157, 234, 50)),
+    ("road", (128, 64, 128)),
+    ("sidewalk", (244, 35, 232)),
+    ("vegetation", (107, 142, 35)),
+    ("vehicles", (0, 0, 142)),
+    ("wall", (102, 102, 156)),
+    ("traffic sign", (220, 220, 0)),
+    ("sky", (70, 130, 180)),
+    ("ground", (81, 0, 81)),
+    ("bridge", (150, 100, 100)),
+    ("rail track", (230, 150, 140)),
+    ("guard rail", (180, 165, 180)),
+    ("traffic light", (250, 170, 30)),
+    ("static", (110, 190, 160)),
+    ("dynamic", (170, 120, 50)),
+    ("water", (45, 60, 150)),
+    ("terrain", (145, 170, 100)),
+)
+
+#: CARLA class name -> Cityscapes label name (both numberings). A class without a Cityscapes
+#: trainId gets ignore (255) in ``cityscapes`` but keeps its labelId where Cityscapes has one;
+#: classes Cityscapes has no label for at all (other, water) become *unlabeled*.
+CARLA_TO_CITYSCAPES: dict[str, str] = {
+    "unlabeled": "unlabeled",
+    "road": "road",
+    "road line": "road",
+    "sidewalk": "sidewalk",
+    "building": "building",
+    "wall": "wall",
+    "fence": "fence",
+    "pole": "pole",
+    "traffic light": "traffic light",
+    "traffic sign": "traffic sign",
+    "vegetation": "vegetation",
+    "terrain": "terrain",
+    "sky": "sky",
+    "pedestrian": "person",
+    "rider": "rider",
+    "car": "car",
+    "vehicles": "car",
+    "truck": "truck",
+    "bus": "bus",
+    "train": "train",
+    "motorcycle": "motorcycle",
+    "bicycle": "bicycle",
+    "static": "static",
+    "dynamic": "dynamic",
+    "other": "unlabeled",
+    "water": "unlabeled",
+    "ground": "ground",
+    "bridge": "bridge",
+    "rail track": "rail track",
+    "guard rail": "guard rail",
+}
+
+#: Legacy CARLA class names that were renamed in 0.9.14 (all others keep their name).
+CARLA_LEGACY_TO_CARLA: dict[str, str] = {"vehicles": "car"}
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """A set of class ids with names and an RGB colour each; ids are positions in ``class_names``.
+
+    ``ignore_index`` is the id meaning "no label" (drawn in ``ignore_color``); it may lie outside
+    ``0..num_classes-1`` (Cityscapes trainIds use 255) or be one of the classes.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    colors: tuple[RGB, ...]
+    ignore_index: int | None = None
+    ignore_color: RGB = (0, 0, 0)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != len(self.colors):
+            raise ValueError(f"label space {self.name}: {len(self.class_names)} names, {len(self.colors)} colours")
+        if self.ignore_index is not None and not 0 <= self.ignore_index <= 255:
+            raise ValueError(f"label space {self.name}: ignore_index must fit uint8")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def valid_ids(self) -> tuple[int, ...]:
+        """Every id a label map in this space may contain (classes plus an out-of-range ignore)."""
+        ids = tuple(range(self.num_classes))
+        if self.ignore_index is not None and self.ignore_index >= self.num_classes:
+            ids += (self.ignore_index,)
+        return ids
+
+    def index(self, class_name: str) -> int:
+        try:
+            return self.class_names.index(class_name)
+        except ValueError:
+            raise InputError(f"label space {self.name!r} has no class {class_name!r}") from None
+
+    def color_of(self, class_id: int) -> RGB:
+        if class_id == self.ignore_index and class_id >= self.num_classes:
+            return self.ignore_color
+        return self.colors[class_id]
+
+
+_TRAIN = sorted((t, n, c) for n, _, t, c in _CITYSCAPES_LABELS if t != 255)
+
+LABEL_SPACES: dict[str, LabelSpace] = {
+    s.name: s
+    for s in (
+        LabelSpace(
+            "cityscapes",
+            tuple(n for _, n, _ in _TRAIN),
+            tuple(c for _, _, c in _TRAIN),
+            ignore_index=255,
+            description="Cityscapes trainIds 0..18, ignore 255",
+        ),
+        LabelSpace(
+            "cityscapes_ids",
+            tuple(n for n, _, _, _ in _CITYSCAPES_LABELS),
+            tuple(c for _, _, _, c in _CITYSCAPES_LABELS),
+            ignore_index=0,
+            description="Cityscapes labelIds 0..33 (*_labelIds.png), license plate not representable",
+        ),
+        LabelSpace(
+            "carla",
+            tuple(n for n, _ in _CARLA_TAGS),
+            tuple(c for _, c in _CARLA_TAGS),
+            description="CARLA 0.9.14+ semantic tags 0..28",
+        ),
+        LabelSpace(
+            "carla_legacy",
+            tuple(n for n, _ in _CARLA_LEGACY_TAGS),
+            tuple(c for _, c in _CARLA_LEGACY_TAGS),
+            description="CARLA 0.9.13 and older semantic tags 0..22",
+        ),
+    )
+}
+
+SpaceLike = Union[str, LabelSpace]
+
+
+def get_label_space(name: SpaceLike) -> LabelSpace:
+    """Look a label space up by name (a ``LabelSpace`` passes through)."""
+    if isinstance(name, LabelSpace):
+        return name
+    try:
+        return LABEL_SPACES[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown label space {name!r}; valid names: {', '.join(LABEL_SPACES)}") from None
+
+
+def carla_space_for_version(version: str) -> str:
+    """``"carla"`` for CARLA 0.9.14 and newer, ``"carla_legacy"`` for older ones or ``"legacy"``."""
+    v = str(version).strip().lower()
+    if v in ("legacy", "carla_legacy"):
+        return "carla_legacy"
+    if v in ("carla", "new", "latest"):
+        return "carla"
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+))?.*", v)
+    if not m:
+        raise InputError(f"cannot read CARLA version {version!r}; use e.g. '0.9.16', '0.9.13' or 'legacy'")
+    parts = tuple(int(p or 0) for p in m.groups())
+    return "carla" if parts >= (0, 9, 14) else "carla_legacy"
+
+
+# ---------------------------------------------------------------------------------------------
+# mappings
+
+
+def _cityscapes_label(name: str) -> tuple[int, int]:
+    for n, label_id, train_id, _ in _CITYSCAPES_LABELS:
+        if n == name:
+            return label_id, train_id
+    raise KeyError(name)
+
+
+def _build_mappings() -> dict[tuple[str, str], tuple[int, ...]]:
+    tables: dict[tuple[str, str], tuple[int, ...]] = {}
+    for carla_name in ("carla", "carla_legacy"):
+        names = LABEL_SPACES[carla_name].class_names
+        tables[(carla_name, "cityscapes_ids")] = tuple(_cityscapes_label(CARLA_TO_CITYSCAPES[n])[0] for n in names)
+        tables[(carla_name, "cityscapes")] = tuple(_cityscapes_label(CARLA_TO_CITYSCAPES[n])[1] for n in names)
+    carla = LABEL_SPACES["carla"]
+    tables[("carla_legacy", "carla")] = tuple(
+        carla.class_names.index(CARLA_LEGACY_TO_CARLA.get(n, n)) for n in LABEL_SPACES["carla_legacy"].class_names
+    )
+    tables[("cityscapes_ids", "cityscapes")] = tuple(t for _, _, t, _ in _CITYSCAPES_LABELS)
+    tables[("cityscapes", "cityscapes_ids")] = tuple(_cityscapes_label(n)[0] for n in LABEL_SPACES["cityscapes"].class_names)
+    return tables
+
+
+#: (source, target) -> target id for each source id 0..num_classes-1 (identity mappings implied).
+MAPPINGS: dict[tuple[str, str], tuple[int, ...]] = _build_mappings()
+
+
+def mapping_table(source: SpaceLike, target: SpaceLike) -> tuple[int, ...]:
+    """Target id for every source class id; raises InputError when no mapping is defined."""
+    src, dst = get_label_space(source), get_label_space(target)
+    if src.name == dst.name:
+        return tuple(range(src.num_classes))
+    try:
+        return MAPPINGS[(src.name, dst.name)]
+    except KeyError:
+        known = ", ".join(f"{a}->{b}" for a, b in MAPPINGS)
+        raise InputError(f"no label mapping from {src.name!r} to {dst.name!r}; available: {known}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _mapping_lut(source: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, valid) lookup tables over 0..255 for a source -> target mapping."""
+    src, dst = get_label_space(source), get_label_space(target)
+    table = mapping_table(src, dst)
+    values = np.zeros(256, np.uint8)
+    valid = np.zeros(256, bool)
+    values[: len(table)] = table
+    valid[: src.num_classes] = True
+    if src.ignore_index is not None:
+        if dst.ignore_index is None:
+            raise InputError(f"{src.name!r} has an ignore index but {dst.name!r} has none to map it to")
+        values[src.ignore_index] = dst.ignore_index
+        valid[src.ignore_index] = True
+    values.setflags(write=False)
+    valid.setflags(write=False)
+    return values, valid
+
+
+def _check_int_ids(ids: np.ndarray, what: str) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.dtype == bool or not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(f"{what}: class ids must be an integer array, got dtype {ids.dtype}")
+    if ids.size == 0:
+        raise InputError(f"{what}: empty label map (shape {ids.shape})")
+    return ids
+
+
+def _bad_ids_error(ids: np.ndarray, valid: np.ndarray, space: LabelSpace, what: str) -> InputError:
+    values = np.unique(ids)
+    inside = (values >= 0) & (values < len(valid))
+    bad = values[~inside | ~valid[np.where(inside, values, 0)]]
+    shown = ", ".join(str(int(v)) for v in bad[:10]) + (", ..." if len(bad) > 10 else "")
+    count = int(np.isin(ids, bad).sum())
+    lo, hi = 0, space.num_classes - 1
+    extra = f" or {space.ignore_index}" if space.ignore_index is not None and space.ignore_index > hi else ""
+    return InputError(
+        f"{what}: {count} pixels hold ids outside label space {space.name!r} "
+        f"(valid {lo}..{hi}{extra}): {shown}"
+    )
+
+
+def _lookup(ids: np.ndarray, values: np.ndarray, valid: np.ndarray, space: LabelSpace, what: str) -> np.ndarray:
+    """Apply a 256-entry table, refusing ids the space does not have."""
+    ids = _check_int_ids(ids, what)
+    if ids.dtype != np.uint8:
+        lo, hi = ids.min(), ids.max()
+        if lo < 0 or hi > 255:
+            raise _bad_ids_error(ids, valid, space, what)
+    if not valid.take(ids).all():
+        raise _bad_ids_error(ids, valid, space, what)
+    return values.take(ids)
+
+
+def map_labels(ids: np.ndarray, source: SpaceLike, target: SpaceLike) -> np.ndarray:
+    """Map class ids from one label space to another (uint8 result, same shape).
+
+    Ids that the source space does not have raise InputError naming them; the source's ignore
+    index becomes the target's.
+    """
+    src, dst = get_label_space(source), get_label_space(target)
+    values, valid = _mapping_lut(src.name, dst.name)
+    return _lookup(ids, values, valid, src, f"map_labels {src.name}->{dst.name}")
+
+
+def check_labels(ids: np.ndarray, space: SpaceLike) -> np.ndarray:
+    """Return ``ids`` as uint8 after checking every id belongs to ``space``."""
+    return map_labels(ids, space, space)
+
+
+# ---------------------------------------------------------------------------------------------
+# palettes
+
+
+def _pack(rgb: RGB) -> int:
+    return (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+
+
+@functools.lru_cache(maxsize=32)
+def _palette_lut(space: str) -> np.ndarray:
+    """id -> colour as little-endian BGRA words, so a gather plus one cvtColor gives contiguous RGB."""
+    s = get_label_space(space)
+    lut = np.zeros((256, 4), np.uint8)
+    for i in range(256):
+        if i < s.num_classes or i == s.ignore_index:
+            r, g, b = s.color_of(i)
+            lut[i] = (b, g, r, 255)
+    lut = lut.view("<u4")[:, 0].copy()
+    lut.setflags(write=False)
+    return lut
+
+
+def encode_palette(ids: np.ndarray, space: SpaceLike) -> np.ndarray:
+    """Colour a label map with the space's palette: HxW ids -> HxWx3 uint8 RGB."""
+    s = get_label_space(space)
+    ids = check_labels(ids, s)
+    if ids.ndim != 2:
+        raise InputError(f"encode_palette: expected an HxW label map, got shape {ids.shape}")
+    bgra = _palette_lut(s.name).take(ids).view(np.uint8).reshape(ids.shape + (4,))
+    return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
+
+
+class _ColorTable:
+    """Colour -> id through a 2**24-entry uint8 table: one gather per pixel (about 1 ms at
+    1024x512), where a sorted search costs tens of ms. Unknown colours hold a sentinel id."""
+
+    def __init__(self, colors: dict[int, int]):
+        used = set(colors.values())
+        self.sentinel = next(v for v in range(255, -1, -1) if v not in used)
+        self.lut = np.full(1 << 24, self.sentinel, np.uint8)
+        keys = np.fromiter(colors.keys(), np.int64, len(colors))
+        self.lut[keys] = np.fromiter(colors.values(), np.uint8, len(colors))
+        self.lut.setflags(write=False)
+
+    def __call__(self, packed: np.ndarray, what: str) -> np.ndarray:
+        out = self.lut.take(packed)
+        bad = out == self.sentinel
+        if bad.any():
+            unknown = np.unique(packed[bad])
+            examples = ", ".join(f"({k >> 16 & 255},{k >> 8 & 255},{k & 255})" for k in unknown[:5].tolist())
+            raise InputError(
+                f"{what}: {int(bad.sum())} pixels have colours outside the palette "
+                f"({len(unknown)} distinct), e.g. RGB {examples}"
+            )
+        return out
+
+
+def _space_colors(space: LabelSpace) -> dict[int, int]:
+    """Packed colour -> id; where ids share a colour (Cityscapes void ids, pole/polegroup) the
+    lowest id wins."""
+    colors: dict[int, int] = {}
+    for i, c in enumerate(space.colors):
+        colors.setdefault(_pack(c), i)
+    if space.ignore_index is not None:
+        colors.setdefault(_pack(space.ignore_color), space.ignore_index)
+    return colors
+
+
+@functools.lru_cache(maxsize=8)
+def _space_color_table(space: str) -> _ColorTable:
+    return _ColorTable(_space_colors(get_label_space(space)))
+
+
+def carla_palette_colors() -> dict[int, int]:
+    """Packed RGB -> CARLA 0.9.14+ tag, accepting the colours of both CARLA versions.
+
+    The two palettes agree wherever they share a colour; legacy fence (100,40,40) and legacy
+    terrain (145,170,100) are added so palette input decodes without knowing the version.
+    """
+    carla, legacy = LABEL_SPACES["carla"], LABEL_SPACES["carla_legacy"]
+    to_new = MAPPINGS[("carla_legacy", "carla")]
+    colors = _space_colors(carla)
+    for old_tag, c in enumerate(legacy.colors):
+        new_tag = colors.setdefault(_pack(c), to_new[old_tag])
+        if new_tag != to_new[old_tag]:
+            raise AssertionError(f"CARLA palettes disagree on colour {c}")
+    return colors
+
+
+@functools.lru_cache(maxsize=8)
+def _carla_palette_table(target: str) -> _ColorTable:
+    table = mapping_table("carla", target)
+    return _ColorTable({k: table[tag] for k, tag in carla_palette_colors().items()})
+
+
+_TO_BGRA = {
+    "rgb": cv2.COLOR_RGB2BGRA,
+    "bgr": cv2.COLOR_BGR2BGRA,
+    "rgba": cv2.COLOR_RGBA2BGRA,
+}
+
+
+def _check_color_image(image: np.ndarray, channels: int, what: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise InputError(f"{what}: colour image must be uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != channels:
+        raise InputError(f"{what}: expected an HxWx{channels} image, got shape {image.shape}")
+    if image.size == 0:
+        raise InputError(f"{what}: empty image (shape {image.shape})")
+    return image
+
+
+def pack_colors(image: np.ndarray, order: str = "rgb", what: str = "image") -> np.ndarray:
+    """HxWx3/4 uint8 in channel ``order`` (rgb, bgr, rgba, bgra) -> HxW uint32 0xRRGGBB; alpha ignored."""
+    order = order.lower()
+    if order not in ("rgb", "bgr", "rgba", "bgra"):
+        raise InputError(f"{what}: unknown channel order {order!r}")
+    image = _check_color_image(image, len(order), what)
+    if order == "bgra":
+        bgra = np.ascontiguousarray(image)
+    else:
+        bgra = cv2.cvtColor(image, _TO_BGRA[order])
+    packed = bgra.view("<u4").reshape(bgra.shape[:2])
+    if order == "bgra":
+        return packed & np.uint32(0xFFFFFF)
+    packed &= np.uint32(0xFFFFFF)
+    return packed
+
+
+def decode_palette(rgb: np.ndarray, space: SpaceLike) -> np.ndarray:
+    """HxWx3 uint8 RGB palette image -> HxW uint8 ids of ``space``; unknown colours raise."""
+    s = get_label_space(space)
+    what = f"decode_palette ({s.name})"
+    return _space_color_table(s.name)(pack_colors(rgb, "rgb", what), what)
+
+
+def decode_carla_palette(image: np.ndarray, order: str = "rgb", target: SpaceLike = "carla") -> np.ndarray:
+    """CARLA CityScapesPalette image (either CARLA version) -> ids in ``target`` (default 0.9.14+ tags)."""
+    t = get_label_space(target)
+    what = f"CARLA palette -> {t.name}"
+    return _carla_palette_table(t.name)(pack_colors(image, order, what), what)
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding ROS images
+
+
+_COLOR_ORDERS = {"rgb8": "rgb", "bgr8": "bgr", "rgba8": "rgba", "bgra8": "bgra", "8uc3": "bgr", "8uc4": "bgra"}
+_ID_DTYPES = {"mono8": np.uint8, "8uc1": np.uint8, "mono16": np.uint16, "16uc1": np.uint16}
+
+
+class LabelDecoder:
+    """Turns a segmentation image, as a ROS topic carries it, into ids of the model's label space.
+
+    encoding:
+      - ``"ids"``: mono8/8UC1/mono16/16UC1 class ids in ``source_space`` (default: the target).
+      - ``"carla_palette"``: CityScapesPalette colours (carla-ros-bridge, bgra8/rgba8/rgb8/bgr8);
+        decoded without knowing the CARLA version.
+      - ``"carla_raw"``: the CARLA tag in the red channel, numbered per ``carla_version``.
+    8UC3/8UC4 are taken in OpenCV's BGR/BGRA order.
+    """
+
+    ENCODINGS = ("ids", "carla_palette", "carla_raw")
+
+    def __init__(
+        self,
+        encoding: str,
+        target_space: SpaceLike = "cityscapes",
+        source_space: SpaceLike | None = None,
+        carla_version: str = "0.9.14",
+    ):
+        if encoding not in self.ENCODINGS:
+            raise InputError(f"unknown label encoding {encoding!r}; valid: {', '.join(self.ENCODINGS)}")
+        self.encoding = encoding
+        self.target = get_label_space(target_space)
+        if encoding == "ids":
+            self.source = get_label_space(source_space if source_space is not None else self.target)
+        elif encoding == "carla_raw":
+            self.source = get_label_space(carla_space_for_version(carla_version))
+        else:
+            self.source = LABEL_SPACES["carla"]
+        if encoding != "ids" and source_space is not None and get_label_space(source_space) != self.source:
+            raise InputError(
+                f"source_space {get_label_space(source_space).name!r} conflicts with encoding {encoding!r} "
+                f"(which reads {self.source.name!r}); for carla_raw set carla_version instead"
+            )
+        mapping_table(self.source, self.target)
+        if encoding == "carla_palette":
+            _carla_palette_table(self.target.name)
+
+    def __repr__(self) -> str:
+        return f"LabelDecoder({self.encoding!r}, target={self.target.name!r}, source={self.source.name!r})"
+
+    def decode(self, array: np.ndarray, ros_encoding: str) -> np.ndarray:
+        """Image as numpy (channel order of ``ros_encoding``) -> HxW uint8 ids of the target space."""
+        enc = str(ros_encoding).strip().lower()
+        array = np.asarray(array)
+        what = f"label image ({self.encoding}, {ros_encoding})"
+        if array.size == 0:
+            raise InputError(f"{what}: empty image (shape {array.shape})")
+        if self.encoding == "ids":
+            if enc not in _ID_DTYPES:
+                raise InputError(
+                    f"{what}: class-id images must be mono8, 8UC1, mono16 or 16UC1, got {ros_encoding!r}"
+                )
+            if array.ndim == 3 and array.shape[2] == 1:
+                array = array[:, :, 0]
+            if array.ndim != 2:
+                raise InputError(f"{what}: expected a single-channel HxW image, got shape {array.shape}")
+            if array.dtype != _ID_DTYPES[enc]:
+                raise InputError(f"{what}: {ros_encoding} needs dtype {np.dtype(_ID_DTYPES[enc])}, got {array.dtype}")
+            return map_labels(array, self.source, self.target)
+        if enc not in _COLOR_ORDERS:
+            raise InputError(
+                f"{what}: {self.encoding} needs a colour image (bgra8, rgba8, bgr8, rgb8), got {ros_encoding!r}"
+            )
+        order = _COLOR_ORDERS[enc]
+        array = _check_color_image(array, len(order), what)
+        if self.encoding == "carla_raw":
+            tags = array[:, :, order.index("r")]
+            return map_labels(tags, self.source, self.target)
+        return _carla_palette_table(self.target.name)(pack_colors(array, order, what), what)

@@ -298,7 +298,8 @@ def _build_mappings() -> dict[tuple[str, str], tuple[int, ...]]:
         carla.class_names.index(CARLA_LEGACY_TO_CARLA.get(n, n)) for n in LABEL_SPACES["carla_legacy"].class_names
     )
     tables[("cityscapes_ids", "cityscapes")] = tuple(t for _, _, t, _ in _CITYSCAPES_LABELS)
-    tables[("cityscapes", "cityscapes_ids")] = tuple(_cityscapes_label(n)[0] for n in LABEL_SPACES["cityscapes"].class_names)
+    train_names = LABEL_SPACES["cityscapes"].class_names
+    tables[("cityscapes", "cityscapes_ids")] = tuple(_cityscapes_label(n)[0] for n in train_names)
     return tables
 
 
@@ -609,5 +610,8 @@ class LabelDecoder:
         array = _check_color_image(array, len(order), what)
         if self.encoding == "carla_raw":
             tags = array[:, :, order.index("r")]
-            return map_labels(tags, self.source, self.target)
+            try:
+                return map_labels(tags, self.source, self.target)
+            except InputError as e:
+                raise InputError(f"{e} (colour images need encoding='carla_palette')") from None
         return _carla_palette_table(self.target.name)(pack_colors(array, order, what), what)

@@ -207,7 +207,7 @@ def test_raw_decoder_versions_differ():
 def test_raw_decoder_out_of_range_tag():
     bgra = np.zeros((2, 2, 4), np.uint8)
     bgra[0, 0, 2] = 29
-    with pytest.raises(InputError, match="29"):
+    with pytest.raises(InputError, match="29.*carla_palette"):
         L.LabelDecoder("carla_raw").decode(bgra, "bgra8")
 
 

@@ -188,6 +188,8 @@ class LabelSpace:
     def __post_init__(self) -> None:
         if len(self.class_names) != len(self.colors):
             raise ValueError(f"label space {self.name}: {len(self.class_names)} names, {len(self.colors)} colours")
+        if not 0 < len(self.class_names) <= 256:
+            raise ValueError(f"label space {self.name}: 1..256 classes, so ids fit uint8 label maps")
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 255:
             raise ValueError(f"label space {self.name}: ignore_index must fit uint8")
 
@@ -320,9 +322,8 @@ def mapping_table(source: SpaceLike, target: SpaceLike) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=32)
-def _mapping_lut(source: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+def _mapping_lut(src: LabelSpace, dst: LabelSpace) -> tuple[np.ndarray, np.ndarray]:
     """(values, valid) lookup tables over 0..255 for a source -> target mapping."""
-    src, dst = get_label_space(source), get_label_space(target)
     table = mapping_table(src, dst)
     values = np.zeros(256, np.uint8)
     valid = np.zeros(256, bool)
@@ -380,7 +381,7 @@ def map_labels(ids: np.ndarray, source: SpaceLike, target: SpaceLike) -> np.ndar
     index becomes the target's.
     """
     src, dst = get_label_space(source), get_label_space(target)
-    values, valid = _mapping_lut(src.name, dst.name)
+    values, valid = _mapping_lut(src, dst)
     return _lookup(ids, values, valid, src, f"map_labels {src.name}->{dst.name}")
 
 
@@ -398,9 +399,8 @@ def _pack(rgb: RGB) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _palette_lut(space: str) -> np.ndarray:
+def _palette_lut(s: LabelSpace) -> np.ndarray:
     """id -> colour as little-endian BGRA words, so a gather plus one cvtColor gives contiguous RGB."""
-    s = get_label_space(space)
     lut = np.zeros((256, 4), np.uint8)
     for i in range(256):
         if i < s.num_classes or i == s.ignore_index:
@@ -417,7 +417,7 @@ def encode_palette(ids: np.ndarray, space: SpaceLike) -> np.ndarray:
     ids = check_labels(ids, s)
     if ids.ndim != 2:
         raise InputError(f"encode_palette: expected an HxW label map, got shape {ids.shape}")
-    bgra = _palette_lut(s.name).take(ids).view(np.uint8).reshape(ids.shape + (4,))
+    bgra = _palette_lut(s).take(ids).view(np.uint8).reshape(ids.shape + (4,))
     return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
 
 
@@ -458,8 +458,8 @@ def _space_colors(space: LabelSpace) -> dict[int, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def _space_color_table(space: str) -> _ColorTable:
-    return _ColorTable(_space_colors(get_label_space(space)))
+def _space_color_table(space: LabelSpace) -> _ColorTable:
+    return _ColorTable(_space_colors(space))
 
 
 def carla_palette_colors() -> dict[int, int]:
@@ -523,7 +523,7 @@ def decode_palette(rgb: np.ndarray, space: SpaceLike) -> np.ndarray:
     """HxWx3 uint8 RGB palette image -> HxW uint8 ids of ``space``; unknown colours raise."""
     s = get_label_space(space)
     what = f"decode_palette ({s.name})"
-    return _space_color_table(s.name)(pack_colors(rgb, "rgb", what), what)
+    return _space_color_table(s)(pack_colors(rgb, "rgb", what), what)
 
 
 def decode_carla_palette(image: np.ndarray, order: str = "rgb", target: SpaceLike = "carla") -> np.ndarray:

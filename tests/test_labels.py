@@ -253,3 +253,13 @@ def test_decoder_bad_configuration():
         L.LabelDecoder("ids", source_space="cityscapes", target_space="carla")
     with pytest.raises(InputError):
         L.LabelDecoder("carla_raw", source_space="cityscapes")
+
+
+def test_custom_space_encodes_and_decodes():
+    space = L.LabelSpace("two", ("a", "b"), ((1, 2, 3), (4, 5, 6)), ignore_index=9, ignore_color=(7, 7, 7))
+    ids = np.array([[0, 1, 9]], np.uint8)
+    rgb = L.encode_palette(ids, space)
+    assert rgb.tolist() == [[[1, 2, 3], [4, 5, 6], [7, 7, 7]]]
+    np.testing.assert_array_equal(L.decode_palette(rgb, space), ids)
+    with pytest.raises(InputError, match="2"):
+        L.check_labels(np.array([2], np.uint8), space)

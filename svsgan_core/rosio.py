@@ -84,9 +84,11 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     big = bool(msg.is_bigendian) and dtype.itemsize > 1
     stored = dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype
     view = np.ndarray((height, width, channels), stored, buffer=data, strides=(step, pixel, dtype.itemsize))
+    if channels == 1:
+        view = view[:, :, 0]
     out = np.empty(view.shape, dtype)
     out[...] = view
-    return out[:, :, 0] if channels == 1 else out
+    return out
 
 
 def _check_output_array(image: np.ndarray, encoding: str) -> tuple[str, np.ndarray]:

@@ -62,7 +62,7 @@ def test_rclpy_image_round_trip(encoding):
     assert isinstance(msg.data, array.array)
     assert (msg.height, msg.width, msg.encoding) == (5, 7, encoding)
     back = rosio.image_to_numpy(msg)
-    assert back.dtype == image.dtype
+    assert back.dtype == image.dtype and back.flags.c_contiguous
     np.testing.assert_array_equal(back, image)
 
 

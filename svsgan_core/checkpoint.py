@@ -1,0 +1,127 @@
+"""Checkpoints: a folder with `config.yaml` and `generator.safetensors` (and optional extras).
+
+Loading never unpickles: weights are safetensors, the config is YAML read with safe_load. Saving
+writes into a temporary folder and renames it into place, so a crash never leaves half a checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from svsgan_core.config import ModelConfig
+from svsgan_core.errors import CheckpointError, InputError
+
+FORMAT = "svsgan-checkpoint"
+VERSION = 1
+CONFIG_NAME = "config.yaml"
+GENERATOR_NAME = "generator.safetensors"
+
+
+def checkpoint_dir(path: str | os.PathLike) -> Path:
+    """Accept the folder, its config.yaml or its generator.safetensors."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.name in (CONFIG_NAME, GENERATOR_NAME):
+        p = p.parent
+    if not p.exists():
+        raise CheckpointError(f"no checkpoint at {p}: expected a folder holding {CONFIG_NAME} and {GENERATOR_NAME}")
+    if not p.is_dir():
+        raise CheckpointError(f"{p} is not a checkpoint folder (expected {CONFIG_NAME} and {GENERATOR_NAME} inside)")
+    return p
+
+
+def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
+    """The model configuration and the free-form metadata (training run, label space notes)."""
+    cfg_path = checkpoint_dir(path) / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path} is missing: a checkpoint folder needs its config file")
+    try:
+        data = yaml.safe_load(cfg_path.read_text())
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{cfg_path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "model" not in data:
+        raise CheckpointError(f"{cfg_path} is not an svsgan checkpoint config (format: {FORMAT}, model: ...)")
+    if data.get("version", 0) > VERSION:
+        raise CheckpointError(f"{cfg_path} has format version {data['version']}; this svsgan reads up to {VERSION}")
+    try:
+        cfg = ModelConfig.from_dict(data["model"])
+    except (InputError, TypeError) as exc:
+        raise CheckpointError(f"{cfg_path}: invalid model configuration: {exc}") from None
+    return cfg, dict(data.get("meta") or {})
+
+
+def read_weights(path: str | os.PathLike, name: str = GENERATOR_NAME) -> dict[str, torch.Tensor]:
+    file = checkpoint_dir(path) / name
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{file} is corrupt or truncated ({exc})") from None
+
+
+def check_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights that do not fit the module, naming the first differences."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(v.shape)}"
+             for k, v in own.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        problems.append(f"{len(wrong)} with other shapes (e.g. {'; '.join(wrong[:3])})")
+    if problems:
+        raise CheckpointError(f"{where}: the weights do not match the config: " + ", ".join(problems))
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Build the generator its config describes and load its weights."""
+    from svsgan_core.models.generator import SVSGenerator
+
+    cfg, _ = read_config(path)
+    state = read_weights(path)
+    gen = SVSGenerator(cfg)
+    check_state_dict(gen, state, str(checkpoint_dir(path) / GENERATOR_NAME))
+    gen.load_state_dict(state)
+    return gen.to(device)
+
+
+def save_checkpoint(path: str | os.PathLike, generator: torch.nn.Module, meta: dict[str, Any] | None = None,
+                    extra: dict[str, torch.nn.Module] | None = None) -> Path:
+    """Write generator (+ `extra` modules, e.g. discriminators) atomically into folder `path`."""
+    dest = Path(path).expanduser()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        config = {"format": FORMAT, "version": VERSION, "model": generator.cfg.to_dict(), "meta": meta or {}}
+        (tmp / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
+        save_file(_contiguous(generator.state_dict()), str(tmp / GENERATOR_NAME))
+        for name, module in (extra or {}).items():
+            save_file(_contiguous(module.state_dict()), str(tmp / f"{name}.safetensors"))
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}

@@ -1,0 +1,200 @@
+"""VideoSynthesizer: the stateful, autoregressive streaming API (DESIGN.md, "The streaming contract").
+
+    synth = VideoSynthesizer.from_checkpoint(path, device="cpu")
+    synth.reset(reference_image=None)   # new sequence
+    rgb = synth.step(label_map)         # HxW ids in the model's label space -> HxWx3 uint8 RGB
+
+A `Stream` holds one sequence's state (previous frame and previous label map, at model resolution);
+several streams (cameras) share one model, and `step_batch` runs them in one forward pass.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from torch.nn.utils import parametrize
+
+from svsgan_core.checkpoint import load_generator
+from svsgan_core.config import ModelConfig, preset
+from svsgan_core.errors import InputError
+from svsgan_core.labels import get_label_space
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def fold_spectral_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace spectral-norm parametrizations by the normalised weights they produce (inference only)."""
+    for m in module.modules():
+        if parametrize.is_parametrized(m):
+            for name in list(m.parametrizations.keys()):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    return module
+
+
+def prepare_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
+    generator.eval()
+    fold_spectral_norm(generator)
+    generator.requires_grad_(False)
+    return generator
+
+
+@dataclass
+class Stream:
+    """One camera's sequence state: nothing but the previous frame and label map."""
+
+    prev_image: torch.Tensor | None = None  # 1x3xHxW in [-1, 1], model resolution
+    prev_labels: torch.Tensor | None = None  # 1xHxW int64, model resolution
+    pending_reference: np.ndarray | None = field(default=None, repr=False)
+    frames: int = 0
+
+    def clear(self) -> None:
+        self.prev_image = self.prev_labels = self.pending_reference = None
+        self.frames = 0
+
+
+class VideoSynthesizer:
+    def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu", precision: str = "fp32",
+                 channels_last: bool = False):
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.device = torch.device(device)
+        if self.device.type == "cpu" and precision == "fp16":
+            raise InputError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+        self.precision = precision
+        self.cfg: ModelConfig = generator.cfg
+        self.label_space = get_label_space(self.cfg.label_space)
+        self.generator = prepare_for_inference(generator).to(self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.generator = self.generator.to(memory_format=torch.channels_last)
+        self._default = Stream()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", precision: str = "fp32",
+                        channels_last: bool = False) -> "VideoSynthesizer":
+        return cls(load_generator(path), device, precision, channels_last)
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, **kw) -> "VideoSynthesizer":
+        """Randomly initialised weights: for benchmarks and tests, not for pictures."""
+        from svsgan_core.models.generator import SVSGenerator
+
+        torch.manual_seed(seed)
+        return cls(SVSGenerator(preset(name)), **kw)
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(height, width) the model works at."""
+        return self.cfg.height, self.cfg.width
+
+    def stream(self) -> Stream:
+        """A new, independent sequence state sharing this model (one per camera)."""
+        return Stream()
+
+    # -- the streaming contract -------------------------------------------------------------------
+    def reset(self, reference_image: np.ndarray | None = None, stream: Stream | None = None) -> None:
+        """Start a new sequence. A reference image (HxWx3 uint8 RGB) becomes its first frame."""
+        s = stream or self._default
+        s.clear()
+        if reference_image is not None:
+            s.pending_reference = self._check_rgb(reference_image)
+
+    def step(self, label_map: np.ndarray, stream: Stream | None = None) -> np.ndarray:
+        return self.step_batch([label_map], [stream or self._default])[0]
+
+    @torch.inference_mode()
+    def step_batch(self, label_maps: list[np.ndarray], streams: list[Stream]) -> list[np.ndarray]:
+        """One frame for each (label map, stream) pair; streams in the same mode share a forward pass."""
+        if len(label_maps) != len(streams):
+            raise InputError("step_batch needs one stream per label map")
+        if len({id(s) for s in streams}) != len(streams):
+            raise InputError("step_batch got the same stream twice")
+        labels = [self._labels_to_tensor(m) for m in label_maps]
+        out: list[np.ndarray | None] = [None] * len(streams)
+        first, cont = [], []
+        for i, s in enumerate(streams):
+            if s.pending_reference is not None:
+                ref = s.pending_reference
+                s.pending_reference = None
+                s.prev_image = self._rgb_to_tensor(ref)
+                s.prev_labels = labels[i]
+                s.frames = 1
+                out[i] = self._fit(ref, label_maps[i].shape[:2])
+            elif s.prev_image is None:
+                first.append(i)
+            else:
+                cont.append(i)
+        for group, with_prev in ((first, False), (cont, True)):
+            if not group:
+                continue
+            lab = torch.cat([labels[i] for i in group])
+            prev_lab = torch.cat([streams[i].prev_labels for i in group]) if with_prev else None
+            prev_img = torch.cat([streams[i].prev_image for i in group]) if with_prev else None
+            images = self._generate(lab, prev_lab, prev_img)
+            rgb = self._to_uint8(images)
+            for j, i in enumerate(group):
+                s = streams[i]
+                s.prev_image = images[j:j + 1]
+                s.prev_labels = labels[i]
+                s.frames += 1
+                out[i] = self._fit(rgb[j], label_maps[i].shape[:2])
+        return out  # type: ignore[return-value]
+
+    # -- internals --------------------------------------------------------------------------------
+    def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
+        dtype = PRECISIONS[self.precision]
+        if prev_image is not None and self.channels_last:
+            prev_image = prev_image.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            image = self.generator(labels, prev_labels, prev_image).image
+        return image.float()
+
+    def _labels_to_tensor(self, label_map: np.ndarray) -> torch.Tensor:
+        arr = np.asarray(label_map)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim != 2:
+            raise InputError(f"a label map must be HxW class ids, got shape {arr.shape}")
+        if arr.size == 0:
+            raise InputError("empty label map")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(f"label map must hold integer class ids, got dtype {arr.dtype}")
+        n, ignore = self.cfg.num_classes, self.label_space.ignore_index
+        bad = (arr < 0) | (arr >= n)
+        if ignore is not None:
+            bad &= arr != ignore
+        if bad.any():
+            vals = np.unique(arr[bad])[:5].tolist()
+            raise InputError(f"label ids {vals} are outside the model's label space "
+                             f"{self.label_space.name} (0..{n - 1}" + (f", ignore {ignore})" if ignore is not None else ")"))
+        h, w = self.resolution
+        if arr.shape != (h, w):
+            arr = cv2.resize(arr.astype(np.uint16 if arr.max() > 255 else np.uint8), (w, h),
+                             interpolation=cv2.INTER_NEAREST)
+        return torch.from_numpy(arr.astype(np.int64)).unsqueeze(0).to(self.device)
+
+    def _check_rgb(self, image: np.ndarray) -> np.ndarray:
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or img.size == 0:
+            raise InputError(f"reference image must be HxWx3 uint8 RGB, got shape {img.shape} dtype {img.dtype}")
+        return img
+
+    def _rgb_to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        h, w = self.resolution
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        t = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        return t.float() / 127.5 - 1.0
+
+    @staticmethod
+    def _to_uint8(images: torch.Tensor) -> np.ndarray:
+        return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    @staticmethod
+    def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        if image.shape[:2] == tuple(size):
+            return np.ascontiguousarray(image)
+        return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)

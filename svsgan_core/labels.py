@@ -14,6 +14,8 @@ Spaces (see ``get_label_space``):
   ignore (255) only when mapped to ``cityscapes`` trainIds.
 - ``carla``: CARLA 0.9.14+ semantic tags 0..28 (no ignore: tag 0 *unlabeled* is a class).
 - ``carla_legacy``: CARLA 0.9.13 and older, tags 0..22.
+- ``kitti360``: KITTI-360 2D semantic ids 0..44 (``data_2d_semantics/.../semantic/*.png``): the
+  Cityscapes labelIds 0..33 plus eleven KITTI-360 classes; ``ignore_index`` 0 as in ``cityscapes_ids``.
 
 Mappings are derived from two name tables (``CARLA_TO_CITYSCAPES`` and ``CARLA_LEGACY_TO_CARLA``)
 plus the Cityscapes label table, so the trainId and labelId views can never disagree.
@@ -69,6 +71,22 @@ _CITYSCAPES_LABELS: tuple[tuple[str, int, int, RGB], ...] = (
     ("train", 31, 16, (0, 80, 100)),
     ("motorcycle", 32, 17, (0, 0, 230)),
     ("bicycle", 33, 18, (119, 11, 32)),
+)
+
+# KITTI-360 ids beyond the Cityscapes labelIds (kitti360Scripts' labels.py): name, id, the Cityscapes
+# label it counts as (its trainId follows from that label; "unlabeled" = ignore), colour.
+_KITTI360_EXTRA_LABELS: tuple[tuple[str, int, str, RGB], ...] = (
+    ("garage", 34, "building", (64, 128, 128)),
+    ("gate", 35, "fence", (190, 153, 153)),
+    ("stop", 36, "unlabeled", (150, 120, 90)),
+    ("smallpole", 37, "pole", (153, 153, 153)),
+    ("lamp", 38, "unlabeled", (0, 64, 64)),
+    ("trash bin", 39, "unlabeled", (0, 128, 192)),
+    ("vending machine", 40, "unlabeled", (128, 64, 0)),
+    ("box", 41, "unlabeled", (64, 64, 128)),
+    ("unknown construction", 42, "unlabeled", (102, 0, 0)),
+    ("unknown vehicle", 43, "unlabeled", (51, 0, 51)),
+    ("unknown object", 44, "unlabeled", (32, 32, 32)),
 )
 
 # CARLA CityScapesPalette (DESIGN.md, read from libcarla): tag = position.
@@ -248,6 +266,13 @@ LABEL_SPACES: dict[str, LabelSpace] = {
             tuple(c for _, c in _CARLA_LEGACY_TAGS),
             description="CARLA 0.9.13 and older semantic tags 0..22",
         ),
+        LabelSpace(
+            "kitti360",
+            tuple(n for n, _, _, _ in _CITYSCAPES_LABELS) + tuple(n for n, _, _, _ in _KITTI360_EXTRA_LABELS),
+            tuple(c for _, _, _, c in _CITYSCAPES_LABELS) + tuple(c for _, _, _, c in _KITTI360_EXTRA_LABELS),
+            ignore_index=0,
+            description="KITTI-360 2D semantic ids 0..44 (Cityscapes labelIds plus KITTI-360 extras)",
+        ),
     )
 }
 
@@ -300,6 +325,9 @@ def _build_mappings() -> dict[tuple[str, str], tuple[int, ...]]:
         carla.class_names.index(CARLA_LEGACY_TO_CARLA.get(n, n)) for n in LABEL_SPACES["carla_legacy"].class_names
     )
     tables[("cityscapes_ids", "cityscapes")] = tuple(t for _, _, t, _ in _CITYSCAPES_LABELS)
+    kitti_as = [n for n, _, _, _ in _CITYSCAPES_LABELS] + [like for _, _, like, _ in _KITTI360_EXTRA_LABELS]
+    tables[("kitti360", "cityscapes_ids")] = tuple(_cityscapes_label(n)[0] for n in kitti_as)
+    tables[("kitti360", "cityscapes")] = tuple(_cityscapes_label(n)[1] for n in kitti_as)
     train_names = LABEL_SPACES["cityscapes"].class_names
     tables[("cityscapes", "cityscapes_ids")] = tuple(_cityscapes_label(n)[0] for n in train_names)
     return tables

@@ -44,9 +44,11 @@ def generate_sequence(
 ) -> tuple[np.ndarray, ...]:
     """Render one synthetic driving sequence; the same arguments always give the same frames.
 
-    Returns (images T×H×W×3 uint8 RGB, labels T×H×W uint8 in LABEL_SPACE, the Cityscapes trainIds), plus, with
-    `return_flow`, the exact backward flow T×H×W×2 float32 in pixels (frame 0 all zero):
-    I_i(x) ≈ I_{i-1}(x + flow_i(x)), the convention of svsgan_core.data.flow.
+    Returns (images T×H×W×3 uint8 RGB, labels T×H×W uint8 Cityscapes trainIds, see LABEL_SPACE). With
+    `return_flow` it also returns the exact backward flow T×H×W×2 float32 in pixels,
+    I_i(x) ≈ I_{i-1}(x + flow_i(x)) (the convention of svsgan_core.data.flow), and its confidence
+    T×H×W float32: 1 where that point was visible in frame i-1, 0 where it was hidden or off screen.
+    Entry 0 of both is zero.
     """
     if num_frames < 1 or height < 8 or width < 8:
         raise InputError(f"synthetic sequence needs num_frames >= 1 and a size of at least 8x8, got "
@@ -57,12 +59,15 @@ def generate_sequence(
     images = np.empty((num_frames, height, width, 3), np.uint8)
     labels = np.empty((num_frames, height, width), np.uint8)
     flows = np.zeros((num_frames, height, width, 2), np.float32) if return_flow else None
+    confs = np.zeros((num_frames, height, width), np.float32) if return_flow else None
+    previous = None
     for t in range(num_frames):
         frame = renderer.render(t)
         images[t], labels[t] = frame.image, frame.labels
-        if flows is not None and t > 0:
-            flows[t] = renderer.backward_flow(frame, t)
-    return (images, labels, flows) if return_flow else (images, labels)
+        if return_flow and t > 0:
+            flows[t], confs[t] = renderer.backward_flow(frame, previous, t)
+        previous = frame
+    return (images, labels, flows, confs) if return_flow else (images, labels)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -900,8 +905,9 @@ class _Renderer:
             point[self.hood_mask] = np.nan  # rides with the camera: zero flow
         return _Frame(image, labels, depth, point, velocity)
 
-    def backward_flow(self, frame: _Frame, t: int) -> np.ndarray:
-        """Where each pixel's point was one frame earlier, in pixels: the backward flow at frame t."""
+    def backward_flow(self, frame: _Frame, previous: _Frame, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where each pixel's point was one frame earlier (the backward flow at frame t, pixels), and
+        whether it was visible there: its depth then matches the previous frame's depth buffer."""
         cam = self.scene.camera
         centre, rot = cam.pose(t - 1)
         prev = frame.point.copy()
@@ -911,8 +917,16 @@ class _Renderer:
         z = np.maximum(local[..., 2], 1e-3)
         u = cam.cx + cam.focal * local[..., 0] / z
         v = cam.cy - cam.focal * local[..., 1] / z
-        flow = np.stack([u - self.pixel_u, v - self.pixel_v], -1)
-        return np.nan_to_num(flow, nan=0.0).astype(np.float32)
+        flow = np.nan_to_num(np.stack([u - self.pixel_u, v - self.pixel_v], -1), nan=0.0).astype(np.float32)
+
+        col = np.floor(self.pixel_u + flow[..., 0]).astype(np.int64)
+        row = np.floor(self.pixel_v + flow[..., 1]).astype(np.int64)
+        inside = (col >= 0) & (col < self.w) & (row >= 0) & (row < self.h)
+        seen = previous.depth[np.clip(row, 0, self.h - 1), np.clip(col, 0, self.w - 1)]
+        far = (seen >= _FAR) & (z >= _FAR)
+        visible = np.abs(seen - z) < 0.05 * z + 0.1
+        conf = inside & (visible | far | np.isnan(local[..., 2]))
+        return flow, conf.astype(np.float32)
 
     # --- static surfaces ---
 

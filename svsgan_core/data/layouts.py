@@ -1,0 +1,335 @@
+"""The on-disk dataset layouts: finding sequences, reading and writing frames. No torch here.
+
+Every layout is turned into the same thing, a list of `Sequence`s whose `Frame`s name their image,
+their label map and where their cached flow lives, so `svsgan prepare-flow` and the torch datasets
+share one enumeration. Layouts (docs/datasets.md has the full description):
+
+- ``folder``: the generic layout this project writes (`svsgan make-synthetic`, `svsgan extract`)::
+
+      <root>/dataset.yaml                      label_space: cityscapes | carla | ...
+      <root>/<sequence>/images/000000.png      RGB (.png or .jpg)
+      <root>/<sequence>/labels/000000.png      single-channel class ids, same stem as the image
+      <root>/<sequence>/flow/000001.npz        optional, see svsgan_core.data.flow
+
+- ``cityscapes``: ``leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png`` with
+  per-frame (pseudo-)labels in a tree that mirrors it; each run of consecutive frames (a 30-frame
+  snippet) is one sequence.
+- ``kitti360``: ``data_2d_raw/<drive>/image_00/data_rect/<frame>.png`` with
+  ``data_2d_semantics/train/<drive>/image_00/semantic/<frame>.png``; each run of consecutive labelled
+  frames of a drive is one sequence (long drives are cut into clips by the datasets).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from svsgan_core.errors import InputError
+from svsgan_core.labels import get_label_space
+
+DATASET_FILE = "dataset.yaml"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+LAYOUTS = ("folder", "carla", "cityscapes", "kitti360")
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: Path
+    label: Path
+    flow: Path  # where this frame's backward flow (to the previous frame of its sequence) is cached
+
+
+@dataclass
+class Sequence:
+    name: str
+    frames: list[Frame]
+    label_space: str  # the space the label files are written in
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and writing single frames
+
+
+def read_image(path: Path) -> np.ndarray:
+    """H×W×3 uint8 RGB; InputError naming the file when it is missing or cannot be decoded."""
+    data = _read_bytes(path, "image")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"cannot decode image {path} (corrupt or not an image file)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """H×W uint8 class ids from a single-channel PNG (8 or 16 bit); InputError naming the file otherwise."""
+    data = _read_bytes(path, "label map")
+    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise InputError(f"cannot decode label map {path} (corrupt or not an image file)")
+    if label.ndim != 2:
+        raise InputError(f"label map {path} has {label.shape[2]} channels; label maps are single-channel "
+                         f"class-id PNGs (decode palette images with svsgan_core.labels.decode_palette first)")
+    if label.dtype != np.uint8:
+        if label.max(initial=0) > 255:
+            raise InputError(f"label map {path} holds ids above 255 (max {int(label.max())})")
+        label = label.astype(np.uint8)
+    return label
+
+
+def _read_bytes(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.fromfile(path, np.uint8)
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}") from None
+
+
+def write_image(path: Path, rgb: np.ndarray) -> None:
+    _write_png(path, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+
+
+def write_label(path: Path, ids: np.ndarray) -> None:
+    if ids.dtype != np.uint8 or ids.ndim != 2:
+        raise InputError(f"label map for {path} must be H×W uint8 ids, got {ids.dtype} {ids.shape}")
+    _write_png(path, ids)
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    """Write atomically, so an interrupted run never leaves a truncated file that looks finished."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(".png", array)
+    if not ok:
+        raise InputError(f"cannot encode {path}")
+    tmp = path.with_name(path.name + ".tmp")
+    data.tofile(tmp)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The generic folder layout
+
+
+def frame_name(index: int) -> str:
+    return f"{index:06d}"
+
+
+def write_dataset_info(root: Path, label_space: str, **info) -> Path:
+    """Write <root>/dataset.yaml; `info` adds free-form fields (source, seeds, carla_version, ...)."""
+    get_label_space(label_space)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / DATASET_FILE
+    text = yaml.safe_dump({"format": "svsgan-sequences", "version": 1, "label_space": label_space, **info},
+                          sort_keys=False)
+    path.write_text(text)
+    return path
+
+
+def read_dataset_info(root: Path) -> dict:
+    path = root / DATASET_FILE
+    if not path.is_file():
+        raise InputError(f"{path} is missing: a sequence-folder dataset names its label space there "
+                         f"(e.g. 'label_space: cityscapes'); see docs/datasets.md")
+    try:
+        info = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(info, dict) or "label_space" not in info:
+        raise InputError(f"{path} must be a mapping with a 'label_space' entry")
+    get_label_space(info["label_space"])
+    return info
+
+
+def write_frame(root: Path, sequence: str, index: int, image: np.ndarray, label: np.ndarray) -> Frame:
+    """Write one frame of the generic layout; returns where its files (and its flow) live."""
+    frame = folder_frame(root / sequence, frame_name(index), ".png")
+    if image.shape[:2] != label.shape[:2]:
+        raise InputError(f"{frame.image}: image {image.shape[1]}x{image.shape[0]} and label map "
+                         f"{label.shape[1]}x{label.shape[0]} differ in size")
+    write_image(frame.image, image)
+    write_label(frame.label, label)
+    return frame
+
+
+def folder_frame(sequence_dir: Path, stem: str, image_ext: str) -> Frame:
+    return Frame(sequence_dir / "images" / (stem + image_ext), sequence_dir / "labels" / (stem + ".png"),
+                 sequence_dir / "flow" / (stem + ".npz"))
+
+
+def folder_sequences(root: Path, expect_space: tuple[str, ...] | None = None) -> list[Sequence]:
+    """Sequences of the generic layout: every <root>/<name>/images folder, frames sorted by file name."""
+    root = _existing_dir(root)
+    info = read_dataset_info(root)
+    space = info["label_space"]
+    if expect_space is not None and space not in expect_space:
+        raise InputError(f"{root / DATASET_FILE} says label_space {space!r}; this loader expects one of "
+                         f"{', '.join(expect_space)}")
+    sequences = []
+    for seq_dir in sorted(p for p in root.iterdir() if (p / "images").is_dir()):
+        images = sorted(p for p in (seq_dir / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not images:
+            raise InputError(f"sequence {seq_dir.name} is empty: no images in {seq_dir / 'images'}")
+        frames = [folder_frame(seq_dir, p.stem, p.suffix) for p in images]
+        for frame in frames:
+            if not frame.label.is_file():
+                raise InputError(f"image {frame.image} has no label map: expected {frame.label}")
+        sequences.append(Sequence(seq_dir.name, frames, space, {"root": str(root)}))
+    if not sequences:
+        raise InputError(f"no sequences found under {root}: expected <root>/<sequence>/images/*.png with "
+                         f"labels/ beside it (see docs/datasets.md)")
+    return sequences
+
+
+# --------------------------------------------------------------------------------------------------
+# Cityscapes sequence
+
+
+_CITYSCAPES_NAME = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit$")
+
+
+def cityscapes_sequences(root: Path, split: str = "train", label_root: Path | None = None,
+                         label_suffix: str = "labelTrainIds", label_space: str = "cityscapes",
+                         flow_root: Path | None = None) -> list[Sequence]:
+    """Cityscapes leftImg8bit_sequence with per-frame labels mirroring it.
+
+    Image: <root>/leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
+    Label: <label_root>/<split>/<city>/<city>_<seq>_<frame>_<label_suffix>.png
+           (default label_root <root>/pseudo_labels_sequence: e.g. OneFormer trainIds, as in the paper)
+    Flow:  <flow_root>/<split>/<city>/<city>_<seq>_<frame>_flow.npz (default <root>/flow_sequence)
+    Consecutive frame numbers of one <city>_<seq> form a sequence (the 30-frame snippets).
+    """
+    root = _existing_dir(root)
+    image_dir = _existing_dir(root / "leftImg8bit_sequence" / split)
+    label_root = Path(label_root) if label_root is not None else root / "pseudo_labels_sequence"
+    label_dir = _existing_dir(label_root / split, "label folder")
+    flow_dir = (Path(flow_root) if flow_root is not None else root / "flow_sequence") / split
+    get_label_space(label_space)
+
+    groups: dict[tuple[str, str, str], list[tuple[int, Frame]]] = {}
+    for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
+        match = _CITYSCAPES_NAME.match(image.stem)
+        if match is None:
+            continue
+        city, seq, number = match["city"], match["seq"], match["frame"]
+        stem = f"{city}_{seq}_{number}"
+        frame = Frame(image, label_dir / image.parent.name / f"{stem}_{label_suffix}.png",
+                      flow_dir / image.parent.name / f"{stem}_flow.npz")
+        if not frame.label.is_file():
+            raise InputError(f"image {image} has no label map: expected {frame.label}")
+        groups.setdefault((image.parent.name, city, seq), []).append((int(number), frame))
+    sequences = []
+    for (folder, city, seq), numbered in sorted(groups.items()):
+        for run in _consecutive_runs(numbered):
+            first = run[0].image.stem.split("_")[-2]
+            sequences.append(Sequence(f"{split}/{city}_{seq}_{first}", run, label_space, {"city": folder}))
+    if not sequences:
+        raise InputError(f"no sequences found under {image_dir}: expected "
+                         f"<city>/<city>_<seq>_<frame>_leftImg8bit.png files")
+    return sequences
+
+
+# --------------------------------------------------------------------------------------------------
+# KITTI-360
+
+
+def kitti360_sequences(root: Path, split: str | None = None, drives: list[str] | None = None,
+                       camera: str = "image_00", flow_root: Path | None = None) -> list[Sequence]:
+    """KITTI-360 perspective images with their 2D semantic labels (ids of the ``kitti360`` space).
+
+    Image: <root>/data_2d_raw/<drive>/<camera>/data_rect/<frame>.png
+    Label: <root>/data_2d_semantics/train/<drive>/<camera>/semantic/<frame>.png
+    Flow:  <flow_root>/<drive>/<camera>/<frame>.npz (default <root>/data_2d_flow)
+    `split` "train"/"val" keeps the frames listed in data_2d_semantics/train/2013_05_28_drive_<split>_frames.txt;
+    None keeps every labelled frame. Each run of consecutive frame numbers is one sequence.
+    """
+    root = _existing_dir(root)
+    semantics = _existing_dir(root / "data_2d_semantics" / "train")
+    raw = _existing_dir(root / "data_2d_raw")
+    flow_base = Path(flow_root) if flow_root is not None else root / "data_2d_flow"
+    listed = _kitti360_split(semantics, split) if split else None
+    drive_names = drives or sorted(p.name for p in semantics.iterdir() if (p / camera / "semantic").is_dir())
+    sequences = []
+    for drive in drive_names:
+        label_dir = _existing_dir(semantics / drive / camera / "semantic", "label folder")
+        numbered = []
+        for label in sorted(label_dir.glob("*.png")):
+            if listed is not None and (drive, label.stem) not in listed:
+                continue
+            image = raw / drive / camera / "data_rect" / label.name
+            if not image.is_file():
+                raise InputError(f"label map {label} has no image: expected {image}")
+            numbered.append((int(label.stem), Frame(image, label, flow_base / drive / camera / f"{label.stem}.npz")))
+        for run in _consecutive_runs(numbered):
+            sequences.append(Sequence(f"{drive}/{run[0].label.stem}", run, "kitti360", {"drive": drive}))
+    if not sequences:
+        where = f"{semantics}/<drive>/{camera}/semantic" + (f" (split {split!r})" if split else "")
+        raise InputError(f"no labelled KITTI-360 frames found in {where}")
+    return sequences
+
+
+def _kitti360_split(semantics: Path, split: str) -> set[tuple[str, str]]:
+    path = semantics / f"2013_05_28_drive_{split}_frames.txt"
+    if not path.is_file():
+        raise InputError(f"KITTI-360 split {split!r}: {path} does not exist (use split=None for all labelled frames)")
+    listed = set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            image = Path(line.split()[0])
+            listed.add((image.parts[1], image.stem))  # data_2d_raw/<drive>/image_00/data_rect/<frame>.png
+    return listed
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def find_sequences(layout: str, root: Path, **options) -> list[Sequence]:
+    """Enumerate a dataset of any layout; `options` are the layout function's keyword arguments."""
+    root = Path(root)
+    if layout == "folder":
+        return folder_sequences(root, **options)
+    if layout == "carla":
+        return folder_sequences(root, expect_space=("carla", "carla_legacy"), **options)
+    if layout == "cityscapes":
+        return cityscapes_sequences(root, **options)
+    if layout == "kitti360":
+        return kitti360_sequences(root, **options)
+    raise InputError(f"unknown dataset layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+
+
+def detect_layout(root: Path) -> str:
+    """Guess the layout of a dataset root from its top-level entries."""
+    root = _existing_dir(Path(root))
+    if (root / "leftImg8bit_sequence").is_dir():
+        return "cityscapes"
+    if (root / "data_2d_raw").is_dir():
+        return "kitti360"
+    if (root / DATASET_FILE).is_file():
+        return "folder"
+    raise InputError(f"cannot tell the layout of {root}: no {DATASET_FILE}, leftImg8bit_sequence/ or "
+                     f"data_2d_raw/ in it (see docs/datasets.md)")
+
+
+def _existing_dir(path: Path, what: str = "dataset path") -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{what} {path} does not exist" if not path.exists() else f"{what} {path} is not a folder")
+    return path
+
+
+def _consecutive_runs(numbered: list[tuple[int, Frame]]) -> list[list[Frame]]:
+    runs: list[list[Frame]] = []
+    previous = None
+    for number, frame in sorted(numbered, key=lambda item: item[0]):
+        if previous is None or number != previous + 1:
+            runs.append([])
+        runs[-1].append(frame)
+        previous = number
+    return runs

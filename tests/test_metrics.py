@@ -324,3 +324,33 @@ def test_eval_refuses_unpaired_folders(tmp_path, capsys):
     assert main(["eval", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
                  "--metrics", "temporal", "--out", str(tmp_path / "out")]) == 1
     assert "same video names" in capsys.readouterr().err
+
+
+def test_eval_generates_from_a_checkpoint_with_the_real_first_frame(tmp_path):
+    from svsgan_core.checkpoint import save_checkpoint
+    from svsgan_core.cli import main
+    from svsgan_core.config import preset
+    from svsgan_core.data.layouts import write_dataset_info, write_frame
+    from svsgan_core.data.synthetic import generate_sequence
+    from svsgan_core.models.generator import SVSGenerator
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "ckpt", SVSGenerator(preset("tiny")))
+    data = tmp_path / "data"
+    write_dataset_info(data, "cityscapes")
+    for k in range(2):
+        images, labels = generate_sequence(k, 3, 64, 128)
+        for t in range(3):
+            write_frame(data, f"seq{k}", t, images[t], labels[t])
+    seg = tmp_path / "seg.pt"
+    torch.jit.script(ConstantSeg()).save(str(seg))
+    out = tmp_path / "out"
+    assert main(["eval", "--checkpoint", str(ckpt), "--data", str(data), "--sequence-length", "3",
+                 "--metrics", "temporal,fps,miou,fvd_cd", "--segmenter", str(seg), "--save-frames",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["sequences"] == 2 and doc["frames"] == 4  # the real reference frame is not scored
+    assert doc["metrics"]["fps"] > 0 and np.isfinite(doc["metrics"]["temporal"])
+    assert 0 <= doc["metrics"]["miou"] <= 100
+    assert "vit_g_hybrid_pt_1200e_ssv2_ft.pth" in doc["skipped"]["fvd_cd"]
+    assert len(list((out / "fake" / "seq0@0").glob("*.png"))) == 2

@@ -39,13 +39,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generate from a checkpoint")
     g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")
     g.add_argument("--data", help="dataset root folder")
-    g.add_argument("--kind", default="auto", help="dataset kind for the loader (default: auto-detect)")
-    g.add_argument("--split", default="val", help="dataset split (default: val)")
+    g.add_argument("--kind", default="auto", help="dataset kind: folder, synthetic, carla, cityscapes, kitti360 "
+                                                  "(default: detected from the folder)")
+    g.add_argument("--split", help="split for cityscapes / kitti360 (default: val)")
+    g.add_argument("--sequence-length", type=int, default=30,
+                   help="frames per evaluation sequence, the reference frame included (default 30, as "
+                        "Cityscapes sequence snippets); longer recordings are cut into such segments")
     g.add_argument("--first-frame", choices=("real", "generated"), default="real",
                    help="real: the real first frame is the reference, as in the paper (default); generated: "
                         "the generator's own first-frame mode. The real reference frame is not scored.")
     g.add_argument("--max-sequences", type=int, help="evaluate at most this many sequences")
-    g.add_argument("--max-frames", type=int, help="use at most this many frames of each sequence")
     g.add_argument("--save-frames", action="store_true",
                    help="also write the real and generated frames as PNG folders under --out")
     f = p.add_argument_group("compare folders of videos")
@@ -142,20 +145,33 @@ def _to_uint8(images) -> np.ndarray:
 
 
 def _dataset_sequences(args, synth, log):
+    """Evaluation sequences of `--sequence-length` frames (the paper's 30-frame Cityscapes snippets),
+    one per segment of that length from its first frame, at the model's resolution, no augmentation."""
     from svsgan_core.data.datasets import build_dataset
+    from svsgan_core.data.layouts import detect_layout
 
-    dataset = build_dataset(args.kind, args.data, split=args.split, clip_length=None,
-                            label_space=synth.label_space.name)
+    kind = detect_layout(args.data) if args.kind == "auto" else args.kind
+    options = {"size": synth.resolution, "seq_len": 1, "label_space": synth.label_space.name, "augment": False,
+               "random_clips": False, "segment_length": args.sequence_length}
+    if kind in ("cityscapes", "kitti360"):
+        options["split"] = args.split or "val"
+    elif args.split:
+        log(f"--split is ignored for the {kind!r} layout")
+    dataset = build_dataset(kind, args.data, **options)
+    longest = max(len(seq) for seq in dataset.sequences)
+    length = min(args.sequence_length, longest)
+    dataset.set_sequence_length(length)
+    if length < args.sequence_length:
+        log(f"the longest sequence has {longest} frames: evaluating sequences of {length}")
+    dropped = sum(1 for seq in dataset.sequences if len(seq) < length)
+    if dropped:
+        log(f"{dropped} sequence(s) shorter than {length} frames are left out")
     for index in range(len(dataset)):
         if args.max_sequences is not None and index >= args.max_sequences:
             break
-        clip = dataset[index]
-        real = _to_uint8(clip["images"])
-        labels = np.asarray(clip["labels"].cpu().numpy() if hasattr(clip["labels"], "cpu") else clip["labels"])
-        name = str(clip.get("name", f"seq{index:05d}"))
-        if args.max_frames:
-            real, labels = real[:args.max_frames], labels[:args.max_frames]
-        yield name, real, labels
+        item = dataset[index]
+        name = f"{item['sequence']}@{int(item['frame_indices'][0])}".replace("/", "_")
+        yield name, _to_uint8(item["images"]), item["labels"].numpy()
 
 
 def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str) -> tuple[np.ndarray, np.ndarray,

@@ -832,6 +832,14 @@ def test_cli_reports_a_dead_server_without_a_traceback():
     assert proc.returncode == 1 and "--output bag needs --bag" in proc.stderr
 
 
+def test_ros_carla_and_bag_modules_are_imported_only_by_the_mode_that_needs_them():
+    code = ("import sys, svsgan_core.carla_client, svsgan_core.commands.carla; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'rclpy', 'sensor_msgs', 'rosgraph_msgs', 'builtin_interfaces', 'rosbags', 'carla', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 # ------------------------------------------------------------------------------------------------
 # ROS 2 output over real DDS (one process publishes, another subscribes)
 

@@ -355,6 +355,7 @@ def test_docker_torch_pin_agrees_with_pyproject_and_extras_exist():
     extras = re.search(r'pip install "\.\[([a-z,]+)\]"', runs).group(1).split(",")
     assert set(extras) <= set(pyproject["project"]["optional-dependencies"])
     assert "carla" in extras and "bags" in extras
+    assert '"numpy<2"' in runs, "ROS 2 Jazzy's compiled message modules need numpy 1.x"
 
 
 def test_docker_builds_the_workspace_the_entrypoint_sources_and_runs_generate_launch():

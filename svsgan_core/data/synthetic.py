@@ -40,7 +40,7 @@ _NO_BLOCK = 1.0e7
 
 
 def generate_sequence(
-    seed: int, num_frames: int, height: int, width: int, *, return_flow: bool = False
+    seed: int, num_frames: int, height: int, width: int, *, return_flow: bool = False, supersample: int = 1
 ) -> tuple[np.ndarray, ...]:
     """Render one synthetic driving sequence; the same arguments always give the same frames.
 
@@ -49,13 +49,19 @@ def generate_sequence(
     I_i(x) ≈ I_{i-1}(x + flow_i(x)) (the convention of svsgan_core.data.flow), and its confidence
     T×H×W float32: 1 where that point was visible in frame i-1, 0 where it was hidden or off screen.
     Entry 0 of both is zero.
+
+    `supersample` s renders s×s samples per pixel and averages them (labels take the sample nearest
+    the pixel centre): edges then move smoothly instead of stepping a pixel at a time, at s² the cost.
     """
     if num_frames < 1 or height < 8 or width < 8:
         raise InputError(f"synthetic sequence needs num_frames >= 1 and a size of at least 8x8, got "
                          f"{num_frames} frames of {width}x{height}")
+    if not 1 <= int(supersample) <= 8:
+        raise InputError(f"supersample must be 1..8, got {supersample}")
+    s = int(supersample)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5C5]))
-    scene = _build_scene(rng, num_frames, height, width)
-    renderer = _Renderer(scene, height, width)
+    scene = _build_scene(rng, num_frames, height * s, width * s)
+    renderer = _Renderer(scene, height * s, width * s)
     images = np.empty((num_frames, height, width, 3), np.uint8)
     labels = np.empty((num_frames, height, width), np.uint8)
     flows = np.zeros((num_frames, height, width, 2), np.float32) if return_flow else None
@@ -63,11 +69,18 @@ def generate_sequence(
     previous = None
     for t in range(num_frames):
         frame = renderer.render(t)
-        images[t], labels[t] = frame.image, frame.labels
+        image = frame.image if s == 1 else cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
+        images[t] = cv2.GaussianBlur(image, (3, 3), _LENS_BLUR[min(s, 2)])
+        labels[t] = frame.labels[s // 2:: s, s // 2:: s]
         if return_flow and t > 0:
-            flows[t], confs[t] = renderer.backward_flow(frame, previous, t)
+            flow, conf = renderer.backward_flow(frame, previous, t)
+            flows[t] = flow.reshape(height, s, width, s, 2).mean((1, 3)) / s
+            confs[t] = conf.reshape(height, s, width, s).mean((1, 3))
         previous = frame
     return (images, labels, flows, confs) if return_flow else (images, labels)
+
+
+_LENS_BLUR = {1: 0.55, 2: 0.35}  # sigma of the final softening; supersampled frames are soft already
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1069,8 +1082,9 @@ class _Renderer:
         kind = blocks.kind[block]
         foot = hits.t / scene.camera.focal
         n = _sample_noise(noise, z * 6 + 50 * layer, y * 6)
+        fine = 0.5 + (n[:, :1] - 0.5) * np.clip(1.5 - foot / 0.12, 0, 1)[:, None]  # fades before it aliases
         weather = _sample_noise(noise, z * 0.5, y * 0.5)[:, 2:3]
-        rgb = blocks.colour[block] * (0.9 + 0.2 * weather) * (0.94 + 0.12 * n[:, :1])
+        rgb = blocks.colour[block] * (0.9 + 0.2 * weather) * (0.94 + 0.12 * fine)
 
         # windows: a grid in facade coordinates, anti-aliased, brighter towards the top (sky reflection)
         bld = np.flatnonzero(kind == 1)
@@ -1089,7 +1103,8 @@ class _Renderer:
         rgb[bld] = (rgb[bld] * (1 - window) + glass * window) * roof
 
         veg = np.flatnonzero(kind == 2)
-        rgb[veg] = scene.palette["vegetation"] * (0.55 + 0.9 * n[veg, 0:1]) * (0.8 + 0.4 * n[veg, 2:3])
+        leaves = 0.35 * n[veg, 1:2] + 0.65 * fine[veg]
+        rgb[veg] = scene.palette["vegetation"] * (0.55 + 0.9 * leaves) * (0.8 + 0.4 * n[veg, 2:3])
         fence = np.flatnonzero(kind == 4)
         slats = 0.7 + 0.3 * _line_coverage(np.abs(np.mod(z[fence], 0.15) - 0.075), 0.08, foot[fence], None)
         rgb[fence] *= slats[:, None]
@@ -1207,7 +1222,7 @@ class _Renderer:
     # --- camera ---
 
     def _finish(self, colour: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        """Haze with distance, then the camera: exposure, white balance, saturation, gamma, a soft lens."""
+        """Haze with distance, then the camera: exposure, white balance, saturation, gamma."""
         light, pal = self.scene.light, self.scene.palette
         haze = 1 - np.exp(np.minimum(depth, _FAR) * np.float32(-1.0 / light["haze"]))
         haze[np.isinf(depth)] = 0.0  # the sky has its own horizon colour
@@ -1216,8 +1231,7 @@ class _Renderer:
         sat = light["saturation"]
         saturate = sat * np.eye(3) + (1 - sat) / 3  # grey + (c - grey) * sat, as one matrix
         camera = (255 * gain[:, None] * saturate).astype(np.float32)
-        image = cv2.LUT(np.clip(colour @ camera + 0.5, 0, 255).astype(np.uint8), _GAMMA)
-        return cv2.GaussianBlur(image, (3, 3), 0.55)
+        return cv2.LUT(np.clip(colour @ camera + 0.5, 0, 255).astype(np.uint8), _GAMMA)
 
     def _hood_colour(self) -> np.ndarray:
         pal = self.scene.palette

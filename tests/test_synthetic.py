@@ -1,0 +1,105 @@
+"""The procedural street videos: deterministic, well-labelled, and moving in a way flow can follow."""
+import numpy as np
+import pytest
+import torch
+
+from svsgan_core.data.synthetic import generate_sequence
+from svsgan_core.errors import InputError
+from svsgan_core.labels import get_label_space
+from svsgan_core.models.flow import warp
+
+CITYSCAPES = get_label_space("cityscapes")
+H, W = 48, 96
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    return {seed: generate_sequence(seed, 6, H, W, return_flow=True) for seed in (0, 1, 2)}
+
+
+def test_same_seed_same_video_other_seed_other_video(sequences):
+    images, labels, flow, conf = sequences[0]
+    again = generate_sequence(0, 6, H, W, return_flow=True)
+    for a, b in zip((images, labels, flow, conf), again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(images, sequences[1][0])
+
+
+def test_shapes_and_dtypes(sequences):
+    images, labels, flow, conf = sequences[0]
+    assert images.shape == (6, H, W, 3) and images.dtype == np.uint8
+    assert labels.shape == (6, H, W) and labels.dtype == np.uint8
+    assert flow.shape == (6, H, W, 2) and flow.dtype == np.float32
+    assert conf.shape == (6, H, W) and conf.min() >= 0 and conf.max() <= 1
+    assert not flow[0].any() and not conf[0].any()
+    images_only = generate_sequence(0, 2, H, W)
+    assert len(images_only) == 2
+
+
+def test_labels_are_cityscapes_train_ids_with_many_classes(sequences):
+    names = CITYSCAPES.class_names
+    seen = set()
+    for _, labels, _, _ in sequences.values():
+        assert set(np.unique(labels)) <= set(CITYSCAPES.valid_ids)
+        per_sequence = set(np.unique(labels[0])) - {CITYSCAPES.ignore_index}
+        assert len(per_sequence) >= 6
+        seen |= set(np.unique(labels).tolist())
+    for name in ("road", "sidewalk", "building", "vegetation", "sky", "car", "pole"):
+        assert names.index(name) in seen, name
+
+
+def test_scene_and_objects_move(sequences):
+    car = CITYSCAPES.index("car")
+    for images, labels, flow, _ in sequences.values():
+        assert np.abs(images[1:].astype(int) - images[:-1]).mean() > 1.0
+        assert (labels[1:] != labels[:-1]).mean() > 0.005
+        assert np.linalg.norm(flow[1:], axis=-1).mean() > 0.1
+    # cars move across the image: their pixel set changes from the first frame to the last
+    images, labels, _, _ = sequences[0]
+    first, last = labels[0] == car, labels[-1] == car
+    assert first.any() and last.any()
+    assert (first & last).sum() < 0.9 * (first | last).sum()
+
+
+def _as_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float()
+
+
+def _inside_regions(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose 3x3 neighbourhood has one label: away from edges, which bilinear warping blurs."""
+    inside = np.ones(labels.shape, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            inside &= labels == np.roll(labels, (dy, dx), axis=(-2, -1))
+    return inside
+
+
+def test_exact_flow_explains_the_next_frame(sequences):
+    """Textures move with the scene: warping frame i-1 by the flow gives frame i, labels included."""
+    total_warped = total_still = 0.0
+    for images, labels, flow, conf in sequences.values():
+        frames = _as_tensor(images)
+        f = torch.from_numpy(flow).permute(0, 3, 1, 2)
+        warped = warp(frames[:-1], f[1:])
+        moving = np.linalg.norm(flow[1:], axis=-1) > 0.3
+        region = (conf[1:] > 0.5) & moving & _inside_regions(labels[1:])
+        visible = torch.from_numpy(region)[:, None].expand_as(warped)
+        error_warped = (warped - frames[1:]).abs()[visible].sum().item()
+        error_still = (frames[:-1] - frames[1:]).abs()[visible].sum().item()
+        assert error_warped < 0.9 * error_still
+        total_warped += error_warped
+        total_still += error_still
+        ys, xs = np.mgrid[0:H, 0:W]
+        sx = np.clip(np.rint(xs + flow[1:, ..., 0]), 0, W - 1).astype(int)
+        sy = np.clip(np.rint(ys + flow[1:, ..., 1]), 0, H - 1).astype(int)
+        source_labels = np.stack([labels[i][sy[i], sx[i]] for i in range(len(labels) - 1)])
+        agree = (source_labels == labels[1:])[conf[1:] > 0.5].mean()
+        assert agree > 0.9
+    assert total_warped < 0.6 * total_still
+
+
+def test_bad_arguments_are_input_errors():
+    with pytest.raises(InputError):
+        generate_sequence(0, 0, H, W)
+    with pytest.raises(InputError):
+        generate_sequence(0, 3, 4, W)

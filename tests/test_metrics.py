@@ -89,9 +89,9 @@ def inception():
 
 @pytest.mark.slow
 def test_fid_with_real_inception_is_zero_on_itself_and_grows_with_noise_and_blur(inception):
-    images = synthetic_images(16)
+    images = synthetic_images(12)
     base = inception.extract(images)
-    assert base.shape == (16, 2048)
+    assert base.shape == (12, 2048)
     assert fidm.fid_from_features(base, base) == pytest.approx(0.0, abs=1e-6)
 
     rng = np.random.default_rng(1)
@@ -99,8 +99,8 @@ def test_fid_with_real_inception_is_zero_on_itself_and_grows_with_noise_and_blur
         np.clip(images + rng.normal(0, sigma, images.shape), 0, 255).astype(np.uint8))) for sigma in (10, 50)]
     blur = [fidm.fid_from_features(base, inception.extract(
         np.stack([cv2.GaussianBlur(im, (0, 0), sigma) for im in images]))) for sigma in (1.0, 4.0)]
-    assert 1.0 < noise[0] < noise[1]
-    assert 1.0 < blur[0] < blur[1]
+    assert 1.0 < noise[0] < noise[1], noise
+    assert 1.0 < blur[0] < blur[1], blur
 
 
 @pytest.mark.slow

@@ -95,11 +95,11 @@ def fid_from_features(real, fake) -> float:
     """
     f1 = np.asarray(real, dtype=np.float64)
     f2 = np.asarray(fake, dtype=np.float64)
-    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
+        raise InputError(f"need two N x D feature arrays with the same D and N >= 2, got {f1.shape} and {f2.shape}")
     if max(len(f1), len(f2)) >= f1.shape[1]:
         return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
-    for f in (f1, f2):
-        feature_statistics(f[:2])
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
     a1 = (f1 - mu1) / np.sqrt(len(f1) - 1)
     a2 = (f2 - mu2) / np.sqrt(len(f2) - 1)
     tr_covmean = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()

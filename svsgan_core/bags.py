@@ -1,0 +1,532 @@
+"""ROS 2 bags (.db3 and .mcap) read and written with rosbags: no ROS installation needed.
+
+Shared by `svsgan convert`, `svsgan extract` and `svsgan demo`.
+
+- Reading (`BagReader`) only ever opens the input read-only, and names the topic and position of
+  whatever it cannot read (a truncated file, a corrupt message).
+- Writing (`BagWriter`) goes into a temporary folder beside the destination, named after this
+  process, and is renamed into place only once the bag is complete and synced, so Ctrl-C, kill -9 or
+  a crash never leaves a half-written bag under the final name. Leftovers of a dead process are
+  removed by the next run that writes the same destination.
+
+Type definitions: what the bag itself stores wins; a bag without them (Humble's .db3) is read with
+the type store of its ROS distribution (metadata `ros_distro`, else Humble, or the one named).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import struct
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+import yaml
+
+from svsgan_core.errors import InputError
+
+try:
+    from rosbags.interfaces import Connection, MessageDefinitionFormat
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise InputError(f"reading and writing ROS 2 bags needs the rosbags package ({exc}); "
+                     "install it with: pip install 'svsgan[bags]'") from None
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+
+#: storage name (file extension) -> rosbags plugin; metadata.yaml calls db3 "sqlite3"
+STORAGES = {"db3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+_STORAGE_IDS = {"sqlite3": "db3", "mcap": "mcap"}
+TYPESTORES = tuple(s.value.removeprefix("ros2_") for s in Stores if s.value.startswith("ros2_"))
+_PARTIAL = ".svsgan-partial-"
+
+
+class BagMessage(NamedTuple):
+    connection: Connection
+    timestamp: int  # bag (receive) time, ns
+    data: bytes  # the serialized message, exactly as stored
+    index: int  # position within its topic, from 0
+
+
+def typestore_name(name: str | None, ros_distro: str | None) -> str:
+    """The distribution whose type store decodes a bag: the one named, else the bag's own, else humble."""
+    for candidate in (name, ros_distro):
+        if candidate:
+            key = str(candidate).strip().lower().removeprefix("ros2_")
+            if key in TYPESTORES:
+                return key
+            if candidate is name:
+                raise InputError(f"unknown type store {name!r}; choose from {', '.join(TYPESTORES)}")
+    return "humble"
+
+
+def writer_version(input_version: int | None = None, distro: str | None = None) -> int:
+    """rosbag2 metadata version to write: 9 (Jazzy's QoS format) where the input bag or the named
+    distribution uses it, else 8, which older readers understand."""
+    if (input_version or 0) >= 9 or (distro or "") in TYPESTORES[TYPESTORES.index("jazzy"):]:
+        return 9
+    return 8
+
+
+def locate_bag(path: str | os.PathLike) -> tuple[Path, str]:
+    """The path rosbags opens for a bag (its folder, or a bare .db3/.mcap file) and its storage."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"no bag at {path}")
+    if path.is_file():
+        storage = path.suffix.lower().lstrip(".")
+        if storage not in STORAGES:
+            raise InputError(f"{path} is not a ROS 2 bag: expected a bag folder or a .db3/.mcap file")
+        return path, storage
+    meta = path / "metadata.yaml"
+    if meta.is_file():
+        return path, _STORAGE_IDS.get(str(_bag_info(meta).get("storage_identifier")), "db3")
+    files = [p for p in path.iterdir() if p.suffix.lower().lstrip(".") in STORAGES]
+    if len(files) == 1:
+        return files[0], files[0].suffix.lower().lstrip(".")
+    raise InputError(f"{path} is not a ROS 2 bag: it has no metadata.yaml and {len(files)} .db3/.mcap files")
+
+
+def _bag_info(meta: Path) -> dict:
+    try:
+        info = yaml.safe_load(meta.read_text()) or {}
+        return dict(info.get("rosbag2_bagfile_information") or {})
+    except (yaml.YAMLError, OSError, AttributeError, TypeError, ValueError):
+        return {}  # rosbags says what is wrong when it opens the bag
+
+
+def _where(topic: str, index: int, timestamp: int, start: int) -> str:
+    offset = f", {(timestamp - start) / 1e9:.3f} s into the bag" if start <= timestamp else ""
+    return f"topic {topic} message #{index + 1} (bag time {timestamp} ns{offset})"
+
+
+class BagReader:
+    """An input bag, opened read-only; a context manager."""
+
+    def __init__(self, path: str | os.PathLike, typestore: str | None = None):
+        self.path = Path(path).expanduser()
+        self.source, self.storage = locate_bag(self.path)
+        info = _bag_info(self.source / "metadata.yaml") if self.source.is_dir() else {}
+        self.version: int | None = info.get("version")
+        self._reader = Reader(self.source)
+        try:
+            self._reader.open()
+        except Exception as exc:  # noqa: BLE001 - any failure of the storage layer is the bag's
+            raise InputError(self._open_error(exc)) from None
+        self.ros_distro: str | None = self._reader.ros_distro
+        self.typestore_name = typestore_name(typestore, self.ros_distro)
+        self.typestore = get_typestore(Stores(f"ros2_{self.typestore_name}"))
+        self.connections: list[Connection] = list(self._reader.connections)
+        self.compression = (self._reader.compression_mode or None, self._reader.compression_format or None)
+        self.custom_data: dict[str, str] = dict(getattr(self._reader.storage.metadata, "custom", None) or {})
+        self.start_time: int = self._reader.start_time
+
+    def close(self) -> None:
+        if self._reader.is_open:
+            self._reader.close()
+
+    def __enter__(self) -> BagReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- topics ---------------------------------------------------------------------------------
+    @property
+    def topics(self) -> dict[str, str]:
+        """topic -> message type."""
+        return {c.topic: c.msgtype for c in self.connections}
+
+    def count(self, topic: str) -> int:
+        return sum(c.msgcount for c in self.connections if c.topic == topic)
+
+    def require(self, topic: str, msgtypes: Iterable[str] = IMAGE_TYPES) -> str:
+        """The type of `topic`, which must exist and be one of `msgtypes`."""
+        msgtypes = tuple(msgtypes)
+        if topic not in self.topics:
+            listing = "\n  ".join(f"{t} ({m}, {self.count(t)} messages)" for t, m in sorted(self.topics.items()))
+            raise InputError(f"{self.path} has no topic {topic!r}; its topics are:\n  {listing or '(none)'}")
+        msgtype = self.topics[topic]
+        if msgtype not in msgtypes:
+            raise InputError(f"{self.path}: topic {topic} carries {msgtype}, expected {' or '.join(msgtypes)}")
+        return msgtype
+
+    # -- messages -------------------------------------------------------------------------------
+    def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+        """Messages in bag order (of the given topics, else all), raw bytes as stored."""
+        wanted = None if topics is None else set(topics)
+        conns = [c for c in self.connections if wanted is None or c.topic in wanted]
+        if not conns:
+            return
+        counts: dict[str, int] = defaultdict(int)
+        last = None
+        stream = self._reader.messages(conns)
+        while True:
+            try:
+                conn, timestamp, data = next(stream)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001
+                where = "its first message" if last is None else _where(*last, self.start_time)
+                raise InputError(f"{self.path} is corrupt or truncated: cannot read past {where}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+            index = counts[conn.topic]
+            counts[conn.topic] = index + 1
+            last = (conn.topic, index, timestamp)
+            yield BagMessage(conn, timestamp, data, index)
+
+    def where(self, msg: BagMessage) -> str:
+        """`msg`'s position, for error messages."""
+        return _where(msg.connection.topic, msg.index, msg.timestamp, self.start_time)
+
+    def decode(self, msg: BagMessage):
+        """The message as a rosbags dataclass (what svsgan_core.rosio reads)."""
+        try:
+            return self.typestore.deserialize_cdr(msg.data, msg.connection.msgtype)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{self.path}: {self.where(msg)} cannot be decoded as {msg.connection.msgtype} "
+                             f"(corrupt message): {type(exc).__name__}: {exc}") from None
+
+    # -- diagnosis ------------------------------------------------------------------------------
+    def _open_error(self, exc: Exception) -> str:
+        """Why the bag cannot be opened, with how far its messages are intact where that can be found."""
+        text = f"cannot open bag {self.path}: {type(exc).__name__}: {exc}"
+        files = [self.source] if self.source.is_file() else sorted(
+            p for p in self.source.iterdir() if p.suffix.lower().lstrip(".") in STORAGES)
+        for file in files:
+            try:
+                scan = _scan_mcap(file) if file.suffix == ".mcap" else _scan_db3(file)
+            except Exception:  # noqa: BLE001 - the diagnosis is best effort; the error stands without it
+                continue
+            if scan is not None:
+                salvage = "mcap recover" if file.suffix == ".mcap" else "sqlite3 .recover"
+                return (f"{text}\n{file.name} is corrupt or truncated: {scan}. Re-record it, or salvage the "
+                        f"intact part (e.g. with `{salvage}`)")
+        return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding where a damaged storage file breaks (only when rosbags cannot open it)
+
+
+class _Damage(Exception):
+    pass
+
+
+def _scan_summary(counts: dict[str, int], last, start: int, problem: str) -> str:
+    if last is None:
+        return f"no message can be read ({problem})"
+    return f"{sum(counts.values())} messages are intact, the last one {_where(*last, start)}; after it: {problem}"
+
+
+class _Tally:
+    """Messages seen so far while scanning a damaged file, per topic."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = defaultdict(int)
+        self.last = None
+        self.start = 1 << 63
+
+    def add(self, topic: str, timestamp: int) -> None:
+        self.last = (topic, self.counts[topic], timestamp)
+        self.counts[topic] += 1
+        self.start = min(self.start, timestamp)
+
+    def summary(self, problem: str) -> str:
+        return _scan_summary(self.counts, self.last, self.start, problem)
+
+
+def _scan_db3(path: Path) -> str | None:
+    con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    tally = _Tally()
+    try:
+        con.execute("PRAGMA writable_schema=ON")  # read a file shorter than its header says, up to the break
+        topics = dict(con.execute("SELECT id, name FROM topics"))
+        for topic_id, timestamp, _ in con.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
+            tally.add(topics.get(topic_id, f"<unknown topic id {topic_id}>"), timestamp)
+    except sqlite3.DatabaseError as exc:
+        return tally.summary(f"the database is damaged ({exc})")
+    finally:
+        con.close()
+    return None
+
+
+def _scan_mcap(path: Path) -> str | None:
+    """Walk the records of an MCAP file until they stop making sense."""
+    data = path.read_bytes()
+    tally = _Tally()
+    channels: dict[int, str] = {}
+
+    def walk(buf: bytes, pos: int, end: int, top: bool) -> None:
+        while pos < end:
+            if pos + 9 > end:
+                raise _Damage(f"a record header is cut off at byte {pos}")
+            op = buf[pos]
+            (length,) = struct.unpack_from("<Q", buf, pos + 1)
+            body = pos + 9
+            if body + length > end:
+                if top and op == 0x06 and body + 40 <= end and struct.unpack_from("<I", buf, body + 28)[0] == 0:
+                    try:  # an uncompressed chunk: its messages up to the cut are readable
+                        walk(buf[body + 40:end], 0, end - body - 40, False)
+                    except _Damage:
+                        pass
+                what = "the chunk" if op == 0x06 else f"the record (opcode 0x{op:02x})"
+                raise _Damage(f"the file ends ({end} bytes) inside {what} that starts at byte {pos}" if top
+                              else "the data breaks off inside a record")
+            if op == 0x02 and top:  # footer
+                return
+            if op == 0x04:
+                (cid,) = struct.unpack_from("<H", buf, body)
+                (n,) = struct.unpack_from("<I", buf, body + 4)
+                channels[cid] = buf[body + 8: body + 8 + n].decode("utf-8", "replace")
+            elif op == 0x05:
+                cid, _, log_time = struct.unpack_from("<HIQ", buf, body)
+                tally.add(channels.get(cid, f"<unknown channel {cid}>"), log_time)
+            elif op == 0x06 and top:
+                (n,) = struct.unpack_from("<I", buf, body + 28)
+                compression = buf[body + 32: body + 32 + n].decode()
+                (size,) = struct.unpack_from("<Q", buf, body + 32 + n)
+                raw = _decompress(buf[body + 40 + n: body + 40 + n + size], compression)
+                walk(raw, 0, len(raw), False)
+            pos = body + length
+        if top:
+            raise _Damage("the file ends without its summary and footer (was the recording interrupted?)")
+
+    if data[:8] != b"\x89MCAP0\r\n":
+        return None
+    try:
+        walk(data, 8, len(data), True)
+    except (_Damage, struct.error, ValueError, LookupError) as exc:
+        return tally.summary(str(exc) or type(exc).__name__)
+    return None
+
+
+def _decompress(data: bytes, compression: str) -> bytes:
+    if not compression:
+        return data
+    if compression == "zstd":
+        try:
+            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+        except ImportError:
+            from backports import zstd
+        return zstd.decompress(data)
+    if compression == "lz4":
+        import lz4.frame
+
+        return lz4.frame.decompress(data)
+    raise ValueError(f"unknown chunk compression {compression!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def check_destination(dest: str | os.PathLike, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Refuse a destination that exists (unless `overwrite`) or that is, or overlaps, an input."""
+    dest = Path(dest).expanduser().absolute()
+    for src in inputs:
+        src = Path(src).expanduser().absolute()
+        real_src, real_dest = src.resolve(), dest.resolve()
+        if real_dest == real_src or real_src in real_dest.parents or real_dest in real_src.parents:
+            raise InputError(f"the output {dest} would overwrite or nest with the input {src}; "
+                             "the input is never modified: name another output")
+    if (dest.exists() or dest.is_symlink()) and not overwrite:
+        raise InputError(f"{dest} exists; pass --overwrite to replace it")
+    return dest
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def partial_dirs(dest: str | os.PathLike) -> list[Path]:
+    """Temporary folders of writers of `dest` (this process's and others', alive or not)."""
+    dest = Path(dest).expanduser().absolute()
+    if not dest.parent.is_dir():
+        return []
+    prefix = f".{dest.name}{_PARTIAL}"
+    return sorted(p for p in dest.parent.iterdir() if p.name.startswith(prefix))
+
+
+def remove_stale_partials(dest: str | os.PathLike) -> None:
+    """Delete what killed writers of `dest` left behind (folders named after a process that is gone)."""
+    for folder in partial_dirs(dest):
+        match = re.search(rf"{re.escape(_PARTIAL)}(\d+)$", folder.name)
+        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class AtomicDirectory:
+    """A folder built under a temporary name beside `dest` and renamed into place by `commit()`.
+
+    A context manager: leaving it by an exception (KeyboardInterrupt included) removes the
+    temporary folder, and a kill -9 leaves only the temporary folder, never `dest`.
+    """
+
+    def __init__(self, dest: str | os.PathLike, overwrite: bool = False, inputs: Iterable = ()):
+        self.dest = check_destination(dest, overwrite, inputs)
+        self.overwrite = overwrite
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.dest)
+        self.partial = self.dest.parent / f".{self.dest.name}{_PARTIAL}{os.getpid()}"
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir()
+        self.path = self.partial / self.dest.name  # what the caller fills (created by the caller)
+        self.committed = False
+
+    def commit(self) -> Path:
+        _fsync_tree(self.path)
+        if self.dest.exists() or self.dest.is_symlink():
+            if not self.overwrite:
+                raise InputError(f"{self.dest} appeared while it was being written; the new result is "
+                                 f"left in {self.path}")
+            os.rename(self.dest, self.partial / (self.dest.name + ".replaced"))
+        os.rename(self.path, self.dest)
+        _fsync_dir(self.dest.parent)
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.committed = True
+        return self.dest
+
+    def discard(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def __enter__(self) -> AtomicDirectory:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self.committed:
+            self.discard()
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(folder))
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BagWriter:
+    """A new bag (a rosbag2 folder) written atomically to `dest`; a context manager.
+
+    `commit()` closes the bag and renames it into place; leaving the context without committing, or
+    by an exception, deletes the partial bag. `version` is the rosbag2 metadata version (8 is read
+    by every distribution since Humble's successors and by rosbags; 9 is Jazzy's QoS format).
+    """
+
+    def __init__(self, dest: str | os.PathLike, storage: str = "mcap", *, version: int = 8,
+                 overwrite: bool = False, inputs: Iterable = (), compression: tuple[str | None, str | None] = (None, None),
+                 chunk_compression: bool = False):
+        if storage not in STORAGES:
+            raise InputError(f"unknown bag storage {storage!r}; choose from {', '.join(STORAGES)}")
+        self.storage = storage
+        self._dir = AtomicDirectory(dest, overwrite, inputs)
+        self.dest = self._dir.dest
+        try:
+            self._writer = Writer(self._dir.path, version=version, storage_plugin=STORAGES[storage])
+            mode, fmt = compression
+            if mode in ("file", "message") and fmt == "zstd":
+                self._writer.set_compression(CompressionMode[mode.upper()], CompressionFormat.ZSTD)
+            elif chunk_compression and storage == "mcap":
+                self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+            self._writer.open()
+        except BaseException:
+            self._dir.discard()
+            raise
+        self._open = True
+        self._definitions: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def add_topic(self, topic: str, msgtype: str, typestore, *, qos=(), msgdef: str | None = None,
+                  digest: str | None = None, serialization_format: str = "cdr") -> Connection:
+        """A new topic; its definition comes from `msgdef`/`digest` or else from `typestore`."""
+        if not msgdef or not digest:
+            msgdef, digest = self._definition(topic, msgtype, typestore, msgdef)
+        return self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=digest,
+                                           serialization_format=serialization_format,
+                                           offered_qos_profiles=list(qos))
+
+    def copy_topic(self, conn: Connection, typestore) -> Connection:
+        """A topic like an input connection: same name, type, definition, serialization and QoS."""
+        have = conn.msgdef.data if conn.msgdef.format != MessageDefinitionFormat.NONE else None
+        return self.add_topic(conn.topic, conn.msgtype, typestore, qos=conn.ext.offered_qos_profiles,
+                              msgdef=have, digest=conn.digest or None,
+                              serialization_format=conn.ext.serialization_format)
+
+    def _definition(self, topic: str, msgtype: str, typestore, msgdef: str | None) -> tuple[str, str]:
+        key = (msgtype, msgdef or "")
+        if key not in self._definitions:
+            if msgdef:
+                store = get_typestore(Stores.EMPTY)
+                try:
+                    store.register(_types_from_definition(msgdef, msgtype))
+                    self._definitions[key] = (msgdef, store.hash_rihs01(msgtype))
+                except Exception:  # noqa: BLE001 - fall back to the distribution's definition below
+                    pass
+            if key not in self._definitions:
+                if msgtype not in typestore.fielddefs:
+                    raise InputError(f"topic {topic}: type {msgtype} has no definition in the bag and is not in "
+                                     "the type store in use; name the recording's distribution with --typestore")
+                self._definitions[key] = (msgdef or typestore.generate_msgdef(msgtype, ros_version=2)[0],
+                                          typestore.hash_rihs01(msgtype))
+        return self._definitions[key]
+
+    def set_custom_data(self, key: str, value: str) -> None:
+        self._writer.set_custom_data(key, value)
+
+    def write(self, conn: Connection, timestamp: int, data: bytes | memoryview) -> None:
+        self._writer.write(conn, timestamp, data)
+
+    def commit(self) -> Path:
+        self._writer.close()
+        self._open = False
+        return self._dir.commit()
+
+    def abort(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                self._writer.abort()
+            finally:
+                self._dir.discard()
+        else:
+            self._dir.discard()
+
+    def __enter__(self) -> BagWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self._dir.committed:
+            self.abort()
+
+
+def _types_from_definition(msgdef: str, msgtype: str) -> dict:
+    """Parse a stored definition (ros2msg with its dependencies, or ros2idl), as rosbags' AnyReader does."""
+    sep = "=" * 80 + "\n"
+    if msgdef.startswith(f"{sep}IDL: "):
+        types: dict = {}
+        for part in msgdef.split(sep)[1:]:
+            types.update(get_types_from_idl(part.split("\n", 1)[1]))
+        return types
+    return get_types_from_msg(msgdef, msgtype)

@@ -1,0 +1,291 @@
+"""Offline bag conversion: a ROS 2 bag in, the same bag plus generated camera topics out.
+
+The one engine behind `svsgan convert`, `svsgan demo` and the conversion benchmark, so what the demo
+shows and what the benchmark measures is what users run.
+
+- Every input message is copied byte for byte, at its bag time, with its topic's type definition,
+  serialization format and QoS profiles.
+- Each message of a mapped semantic topic is followed by one generated sensor_msgs/Image (rgb8,
+  the input's header: stamp and frame_id) and, optionally, a JPEG sensor_msgs/CompressedImage on
+  `<target>/compressed` (image_transport's naming), both at the input's bag time.
+- Lossless: every frame, in bag order. Each mapped topic has its own sequence state, restarted by
+  the node's rule (svsgan_core.timeline): a header stamp that goes backwards or jumps forward by
+  more than the reset gap starts a new sequence.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from svsgan_core.errors import InputError
+from svsgan_core.labels import LabelDecoder
+from svsgan_core.rosio import compress, image_fields, message_to_numpy
+from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+
+LABEL_ENCODINGS = ("auto",) + LabelDecoder.ENCODINGS
+_ID_ENCODINGS = {"mono8", "8UC1", "mono16", "16UC1"}
+
+
+@dataclass(frozen=True)
+class TopicMap:
+    """A semantic input topic and the topic its generated frames are written to."""
+
+    source: str
+    target: str
+
+    @classmethod
+    def parse(cls, text: str) -> TopicMap:
+        """`/semantic:/generated`."""
+        parts = str(text).split(":")
+        if len(parts) != 2 or not all(p.strip() for p in parts):
+            raise InputError(f"--map expects SOURCE:TARGET topic names, e.g. /camera/semantic:/camera/generated; "
+                             f"got {text!r}")
+        return cls(parts[0].strip(), parts[1].strip())
+
+
+@dataclass
+class ConvertOptions:
+    maps: Sequence[TopicMap]
+    label_encoding: str = "auto"  # auto: class ids for mono images, CARLA palette for colour ones
+    label_space: str | None = None  # the space of class-id input (default: the model's)
+    carla_version: str = "0.9.14"  # numbering of carla_raw tags
+    compressed: bool = False  # also write <target>/compressed (JPEG)
+    jpeg_quality: int = 90
+    reset_gap_s: float = 1.0
+    storage: str | None = None  # db3 | mcap; default: the input's
+    typestore: str | None = None  # distribution of a bag without type definitions; default: its own, else humble
+    max_frames: int | None = None  # stop after this many generated frames (the rest of the bag is not copied)
+
+    def validate(self) -> None:
+        if not self.maps:
+            raise InputError("name at least one --map SOURCE:TARGET")
+        sources = [m.source for m in self.maps]
+        targets = [m.target for m in self.maps] + ([f"{m.target}/compressed" for m in self.maps]
+                                                   if self.compressed else [])
+        if len(set(sources)) != len(sources) or len(set(targets)) != len(targets):
+            raise InputError("each --map needs its own source and target topic")
+        if set(sources) & set(targets):
+            raise InputError("a --map target may not be one of the source topics")
+        if self.label_encoding not in LABEL_ENCODINGS:
+            raise InputError(f"unknown label encoding {self.label_encoding!r}; choose from {', '.join(LABEL_ENCODINGS)}")
+        if not 1 <= int(self.jpeg_quality) <= 100:
+            raise InputError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise InputError(f"the frame limit must be at least 1, got {self.max_frames}")
+        SequenceTimeline(self.reset_gap_s)
+
+
+@dataclass
+class FrameEvent:
+    """One generated frame, as `on_frame` callbacks see it (the demo builds its video from these)."""
+
+    topic: str
+    index: int  # position within the topic
+    stamp_ns: int  # header stamp
+    labels: np.ndarray  # HxW ids in the model's label space
+    rgb: np.ndarray  # HxWx3 uint8, what was written
+    new_sequence: str | None  # "first" | "backward" | "gap" when this frame started a sequence
+
+
+@dataclass
+class ConvertResult:
+    source: Path
+    output: Path
+    frames: dict[str, int]  # per source topic
+    sequences: dict[str, int]
+    messages: int  # written, copies and generated
+    seconds: float
+    synth_seconds: float  # of which inside the synthesizer
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.frames.values())
+
+    @property
+    def fps(self) -> float:
+        return self.total_frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Topic:
+    """One mapped topic's state: decoder, sequence and output connections."""
+
+    map: TopicMap
+    stream: Any
+    timeline: SequenceTimeline
+    image_conn: Any
+    compressed_conn: Any = None
+    decoder: LabelDecoder | None = None
+    frames: int = 0
+    sequences: int = 0
+
+
+def _decoder_for(options: ConvertOptions, encoding: str, target_space: str) -> LabelDecoder:
+    choice = options.label_encoding
+    if choice == "auto":
+        choice = "ids" if encoding in _ID_ENCODINGS else "carla_palette"
+    return LabelDecoder(choice, target_space, options.label_space if choice == "ids" else None,
+                        carla_version=options.carla_version)
+
+
+def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options: ConvertOptions, *,
+                overwrite: bool = False, progress: bool = True,
+                on_frame: Callable[[FrameEvent], None] | None = None,
+                checkpoint_name: str = "") -> ConvertResult:
+    """Write `dest`: `src` plus generated topics (see the module docstring). `dest` appears only when
+    complete; `src` is opened read-only. `on_frame` is called after each generated frame."""
+    from svsgan_core.bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, writer_version
+
+    options.validate()
+    start = time.perf_counter()
+    synth_seconds = 0.0
+    with BagReader(src, options.typestore) as bag:
+        for m in options.maps:
+            bag.require(m.source)
+            if m.target in bag.topics or (options.compressed and f"{m.target}/compressed" in bag.topics):
+                raise InputError(f"{bag.path} already has a topic {m.target}: choose another --map target")
+        total = sum(bag.count(m.source) for m in options.maps)
+        if options.max_frames:
+            total = min(total, options.max_frames)
+        store = bag.typestore
+        image_type, compressed_type = store.types[IMAGE], store.types[COMPRESSED_IMAGE]
+        target_space = synth.label_space.name
+        with BagWriter(dest, options.storage or bag.storage, version=writer_version(bag.version),
+                       overwrite=overwrite, inputs=[bag.path], compression=bag.compression) as out:
+            copies = {c.id: out.copy_topic(c, store) for c in bag.connections}
+            topics: dict[str, _Topic] = {}
+            for m in options.maps:
+                qos = next(c.ext.offered_qos_profiles for c in bag.connections if c.topic == m.source)
+                topics[m.source] = _Topic(
+                    m, synth.stream(), SequenceTimeline(options.reset_gap_s),
+                    out.add_topic(m.target, IMAGE, store, qos=qos),
+                    out.add_topic(f"{m.target}/compressed", COMPRESSED_IMAGE, store, qos=qos)
+                    if options.compressed else None)
+            for key, value in bag.custom_data.items():
+                out.set_custom_data(key, str(value))
+            out.set_custom_data("svsgan.generated", json.dumps(
+                {"maps": {m.source: m.target for m in options.maps}, "checkpoint": checkpoint_name}))
+            written = done = 0
+            bar = _progress_bar(total, bag.path.name, progress)
+            try:
+                for msg in bag.messages():
+                    topic = topics.get(msg.connection.topic)
+                    if topic is not None and options.max_frames and done >= options.max_frames:
+                        break
+                    out.write(copies[msg.connection.id], msg.timestamp, msg.data)
+                    written += 1
+                    if topic is None:
+                        continue
+                    ros_msg = bag.decode(msg)
+                    try:
+                        array, encoding = message_to_numpy(ros_msg)
+                        if topic.decoder is None:
+                            topic.decoder = _decoder_for(options, encoding, target_space)
+                        labels = topic.decoder.decode(array, encoding)
+                        stamp = stamp_to_ns(ros_msg.header.stamp)
+                    except InputError as exc:
+                        raise InputError(f"{bag.path}: {bag.where(msg)}: {exc}") from None
+                    reason = topic.timeline.observe(stamp)
+                    if reason is not None:
+                        synth.reset(stream=topic.stream)
+                        topic.sequences += 1
+                    t0 = time.perf_counter()
+                    rgb = synth.step(labels, stream=topic.stream)
+                    synth_seconds += time.perf_counter() - t0
+                    out.write(topic.image_conn, msg.timestamp, store.serialize_cdr(
+                        image_type(header=ros_msg.header, **image_fields(rgb, "rgb8")), IMAGE))
+                    written += 1
+                    if topic.compressed_conn is not None:
+                        fmt, jpeg = compress(rgb, "jpeg", options.jpeg_quality)
+                        out.write(topic.compressed_conn, msg.timestamp, store.serialize_cdr(
+                            compressed_type(header=ros_msg.header, format=fmt, data=np.frombuffer(jpeg, np.uint8)),
+                            COMPRESSED_IMAGE))
+                        written += 1
+                    topic.frames += 1
+                    done += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if on_frame is not None:
+                        on_frame(FrameEvent(topic.map.source, topic.frames - 1, stamp, labels, rgb, reason))
+            finally:
+                if bar is not None:
+                    bar.close()
+            output = out.commit()
+    return ConvertResult(Path(src), output, {s: t.frames for s, t in topics.items()},
+                         {s: t.sequences for s, t in topics.items()}, written,
+                         time.perf_counter() - start, synth_seconds)
+
+
+def _progress_bar(total: int, name: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="frame", dynamic_ncols=True, smoothing=0.1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Overhead of conversion over the bare synthesizer
+
+
+def measure_conversion_overhead(synth=None, *, checkpoint: str | os.PathLike | None = None, preset: str = "tiny",
+                                frames: int = 40, height: int = 256, width: int = 512, storage: str = "mcap",
+                                compressed: bool = False, repeats: int = 2, seed: int = 0,
+                                workdir: str | os.PathLike | None = None) -> dict:
+    """Conversion frames/s against bare `synth.step` frames/s on the same frames, in one process.
+
+    The input is a CARLA-style bag of `frames` palette-encoded semantic frames (bgra8, with /clock
+    and camera_info, svsgan_core.data.synthetic_bag). "Bare" steps the synthesizer over the already
+    decoded label maps; "conversion" is the whole `convert_bag` (read, decode, step, encode, write,
+    copy, commit). Runs alternate and the best of `repeats` counts for each, which damps the noise of
+    a shared machine. Returns a JSON-ready dict; overhead_pct = (t_convert / t_bare - 1) * 100.
+    """
+    import torch
+
+    from svsgan_core.bags import BagReader
+    from svsgan_core.data.synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
+    from svsgan_core.inference import VideoSynthesizer
+
+    if synth is None:
+        synth = (VideoSynthesizer.from_checkpoint(checkpoint) if checkpoint is not None
+                 else VideoSynthesizer.from_preset(preset))
+    options = ConvertOptions([TopicMap(SEMANTIC_TOPIC, "/svsgan/generated")], "carla_palette", compressed=compressed)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="svsgan-bench-") as tmp:
+        src = write_semantic_bag(Path(tmp) / "input", frames=frames, height=height, width=width, seed=seed,
+                                 storage=storage)
+        decoder = LabelDecoder("carla_palette", synth.label_space.name)
+        with BagReader(src) as bag:
+            model_labels = [decoder.decode(*message_to_numpy(bag.decode(m))) for m in bag.messages([SEMANTIC_TOPIC])]
+        bare, convert = [], []
+        for r in range(max(1, repeats)):
+            synth.reset()
+            t0 = time.perf_counter()
+            for ids in model_labels:
+                synth.step(ids)
+            bare.append(time.perf_counter() - t0)
+            result = convert_bag(src, Path(tmp) / f"out{r}", synth, options, progress=False)
+            convert.append(result.seconds)
+        t_bare, t_convert = min(bare), min(convert)
+    return {
+        "frames": frames,
+        "input_size": [height, width],
+        "model_resolution": list(synth.resolution),
+        "label_space": synth.label_space.name,
+        "storage": storage,
+        "compressed_topic": compressed,
+        "device": str(synth.device),
+        "threads": torch.get_num_threads(),
+        "repeats": max(1, repeats),
+        "bare_fps": frames / t_bare,
+        "convert_fps": frames / t_convert,
+        "overhead_pct": (t_convert / t_bare - 1) * 100,
+        "bare_seconds": bare,
+        "convert_seconds": convert,
+    }

@@ -1,0 +1,89 @@
+"""Procedural street scenes as a ROS 2 bag, recorded the way carla-ros-bridge publishes a camera.
+
+The bundled demo sequence (scripts/make_demo_bag.py), the bag tests and the conversion benchmark
+use it. Labels come from svsgan_core.data.synthetic (Cityscapes trainIds) drawn in CARLA's
+CityScapesPalette as `bgra8`: for the 19 trainIds the Cityscapes and CARLA 0.9.14+ colours are the
+same and ignore (black) is CARLA's "unlabeled", so `encode_palette(ids, "cityscapes")` draws what
+CARLA draws, and decoding the bag with `carla_palette` gives the trainIds back exactly.
+
+Per frame, in the bridge's order: /clock, the semantic image, its camera_info and, with `rgb`, the
+RGB camera (the rendered image, also bgra8) — all with the same header stamp, received a few
+milliseconds later in bag time.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SEMANTIC_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/image"
+CAMERA_INFO_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/camera_info"
+RGB_TOPIC = "/carla/ego_vehicle/rgb_front/image"
+CLOCK_TOPIC = "/clock"
+SEMANTIC_FRAME = "ego_vehicle/semantic_segmentation_front"
+RGB_FRAME = "ego_vehicle/rgb_front"
+START_NS = 10_000_000_000  # simulation time of the first frame
+_RECEIVE_DELAY_NS = (0, 2_000_000, 2_500_000, 3_000_000)  # clock, semantic, camera_info, rgb
+
+
+def _qos(depth: int, reliable: bool = True):
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    infinite = QosTime(sec=9223372036, nsec=854775807)
+    return [Qos(QosHistory.KEEP_LAST, depth,
+                QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT, QosDurability.VOLATILE,
+                infinite, infinite, QosLiveliness.AUTOMATIC, infinite, False)]
+
+
+def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, width: int, seed: int = 0,
+                       fps: float = 20.0, storage: str = "mcap", rgb: bool = False, typestore: str = "jazzy",
+                       fov_deg: float = 90.0, chunk_compression: bool = False, overwrite: bool = False) -> Path:
+    """Render `frames` synthetic frames and write them as a CARLA-style bag folder at `dest`."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from svsgan_core.bags import BagWriter, writer_version
+    from svsgan_core.data.synthetic import generate_sequence
+    from svsgan_core.labels import encode_palette
+
+    images, labels = generate_sequence(seed, frames, height, width)
+    store = get_typestore(Stores(f"ros2_{typestore}"))
+    t = store.types
+    focal = width / (2 * math.tan(math.radians(fov_deg) / 2))
+    cx, cy = width / 2, height / 2
+    with BagWriter(dest, storage, version=writer_version(distro=typestore), overwrite=overwrite,
+                   chunk_compression=chunk_compression) as out:
+        clock = out.add_topic(CLOCK_TOPIC, "rosgraph_msgs/msg/Clock", store, qos=_qos(10))
+        semantic = out.add_topic(SEMANTIC_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10))
+        info = out.add_topic(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", store, qos=_qos(10))
+        camera = out.add_topic(RGB_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10)) if rgb else None
+        for i in range(frames):
+            ns = START_NS + round(i * 1e9 / fps)
+            stamp = t["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+            header = t["std_msgs/msg/Header"](stamp=stamp, frame_id=SEMANTIC_FRAME)
+            bgra = cv2.cvtColor(encode_palette(labels[i], "cityscapes"), cv2.COLOR_RGB2BGRA)
+            messages = [
+                (clock, t["rosgraph_msgs/msg/Clock"](clock=stamp)),
+                (semantic, _image(t, header, bgra)),
+                (info, t["sensor_msgs/msg/CameraInfo"](
+                    header=header, height=height, width=width, distortion_model="plumb_bob",
+                    d=np.zeros(5), k=np.array([focal, 0, cx, 0, focal, cy, 0, 0, 1], float),
+                    r=np.eye(3).ravel(), p=np.array([focal, 0, cx, 0, 0, focal, cy, 0, 0, 0, 1, 0], float),
+                    binning_x=0, binning_y=0,
+                    roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                              do_rectify=False))),
+            ]
+            if camera is not None:
+                rgb_header = t["std_msgs/msg/Header"](stamp=stamp, frame_id=RGB_FRAME)
+                messages.append((camera, _image(t, rgb_header, cv2.cvtColor(images[i], cv2.COLOR_RGB2BGRA))))
+            for (conn, msg), delay in zip(messages, _RECEIVE_DELAY_NS):
+                out.write(conn, ns + delay, store.serialize_cdr(msg, conn.msgtype))
+        return out.commit()
+
+
+def _image(types, header, bgra: np.ndarray):
+    from svsgan_core.rosio import image_fields
+
+    return types["sensor_msgs/msg/Image"](header=header, **image_fields(bgra, "bgra8"))

@@ -295,3 +295,24 @@ def labels_from_msg(msg: Any, decoder: LabelDecoder) -> np.ndarray:
     """Image or CompressedImage carrying a segmentation -> HxW uint8 ids of the decoder's target space."""
     image, encoding = message_to_numpy(msg)
     return decoder.decode(image, encoding)
+
+
+_TO_RGB = {
+    "rgb8": None,
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "8UC3": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB,
+    "8UC4": cv2.COLOR_BGRA2RGB,
+    "mono8": cv2.COLOR_GRAY2RGB,
+    "8UC1": cv2.COLOR_GRAY2RGB,
+}
+
+
+def rgb_from_msg(msg: Any) -> np.ndarray:
+    """Image or CompressedImage from an 8-bit camera -> HxWx3 uint8 RGB (a reference first frame)."""
+    image, encoding = message_to_numpy(msg)
+    if encoding not in _TO_RGB:
+        raise InputError(f"cannot use a {encoding} image as an RGB frame; expected 8-bit colour or mono8")
+    conversion = _TO_RGB[encoding]
+    return np.ascontiguousarray(image) if conversion is None else cv2.cvtColor(image, conversion)

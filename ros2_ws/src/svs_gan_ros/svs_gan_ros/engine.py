@@ -1,0 +1,378 @@
+"""The generator node's logic without ROS: per-camera queues, the sequence rules, batching, statistics.
+
+The node (generator_node.py) turns subscription callbacks into `submit` calls and `publish` calls into
+messages; everything else lives here, runs in one worker thread and is tested without rclpy. Messages
+are only duck-typed (``header.stamp``, and what svsgan_core.rosio reads).
+
+Sequence rules (DESIGN.md, "Time"): every received stamp, processed or not, goes through the camera's
+SequenceTimeline in arrival order, so a loop or a gap is noticed even when live mode skips the frame
+that carried it; the next frame that is processed then starts a new sequence.
+"""
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from svsgan_core import rosio
+from svsgan_core.errors import InputError
+from svsgan_core.labels import LabelDecoder
+from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+
+COMPRESSED_TRANSPORTS = ('compressed', 'compressedDepth')
+
+
+def is_compressed_topic(topic: str) -> bool:
+    """image_transport names a compressed stream '<base>/compressed' (or '/compressedDepth')."""
+    return topic.rstrip('/').rpartition('/')[2] in COMPRESSED_TRANSPORTS
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """The CameraInfo topic beside an image topic, as image_transport pairs them:
+    '/ns/image_raw' and '/ns/image_raw/compressed' -> '/ns/camera_info'."""
+    topic = image_topic.rstrip('/')
+    if is_compressed_topic(topic):
+        topic = topic.rpartition('/')[0]
+    base, sep, _ = topic.rpartition('/')
+    return f'{base}{sep}camera_info'
+
+
+def format_stamp(ns: int) -> str:
+    sign = '-' if ns < 0 else ''
+    sec, nsec = divmod(abs(ns), 1_000_000_000)
+    return f'{sign}{sec}.{nsec:09d}'
+
+
+class Throttle:
+    """Says whether a message of a kind may be logged now, and how many of that kind were held back."""
+
+    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic):
+        self.period_s = period_s
+        self.clock = clock
+        self._last: dict[Any, float] = {}
+        self._held: collections.Counter = collections.Counter()
+
+    def __call__(self, key: Any) -> int | None:
+        """None: hold this one back; otherwise the number held back since the last one let through."""
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period_s:
+            self._held[key] += 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+@dataclass
+class CameraConfig:
+    input_topic: str
+    output_topic: str
+    label_encoding: str = 'carla_palette'
+    reference_topic: str = ''
+
+
+@dataclass
+class Frame:
+    msg: Any
+    stamp_ns: int
+    received: float  # time.monotonic() in the callback
+    reason: str | None = None  # the timeline's verdict: 'first', 'backward', 'gap' or None
+    prev_ns: int | None = None  # the stamp before it, for the log line
+    reason_ns: int | None = None  # the stamp that broke the sequence (a skipped frame's, in live mode)
+
+    def inherit(self, older: 'Frame') -> None:
+        """Take over the sequence break of a frame that will not be processed."""
+        if older.reason and not self.reason:
+            self.reason, self.prev_ns, self.reason_ns = older.reason, older.prev_ns, older.reason_ns
+
+
+@dataclass
+class CameraStats:
+    received: int = 0
+    published: int = 0
+    dropped_live: int = 0
+    dropped_bad: int = 0
+    dropped_overflow: int = 0
+    sequences: int = 0
+    latencies: list[float] = field(default_factory=list)
+    last_received: int = 0
+    last_published: int = 0
+
+
+class Camera:
+    """One input/output pair: its own decoder, timeline and synthesizer stream; the model is shared."""
+
+    def __init__(self, index: int, cfg: CameraConfig, decoder: LabelDecoder, stream: Any, reset_gap_s: float):
+        self.index = index
+        self.cfg = cfg
+        self.name = cfg.input_topic
+        self.decoder = decoder
+        self.stream = stream
+        self.timeline = SequenceTimeline(reset_gap_s)
+        self.queue: collections.deque[Frame] = collections.deque()
+        self.references: collections.deque[tuple[int, Any]] = collections.deque(maxlen=8)
+        self.carry: Frame | None = None  # a sequence start whose frame could not be used
+        self.stats = CameraStats()
+
+
+class SynthesisEngine:
+    """Queues label frames per camera and runs the synthesizer over them in a worker thread.
+
+    ``publish(camera_index, rgb, input_msg)`` is called from the worker thread for every generated
+    frame; ``log`` needs ``info``, ``warning`` and ``error`` (an rclpy logger fits).
+    """
+
+    def __init__(self, synth: Any, cameras: list[CameraConfig], publish: Callable[[int, np.ndarray, Any], None],
+                 log: Any, *, mode: str = 'live', label_space: str = '', carla_version: str = '0.9.16',
+                 reset_gap_s: float = 1.0, max_pending: int = 1000, reference_max_offset_s: float = 0.02,
+                 reference_wait_s: float = 0.2, log_throttle_s: float = 5.0):
+        if mode not in ('live', 'lossless'):
+            raise InputError(f"mode must be 'live' or 'lossless', not {mode!r}")
+        if not cameras:
+            raise InputError('no cameras: input_topics is empty')
+        self.synth = synth
+        self.mode = mode
+        self.publish = publish
+        self.log = log
+        self.max_pending = max_pending
+        self.reference_max_offset_ns = int(round(reference_max_offset_s * 1e9))
+        self.reference_wait_s = reference_wait_s
+        target = synth.cfg.label_space
+        self.cameras = []
+        for i, cfg in enumerate(cameras):
+            source = (label_space or None) if cfg.label_encoding == 'ids' else None
+            decoder = LabelDecoder(cfg.label_encoding, target_space=target, source_space=source,
+                                   carla_version=carla_version)
+            self.cameras.append(Camera(i, cfg, decoder, synth.stream(), reset_gap_s))
+        self._cond = threading.Condition()
+        self._throttle = Throttle(log_throttle_s)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._infer: list[tuple[float, int]] = []
+        self._last_status = time.monotonic()
+
+    # -- called from subscription callbacks: constant time, never waits on inference ------------------
+    def submit(self, index: int, msg: Any) -> None:
+        cam = self.cameras[index]
+        received = time.monotonic()
+        try:
+            stamp = stamp_to_ns(msg.header.stamp)
+        except (InputError, AttributeError) as exc:
+            self._bad(cam, exc)
+            return
+        with self._cond:
+            cam.stats.received += 1
+            prev = cam.timeline.last_ns
+            frame = Frame(msg, stamp, received, cam.timeline.observe(stamp), prev, stamp)
+            if self.mode == 'live':
+                if cam.queue:
+                    frame.inherit(cam.queue.pop())
+                    cam.stats.dropped_live += 1
+            elif len(cam.queue) >= self.max_pending:
+                cam.stats.dropped_overflow += 1
+                cam.carry = cam.carry or (frame if frame.reason else None)
+                self._warn(cam, 'error', f'{cam.name}: lossless queue full ({self.max_pending} frames, '
+                           'max_pending); dropping new frames: the model is slower than the input')
+                return
+            cam.queue.append(frame)
+            self._cond.notify_all()
+
+    def submit_reference(self, index: int, msg: Any) -> None:
+        cam = self.cameras[index]
+        try:
+            stamp = stamp_to_ns(msg.header.stamp)
+        except (InputError, AttributeError) as exc:
+            self._bad(cam, exc, what='reference image')
+            return
+        with self._cond:
+            cam.references.append((stamp, msg))
+            self._cond.notify_all()
+
+    # -- the worker ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name='svsgan-worker', daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                self.process_once(timeout=0.5)
+            except Exception as exc:  # a bug must not kill the node; it is logged every time
+                if not self._stopping:
+                    self.log.error(f'worker: unexpected {type(exc).__name__}: {exc}')
+
+    def _take(self, timeout: float) -> list[tuple[Camera, Frame]]:
+        with self._cond:
+            if not any(c.queue for c in self.cameras) and not self._stopping:
+                self._cond.wait(timeout)
+            return [(c, c.queue.popleft()) for c in self.cameras if c.queue]
+
+    def process_once(self, timeout: float = 0.0) -> int:
+        """Generate one frame for every camera with a pending one (oldest first in lossless mode), in
+        one batched step; returns how many frames were published."""
+        batch = self._take(timeout)
+        labels, items = [], []
+        for cam, frame in batch:
+            try:
+                label_map = rosio.labels_from_msg(frame.msg, cam.decoder)
+            except (InputError, ValueError) as exc:
+                self._bad(cam, exc)
+                cam.carry = cam.carry or (frame if frame.reason else None)
+                continue
+            if cam.carry is not None:
+                frame.inherit(cam.carry)
+                cam.carry = None
+            if frame.reason:
+                self._start_sequence(cam, frame)
+            labels.append(label_map)
+            items.append((cam, frame))
+        if not items:
+            return 0
+        t0 = time.perf_counter()
+        try:
+            images = self.synth.step_batch(labels, [c.stream for c, _ in items])
+        except Exception as exc:
+            for cam, frame in items:
+                self._bad(cam, exc, what='frame (inference failed)')
+                if not frame.reason:
+                    frame.reason, frame.reason_ns = 'error', frame.stamp_ns
+                cam.carry = cam.carry or frame
+            return 0
+        infer = time.perf_counter() - t0
+        published = 0
+        for (cam, frame), rgb in zip(items, images):
+            try:
+                self.publish(cam.index, rgb, frame.msg)
+            except Exception as exc:
+                if self._stopping:
+                    return published
+                self._warn(cam, 'error', f'{cam.name}: could not publish a frame: {type(exc).__name__}: {exc}')
+                continue
+            published += 1
+            with self._cond:
+                cam.stats.published += 1
+                cam.stats.latencies.append(time.monotonic() - frame.received)
+        with self._cond:
+            self._infer.append((infer, len(items)))
+        return published
+
+    def _start_sequence(self, cam: Camera, frame: Frame) -> None:
+        reference = self._find_reference(cam, frame.stamp_ns) if cam.cfg.reference_topic else None
+        self.synth.reset(reference_image=reference, stream=cam.stream)
+        with self._cond:
+            cam.stats.sequences += 1
+        if frame.reason == 'first':
+            why = 'first frame'
+        elif frame.reason == 'backward':
+            why = f'backward: stamp {format_stamp(frame.reason_ns)} s after {format_stamp(frame.prev_ns)} s'
+        elif frame.reason == 'gap':
+            gap = (frame.reason_ns - frame.prev_ns) / 1e9
+            why = f'gap: stamp jumped {gap:.3f} s ahead of {format_stamp(frame.prev_ns)} s'
+        else:
+            why = 'after a failed inference'
+        first = 'from the reference image' if reference is not None else 'generated (first-frame mode)'
+        self.log.info(f'{cam.name}: new sequence {cam.stats.sequences} ({why}) at stamp '
+                      f'{format_stamp(frame.stamp_ns)}; first frame {first}')
+
+    def _find_reference(self, cam: Camera, stamp_ns: int) -> np.ndarray | None:
+        deadline = time.monotonic() + self.reference_wait_s
+        with self._cond:
+            while True:
+                near = [(abs(s - stamp_ns), i) for i, (s, _) in enumerate(cam.references)
+                        if abs(s - stamp_ns) <= self.reference_max_offset_ns]
+                if near:
+                    msg = cam.references[min(near)[1]][1]
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopping:
+                    return None
+                self._cond.wait(remaining)
+        try:
+            return rosio.rgb_from_msg(msg)
+        except InputError as exc:
+            self._bad(cam, exc, what='reference image')
+            return None
+
+    # -- reporting ----------------------------------------------------------------------------------
+    def _bad(self, cam: Camera, exc: BaseException, what: str = 'message') -> None:
+        with self._cond:
+            if what != 'reference image':
+                cam.stats.dropped_bad += 1
+        self._warn(cam, 'warning', f'{cam.name}: dropped a bad {what}: {exc}')
+
+    def _warn(self, cam: Camera, level: str, text: str) -> None:
+        """Log, at most once per log_throttle_s for each camera and kind of problem (numbers ignored)."""
+        held = self._throttle((cam.index, re.sub(r'\d+', '#', text)))
+        if held is None:
+            return
+        if held:
+            text += f' ({held} more like this not shown)'
+        getattr(self.log, level)(text)
+
+    def pending(self) -> list[int]:
+        with self._cond:
+            return [len(c.queue) for c in self.cameras]
+
+    def status(self) -> dict:
+        """Counts since start, rates and latency since the previous call."""
+        now = time.monotonic()
+        with self._cond:
+            dt = max(now - self._last_status, 1e-9)
+            self._last_status = now
+            infer, self._infer = self._infer, []
+            cameras = []
+            for c in self.cameras:
+                s = c.stats
+                lat, s.latencies = s.latencies, []
+                cameras.append({
+                    'input': c.cfg.input_topic,
+                    'output': c.cfg.output_topic,
+                    'received': s.received,
+                    'published': s.published,
+                    'dropped_live': s.dropped_live,
+                    'dropped_bad': s.dropped_bad,
+                    'dropped_overflow': s.dropped_overflow,
+                    'pending': len(c.queue),
+                    'sequences': s.sequences,
+                    'input_hz': round((s.received - s.last_received) / dt, 3),
+                    'output_hz': round((s.published - s.last_published) / dt, 3),
+                    'latency_ms': round(1e3 * sum(lat) / len(lat), 2) if lat else None,
+                    'latency_max_ms': round(1e3 * max(lat), 2) if lat else None,
+                })
+                s.last_received, s.last_published = s.received, s.published
+        frames = sum(n for _, n in infer)
+        return {
+            'mode': self.mode,
+            'cameras': cameras,
+            'batches': len(infer),
+            'infer_ms_per_batch': round(1e3 * sum(t for t, _ in infer) / len(infer), 2) if infer else None,
+            'frames_per_batch': round(frames / len(infer), 3) if infer else None,
+        }
+
+
+def status_line(status: dict) -> str:
+    parts = []
+    for c in status['cameras']:
+        lat = 'n/a' if c['latency_ms'] is None else f"{c['latency_ms']:.0f} ms (max {c['latency_max_ms']:.0f})"
+        parts.append(f"{c['input']} -> {c['output']}: in {c['input_hz']:.2f} Hz, out {c['output_hz']:.2f} Hz, "
+                     f"latency {lat}, dropped {c['dropped_live']} stale / {c['dropped_bad']} bad / "
+                     f"{c['dropped_overflow']} overflow, pending {c['pending']}")
+    infer = status['infer_ms_per_batch']
+    tail = f'; model {infer:.0f} ms per batch of {status["frames_per_batch"]:.2f}' if infer else ''
+    return 'status: ' + ' | '.join(parts) + tail

@@ -1,0 +1,314 @@
+"""svs_gan_ros without ROS: the engine's queues, sequence rules and batching, the parameter table,
+the params file and the ament_python package layout."""
+import ast
+import configparser
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from svsgan_core import rosio
+from svsgan_core.errors import InputError
+from svsgan_core.labels import encode_palette
+
+REPO = Path(__file__).resolve().parents[1]
+PKG = REPO / 'ros2_ws' / 'src' / 'svs_gan_ros'
+sys.path.insert(0, str(PKG))
+
+from svs_gan_ros import convert_bag  # noqa: E402
+from svs_gan_ros.engine import (CameraConfig, SynthesisEngine, Throttle, camera_info_topic,  # noqa: E402
+                                is_compressed_topic, status_line)
+from svs_gan_ros.params import PARAMS, qos_choice  # noqa: E402
+
+
+class FakeSynth:
+    """Records what the engine asks of the model; a frame's pixels say how many frames its stream made."""
+
+    cfg = SimpleNamespace(label_space='cityscapes')
+
+    def __init__(self):
+        self.batches, self.resets = [], []
+
+    def stream(self):
+        return SimpleNamespace(frames=0)
+
+    def reset(self, reference_image=None, stream=None):
+        stream.frames = 0
+        self.resets.append((stream, reference_image))
+
+    def step_batch(self, labels, streams):
+        self.batches.append([int(m[0, 0]) for m in labels])
+        out = []
+        for m, s in zip(labels, streams):
+            s.frames += 1
+            out.append(np.full(m.shape + (3,), s.frames, np.uint8))
+        return out
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, text):
+        self.lines.append(('info', text))
+
+    def warning(self, text):
+        self.lines.append(('warning', text))
+
+    def error(self, text):
+        self.lines.append(('error', text))
+
+    def having(self, part):
+        return [t for _, t in self.lines if part in t]
+
+
+def stamp(t):
+    ns = int(round(t * 1e9))
+    return SimpleNamespace(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def mono(value, t, h=4, w=6, **over):
+    data = np.full((h, w), value, np.uint8)
+    fields = dict(header=SimpleNamespace(stamp=stamp(t), frame_id='cam'), height=h, width=w, encoding='mono8',
+                  is_bigendian=0, step=w, data=data.tobytes())
+    fields.update(over)
+    return SimpleNamespace(**fields)
+
+
+def drain(engine):
+    while any(engine.pending()):
+        engine.process_once()
+
+
+def make(mode='lossless', cameras=1, encodings=None, **kw):
+    synth, log, published = FakeSynth(), Log(), []
+    cams = [CameraConfig(f'/in{i}', f'/out{i}', (encodings or ['ids'] * cameras)[i]) for i in range(cameras)]
+    engine = SynthesisEngine(synth, cams, lambda i, rgb, msg: published.append((i, msg, rgb)), log, mode=mode, **kw)
+    return engine, synth, log, published
+
+
+def test_lossless_processes_every_frame_in_order_and_batches_cameras():
+    engine, synth, log, published = make('lossless', cameras=2)
+    for k in range(3):
+        engine.submit(0, mono(k, 1 + 0.1 * k))
+    engine.submit(1, mono(10, 1.0))
+    assert engine.process_once() == 2
+    assert synth.batches == [[0, 10]]
+    drain(engine)
+    assert synth.batches == [[0, 10], [1], [2]]
+    stamps = [(i, m.header.stamp.nanosec) for i, m, _ in published]
+    assert stamps == [(0, 0), (1, 0), (0, 100_000_000), (0, 200_000_000)]
+    assert [int(rgb[0, 0, 0]) for i, _, rgb in published if i == 0] == [1, 2, 3]
+    assert len(log.having('new sequence 1 (first frame)')) == 2
+
+
+def test_live_keeps_only_the_newest_frame_and_counts_drops():
+    engine, synth, log, published = make('live')
+    for k in range(5):
+        engine.submit(0, mono(k, 1 + 0.01 * k))
+    assert engine.pending() == [1]
+    engine.process_once()
+    assert synth.batches == [[4]]
+    cam = engine.status()['cameras'][0]
+    assert (cam['received'], cam['published'], cam['dropped_live'], cam['pending']) == (5, 1, 4, 0)
+
+
+def test_a_backward_stamp_on_a_skipped_frame_still_starts_a_new_sequence():
+    engine, synth, log, published = make('live', reset_gap_s=1.0)
+    engine.submit(0, mono(1, 10.0))
+    engine.process_once()
+    engine.submit(0, mono(1, 10.1))
+    engine.process_once()
+    engine.submit(0, mono(2, 3.0))  # the loop restarts: skipped by the next one
+    engine.submit(0, mono(3, 3.1))
+    engine.process_once()
+    assert [int(rgb[0, 0, 0]) for _, _, rgb in published] == [1, 2, 1]
+    assert log.having('new sequence 2 (backward: stamp 3.000000000 s after 10.100000000 s) at stamp 3.100000000')
+
+
+def test_a_forward_gap_starts_a_new_sequence_and_equal_stamps_do_not():
+    engine, synth, log, published = make('lossless', reset_gap_s=0.5)
+    for t in (1.0, 1.0, 1.4, 2.5):
+        engine.submit(0, mono(1, t))
+    drain(engine)
+    assert [int(rgb[0, 0, 0]) for _, _, rgb in published] == [1, 2, 3, 1]
+    assert log.having('new sequence 2 (gap: stamp jumped 1.100 s ahead of 1.400000000 s)')
+
+
+def test_bad_messages_are_dropped_with_a_throttled_warning_and_the_next_good_one_is_used():
+    engine, synth, log, published = make('lossless', log_throttle_s=60.0)
+    engine.submit(0, mono(1, 1.0, step=3))  # step < width
+    engine.submit(0, mono(1, 1.1, step=2))  # same problem, other numbers: held back
+    engine.submit(0, mono(1, 1.2, encoding='yuv422'))
+    engine.submit(0, mono(1, 1.3, height=0))
+    engine.submit(0, mono(1, 1.4))
+    drain(engine)
+    warnings = [t for level, t in log.lines if level == 'warning']
+    assert len(warnings) == 3 and 'step 3 is less than' in warnings[0]
+    assert 'unsupported image encoding' in warnings[1] and 'zero-size' in warnings[2]
+    assert [m.header.stamp.nanosec for _, m, _ in published] == [400_000_000]
+    assert log.having('new sequence 1 (first frame) at stamp 1.400000000')  # the first good frame starts it
+    assert engine.status()['cameras'][0]['dropped_bad'] == 4
+
+
+def test_unknown_palette_colours_are_dropped():
+    engine, synth, log, published = make('lossless', encodings=['carla_palette'])
+    good = np.ascontiguousarray(np.dstack([encode_palette(np.full((2, 3), 1, np.uint8), 'carla')[..., ::-1],
+                                           np.full((2, 3), 255, np.uint8)]))
+    bad = good.copy()
+    bad[0, 0, :3] = (1, 2, 3)
+
+    def bgra(img, t):
+        return SimpleNamespace(header=SimpleNamespace(stamp=stamp(t), frame_id='c'), height=2, width=3,
+                               encoding='bgra8', is_bigendian=0, step=12, data=img.tobytes())
+    engine.submit(0, bgra(bad, 1.0))
+    engine.submit(0, bgra(good, 1.1))
+    drain(engine)
+    assert len(published) == 1 and synth.batches == [[0]]  # CARLA road (1) -> Cityscapes trainId road (0)
+    assert log.having('dropped a bad message') and 'colour' in log.having('dropped a bad message')[0]
+
+
+def test_reference_image_with_a_matching_stamp_starts_the_sequence():
+    synth, log, published = FakeSynth(), Log(), []
+    cams = [CameraConfig('/in', '/out', 'ids', reference_topic='/rgb')]
+    engine = SynthesisEngine(synth, cams, lambda *a: published.append(a), log, mode='lossless',
+                             reference_max_offset_s=0.01, reference_wait_s=0.0)
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    bgr8 = SimpleNamespace(header=SimpleNamespace(stamp=stamp(2.0), frame_id='c'), height=4, width=6,
+                           encoding='bgr8', is_bigendian=0, step=18, data=rgb[..., ::-1].tobytes())
+    engine.submit_reference(0, bgr8)
+    engine.submit(0, mono(1, 1.0))  # no reference near 1.0
+    engine.submit(0, mono(1, 0.5))  # backward
+    engine.process_once()
+    assert synth.resets[-1][1] is None and log.having('first frame generated')
+    engine.submit(0, mono(1, 2.005))
+    engine.submit(0, mono(1, 0.1))
+    drain(engine)
+    refs = [r for _, r in synth.resets]
+    assert refs[1] is None and np.array_equal(refs[2], rgb) and log.having('first frame from the reference image')
+
+
+def test_lossless_queue_bound_drops_new_frames_with_an_error():
+    engine, synth, log, published = make('lossless', max_pending=2)
+    for k in range(4):
+        engine.submit(0, mono(k, 1 + 0.1 * k))
+    assert engine.pending() == [2]
+    assert [lv for lv, _ in log.lines] == ['error'] and 'max_pending' in log.lines[0][1]
+    assert engine.status()['cameras'][0]['dropped_overflow'] == 2
+
+
+def test_worker_thread_publishes_and_stops():
+    done = threading.Event()
+    synth, log = FakeSynth(), Log()
+    engine = SynthesisEngine(synth, [CameraConfig('/a', '/b', 'ids')], lambda *a: done.set(), log, mode='live')
+    engine.start()
+    engine.submit(0, mono(1, 1.0))
+    assert done.wait(10)
+    engine.stop(timeout=10)
+    assert not engine._thread.is_alive()
+
+
+def test_status_reports_rates_latency_and_a_log_line():
+    engine, synth, log, published = make('live')
+    engine.submit(0, mono(1, 1.0))
+    engine.submit(0, mono(1, 1.1))
+    engine.process_once()
+    status = engine.status()
+    cam = status['cameras'][0]
+    assert cam['latency_ms'] is not None and cam['input_hz'] > 0 and status['frames_per_batch'] == 1
+    assert '/in0 -> /out0' in status_line(status) and 'dropped 1 stale' in status_line(status)
+    assert engine.status()['cameras'][0]['input_hz'] == 0  # rates are per report period
+
+
+def test_throttle_counts_what_it_holds_back():
+    now = [0.0]
+    throttle = Throttle(5.0, clock=lambda: now[0])
+    assert throttle('a') == 0 and throttle('a') is None and throttle('b') == 0
+    now[0] = 6.0
+    assert throttle('a') == 1
+
+
+def test_topic_naming_follows_image_transport():
+    assert camera_info_topic('/carla/ego/semantic/image') == '/carla/ego/semantic/camera_info'
+    assert camera_info_topic('/cam/image_raw/compressed') == '/cam/camera_info'
+    assert camera_info_topic('image') == 'camera_info' and camera_info_topic('/image') == '/camera_info'
+    assert is_compressed_topic('/cam/image/compressed') and not is_compressed_topic('/compressed_cam/image')
+
+
+def test_qos_defaults():
+    assert qos_choice('auto', 0, 'live', 'input') == ('best_effort', 5)
+    assert qos_choice('auto', 0, 'lossless', 'input') == ('reliable', 100)
+    assert qos_choice('auto', 7, 'live', 'output') == ('reliable', 7)
+    assert qos_choice('best_effort', 0, 'lossless', 'output') == ('best_effort', 100)
+
+
+def test_engine_refuses_bad_configuration():
+    with pytest.raises(InputError):
+        make('fast')
+    with pytest.raises(InputError):
+        make('live', encodings=['palette'])
+
+
+def test_rgb_from_msg_converts_reference_frames_to_rgb():
+    rgb = np.random.default_rng(1).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    bgra = np.dstack([rgb[..., ::-1], np.zeros((3, 5), np.uint8)])
+    msg = SimpleNamespace(height=3, width=5, encoding='bgra8', is_bigendian=0, step=20, data=bgra.tobytes())
+    assert np.array_equal(rosio.rgb_from_msg(msg), rgb)
+    fmt, data = rosio.compress(rgb, 'png', encoding='rgb8')
+    assert np.array_equal(rosio.rgb_from_msg(SimpleNamespace(format=fmt, data=data)), rgb)
+    with pytest.raises(InputError):
+        rosio.rgb_from_msg(SimpleNamespace(height=1, width=1, encoding='mono16', is_bigendian=0, step=2,
+                                           data=b'\0\0'))
+
+
+# -- the package and its parameters file, read as files --------------------------------
+
+def test_params_file_documents_every_parameter_with_its_default():
+    text = (PKG / 'config' / 'params.yaml').read_text()
+    values = yaml.safe_load(text)['/**']['ros__parameters']
+    for p in PARAMS:
+        if p.default == 'string_array':
+            assert f'# {p.name}:' in text, p.name
+        else:
+            assert values[p.name] == p.default, p.name
+            assert type(values[p.name]) is type(p.default), p.name
+    assert set(values) == {p.name for p in PARAMS if p.default != 'string_array'}
+
+
+def test_ament_python_layout():
+    assert (PKG / 'resource' / 'svs_gan_ros').is_file()
+    root = ET.parse(PKG / 'package.xml').getroot()
+    assert root.get('format') == '3' and root.findtext('name') == 'svs_gan_ros'
+    assert root.find('export/build_type').text == 'ament_python'
+    deps = {e.text for e in root.findall('exec_depend')}
+    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'rosgraph_msgs', 'launch', 'launch_ros', 'python3-numpy',
+            'python3-opencv'} <= deps
+    cfg = configparser.ConfigParser()
+    cfg.read(PKG / 'setup.cfg')
+    assert cfg['develop']['script_dir'] == cfg['install']['install_scripts'] == '$base/lib/svs_gan_ros'
+    setup = (PKG / 'setup.py').read_text()
+    for needle in ("'share/ament_index/resource_index/packages'", "'launch'", "'config'", "'package.xml'",
+                   "'generator_node = svs_gan_ros.generator_node:main'",
+                   "'convert_bag = svs_gan_ros.convert_bag:main'"):
+        assert needle in setup, needle
+    for module in ('generator_node', 'convert_bag'):
+        tree = ast.parse((PKG / 'svs_gan_ros' / f'{module}.py').read_text())
+        assert any(isinstance(n, ast.FunctionDef) and n.name == 'main' for n in tree.body), module
+
+
+def test_convert_bag_hands_over_to_svsgan_convert(monkeypatch, capsys):
+    assert convert_bag._without_ros_args(['a.db3', '--ros-args', '-p', 'x:=1', '--', '-o', 'b']) == \
+        ['a.db3', '-o', 'b']
+    import importlib.util
+    if importlib.util.find_spec('svsgan_core.commands.convert') is None:
+        assert convert_bag.main(['in.db3']) == 2
+        assert 'no `convert` command yet' in capsys.readouterr().err
+    else:
+        calls = []
+        monkeypatch.setattr('svsgan_core.cli.main', lambda argv: calls.append(argv) or 0)
+        assert convert_bag.main(['in.db3', '--ros-args']) == 0 and calls == [['convert', 'in.db3']]

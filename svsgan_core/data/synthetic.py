@@ -501,7 +501,7 @@ def _vehicle_faces(actor: _Actor, t: float, cam_x: float, cam_z: float) -> list[
     return faces
 
 
-_GAIT_PHASES = 8  # walking and pedalling are drawn in this many poses per cycle
+_GAIT_PHASES = 6  # walking and pedalling are drawn in this many poses per cycle
 
 
 def _billboard_faces(actor: _Actor, t: float, cam_x: float, cam_z: float) -> list[_Face]:
@@ -514,8 +514,11 @@ def _billboard_faces(actor: _Actor, t: float, cam_x: float, cam_z: float) -> lis
         shape, key = d["gait"](pose), (d["uid"], pose)
     else:
         shape, key = d["shape"], (d["uid"],)
-    look = _Look(key, shape, d["a_range"], d["y_range"], d["labels"], d["colours"], d["texture"], d["tex_key"])
-    return [_Face(2, z, x, d["a_range"], look, d["shade_z"], (actor.vx, actor.vz))]
+    faces = []
+    for piece, (a_range, y_range) in enumerate(d["pieces"]):
+        look = _Look((*key, piece), shape, a_range, y_range, d["labels"], d["colours"], d["texture"], d["tex_key"])
+        faces.append(_Face(2, z, x, a_range, look, d["shade_z"], (actor.vx, actor.vz)))
+    return faces
 
 
 def _person_shape(height: float, width: float, stride: float) -> Callable[[int], Callable]:
@@ -578,7 +581,12 @@ def _cyclist_shape(height: float) -> Callable[[int], Callable]:
     return at
 
 
+_CROWN_REACH = 0.65  # half the crown's largest extent over its nominal size (the wobble stretches it to 1.28)
+
+
 def _tree_shape(trunk_h: float, crown_r: float, crown_h: float, noise: np.ndarray, key: tuple) -> Callable:
+    """A trunk and a crown: an ellipse whose outline wobbles with the noise (leaves)."""
+
     def shape(a: np.ndarray, y: np.ndarray) -> np.ndarray:
         part = np.zeros(a.shape, np.uint8)
         part[(np.abs(a) < 0.13 + 0.02 * (trunk_h - y)) & (y < trunk_h + crown_h * 0.3)] = 1
@@ -691,11 +699,15 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
             "colours": colours, "colours_front": colours_front, "texture": texture, "tex_key": key(),
             "shade_z": 0.92 - 0.1 * shade_sun, "shade_x": side_shades()}))
 
-    def billboard(x, z, vx, vz, shape, a_range, y_range, rows, cadence=0.0) -> None:
-        """`shape` maps (a, y) to parts, or with a `cadence` (radians per frame) a gait pose to such a map."""
+    def billboard(x, z, vx, vz, shape, a_range, y_range, rows, cadence=0.0, pieces=None) -> None:
+        """`shape` maps (a, y) to parts, or with a `cadence` (radians per frame) a gait pose to such a map.
+
+        `pieces`, disjoint (a_range, y_range) rectangles covering the shape, replace the one bounding
+        rectangle for shapes that fill it poorly (a lamp's mast and arm, a tree's trunk and crown).
+        """
         labels, colours, texture = _lut(rows)
-        data = {"uid": len(actors), "a_range": a_range, "y_range": y_range, "labels": labels, "colours": colours,
-                "texture": texture, "tex_key": key(), "shade_z": 0.95 - 0.1 * shade_sun}
+        data = {"uid": len(actors), "pieces": pieces or [(a_range, y_range)], "labels": labels,
+                "colours": colours, "texture": texture, "tex_key": key(), "shade_z": 0.95 - 0.1 * shade_sun}
         if cadence:
             data.update(gait=shape, phase=float(rng.uniform(0, 2 * math.pi)), cadence=cadence)
         else:
@@ -799,8 +811,10 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
         height = rng.uniform(6.5, 9.0)
         arm = -sign * rng.uniform(0.8, 2.0)
         while z < z_end:
-            billboard(curb_x, z, 0, 0, _pole_shape(height, arm), (min(arm, 0) - 0.4, max(arm, 0) + 0.4),
-                      (0.0, height), [(POLE, (0.4, 0.42, 0.42), 0.15), (POLE, (0.75, 0.75, 0.7), 0.05)])
+            head = height - 0.3
+            billboard(curb_x, z, 0, 0, _pole_shape(height, arm), None, None,
+                      [(POLE, (0.4, 0.42, 0.42), 0.15), (POLE, (0.75, 0.75, 0.7), 0.05)],
+                      pieces=[((-0.1, 0.1), (0.0, head)), ((min(arm, 0) - 0.4, max(arm, 0) + 0.4), (head, height))])
             z += spacing
         if scene.lawn[side] > 0 or rng.random() < 0.3:
             tree_x = sign * (rh + scene.parking[side] + max(scene.lawn[side], 1.2) / 2 + 0.2)
@@ -810,10 +824,12 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
                 trunk = rng.uniform(1.8, 3.2)
                 crown_h = rng.uniform(3.0, 6.0)
                 shade = rng.uniform(0.8, 1.2)
-                billboard(tree_x, z, 0, 0, _tree_shape(trunk, crown_r, crown_h, scene.noise, key()),
-                          (-crown_r - 0.5, crown_r + 0.5), (0.0, trunk + crown_h + 0.8),
+                crown_low, crown_high = trunk + crown_h * (0.5 - _CROWN_REACH), trunk + crown_h * (0.5 + _CROWN_REACH)
+                billboard(tree_x, z, 0, 0, _tree_shape(trunk, crown_r, crown_h, scene.noise, key()), None, None,
                           [(VEGETATION, (0.28, 0.22, 0.16), 0.3),
-                           (VEGETATION, tuple(scene.palette["vegetation"] * shade), 0.9)])
+                           (VEGETATION, tuple(scene.palette["vegetation"] * shade), 0.9)],
+                          pieces=[((-0.25, 0.25), (0.0, crown_low)),
+                                  ((-2 * _CROWN_REACH * crown_r, 2 * _CROWN_REACH * crown_r), (crown_low, crown_high))])
                 z += rng.uniform(7, 14)
         for _ in range(int(rng.integers(0, 4))):
             form = int(rng.integers(0, 3))
@@ -831,6 +847,7 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
 
 _SKY_LAYER, _GROUND_LAYER, _FRONT_LAYER, _BACK_LAYER = 0, 1, 2, 3
 _OBJECT_RANGE = 130.0  # metres; beyond this objects are a pixel or two and lost in the haze
+_SPRITE_LEVELS = 4
 
 
 @dataclass
@@ -1121,11 +1138,12 @@ class _Renderer:
         """Z-buffer all object faces of a frame at once: every pixel of every face's screen box is a
         candidate; candidates behind the static scene, outside the face or on an empty texel drop out,
         and the nearest remaining candidate of each pixel wins."""
-        boxes, kept = [], []
+        boxes, kept, nearest = [], [], []
         for face in sorted(faces, key=lambda f: f.axis, reverse=True):  # camera-facing planes first
             box = self._screen_box(face, centre, rot)
             if box is not None:
-                boxes.append(box)
+                boxes.append(box[:4])
+                nearest.append(box[4])
                 kept.append(face)
         if not kept:
             return
@@ -1145,12 +1163,11 @@ class _Renderer:
         t = np.empty(pix.size, np.float32)
         t[:split] = (plane[fid[:split]] - cz) / r[:split, 2]
         t[split:] = (plane[fid[split:]] - cx) / r[split:, 0]
-        keep = np.flatnonzero((t > 0) & (t < depth[pix]))
-        fid, pix, r, t = fid[keep], pix[keep], r[keep], t[keep]
+        in_front = (t > 0) & (t < depth[pix])
 
         sprites = [None] * len(kept)
-        for i in np.unique(fid).tolist():
-            sprites[i] = self._sprite(kept[i].look)
+        for i in np.unique(fid[in_front]).tolist():
+            sprites[i] = self._sprite(kept[i].look, nearest[i])
         table = np.array([
             (f.origin, f.a_range[0], f.a_range[1], f.look.y_range[0], f.look.y_range[1], s.a0, s.y0, s.scale)
             if s is not None else (0.0,) * 8 for f, s in zip(kept, sprites)], np.float32)
@@ -1158,7 +1175,8 @@ class _Renderer:
         along = np.where(axis_z[fid], cx + t * r[:, 0], cz + t * r[:, 2])
         y = cy + t * r[:, 1]
         a = along - table[fid, 0]
-        keep = np.flatnonzero((a >= table[fid, 1]) & (a < table[fid, 2]) & (y >= table[fid, 3]) & (y < table[fid, 4]))
+        keep = np.flatnonzero(in_front & (a >= table[fid, 1]) & (a < table[fid, 2]) & (y >= table[fid, 3])
+                              & (y < table[fid, 4]))
         fid, pix, t, along, y, a = fid[keep], pix[keep], t[keep], along[keep], y[keep], a[keep]
         ia = np.clip(((a - table[fid, 5]) * table[fid, 7]).astype(np.int64), 0, layout[fid, 1] - 1)
         iy = np.clip(((y - table[fid, 6]) * table[fid, 7]).astype(np.int64), 0, layout[fid, 2] - 1)
@@ -1180,13 +1198,21 @@ class _Renderer:
         point[pix] = np.where(axis_z[fid, None], np.stack([along, y, flat], -1), np.stack([flat, y, along], -1))
         velocity[pix] = np.array([f.velocity for f in kept], np.float32)[fid]
 
-    def _sprite(self, look: _Look) -> _Sprite:
-        """The look drawn on a texel grid about a pixel fine at 4 m distance (cached per look)."""
-        sprite = self.atlas.sprites.get(look.key)
+    def _sprite(self, look: _Look, distance: float) -> _Sprite:
+        """The look drawn on a texel grid of at most a pixel at `distance` (cached per look and level).
+
+        Levels of detail double the texel size, so an object seen only far away never pays for the
+        grid of a close pass; the texture lives in object coordinates, so every level shows the same surface.
+        """
+        (a0, a1), (y0, y1) = look.a_range, look.y_range
+        finest = max(max(a1 - a0, y1 - y0) / 192, 2.0 / self.scene.camera.focal)
+        wanted = distance / self.scene.camera.focal
+        level = int(np.clip(math.floor(math.log2(max(wanted / finest, 1.0))), 0, _SPRITE_LEVELS - 1))
+        key = (*look.key, level)
+        sprite = self.atlas.sprites.get(key)
         if sprite is not None:
             return sprite
-        (a0, a1), (y0, y1) = look.a_range, look.y_range
-        texel = min(max(max(a1 - a0, y1 - y0) / 128, 4.0 / self.scene.camera.focal), 0.05)
+        texel = finest * 2**level
         a = a0 + (np.arange(math.ceil((a1 - a0) / texel), dtype=np.float32) + 0.5) * texel
         y = y0 + (np.arange(math.ceil((y1 - y0) / texel), dtype=np.float32) + 0.5) * texel
         a, y = np.meshgrid(a, y)
@@ -1194,14 +1220,15 @@ class _Renderer:
         n = _sample_noise(self.scene.noise, a * 8 + look.tex_key[0], y * 8 + look.tex_key[1])
         grain = 1 + look.texture[part][..., None] * (n[..., :1] * 0.7 + n[..., 1:2] * 0.3 - 0.5) * 2
         rgb = look.colours[part] * grain * (0.93 + 0.07 * np.clip(y / 1.5, 0, 1))[..., None]
-        return self.atlas.add(look.key, look.labels[part], rgb, a0, y0, 1.0 / texel)
+        return self.atlas.add(key, look.labels[part], rgb, a0, y0, 1.0 / texel)
 
     def _screen_box(self, face: _Face, centre, rot) -> tuple[int, int, int, int] | None:
-        """Pixel rectangle around the face's projected corners; None when off screen or too close."""
+        """(v0, v1, u0, u1, nearest depth): pixel rectangle around the face's projected corners and how
+        close its nearest corner is; None when off screen or too close."""
         (a0, a1), (y0, y1) = face.a_range, face.look.y_range
         cam = self.scene.camera
         (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = rot.tolist()
-        us, vs = [], []
+        us, vs, depths = [], [], []
         for a in (a0, a1):
             for y in (y0, y1):
                 if face.axis == 2:
@@ -1211,13 +1238,14 @@ class _Renderer:
                 lz = r02 * px + r12 * py + r22 * pz
                 if lz < 0.3:
                     return None
+                depths.append(lz)
                 us.append(cam.cx + cam.focal * (r00 * px + r10 * py + r20 * pz) / lz)
                 vs.append(cam.cy - cam.focal * (r01 * px + r11 * py + r21 * pz) / lz)
         u0, u1 = max(math.floor(min(us)) - 1, 0), min(math.ceil(max(us)) + 1, self.w)
         v0, v1 = max(math.floor(min(vs)) - 1, 0), min(math.ceil(max(vs)) + 1, self.h)
         if u0 >= u1 or v0 >= v1:
             return None
-        return v0, v1, u0, u1
+        return v0, v1, u0, u1, min(depths)
 
     # --- camera ---
 

@@ -1,0 +1,81 @@
+"""Flow and warping loss L_Flow (appendix A, equation (6)) and the occlusion supervision.
+
+    L_Flow = lambda_OF * mean(conf * |OF - OF_hat|) + lambda_W * mean(conf * |W(I_{i-1}, OF_hat) - I_i|)
+
+OF is the pseudo-ground-truth backward flow (OpenCV DIS, or the synthetic renderer's exact flow) and
+conf its confidence. The warp term warps the *real* previous frame with the predicted flow (as V2V
+does): it measures the flow, not the quality of the previous generated frame, which is noise early
+in training. Plain means (not normalised by sum(conf)) keep data-parallel runs exact.
+
+The occlusion map OC (1 = regenerate) has no ground truth; its target marks a pixel occluded when
+the pseudo-GT flow cannot carry it from I_{i-1}:
+- the flow is not confident there (conf < 0.5: hidden or off screen in the previous frame), or
+- the warped previous label differs from the current label (a new object or disocclusion), or
+- the warped previous real frame differs from the real frame by more than `threshold` (mean
+  absolute RGB difference in [-1, 1] units), which catches what the first two miss.
+OC is then trained with binary cross-entropy to that target.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from svsgan_core.models.flow import warp
+
+
+def flow_l1(pred: torch.Tensor, target: torch.Tensor, conf: torch.Tensor | None = None) -> torch.Tensor:
+    """mean(conf * |pred - target|) over Bx2xHxW; conf Bx1xHxW or BxHxW in [0, 1]."""
+    diff = (pred.float() - target.float()).abs()
+    if conf is not None:
+        diff = diff * _as_mask(conf)
+    return diff.mean()
+
+
+def warp_l1(warped: torch.Tensor, target: torch.Tensor, conf: torch.Tensor | None = None) -> torch.Tensor:
+    """||WI_{i-1} - I_i||_1 as a mean, optionally masked by the flow confidence."""
+    diff = (warped.float() - target.float()).abs()
+    if conf is not None:
+        diff = diff * _as_mask(conf)
+    return diff.mean()
+
+
+def _as_mask(conf: torch.Tensor) -> torch.Tensor:
+    return (conf.unsqueeze(1) if conf.dim() == 3 else conf).float()
+
+
+def warp_labels(labels: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour backward warp of BxHxW ids: out(x) = labels(round(x + flow(x)))."""
+    b, h, w = labels.shape
+    ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
+    xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
+    x = (xs + flow[:, 0]).round().clamp(0, w - 1).long()
+    y = (ys + flow[:, 1]).round().clamp(0, h - 1).long()
+    flat = labels.reshape(b, -1)
+    return torch.gather(flat, 1, (y * w + x).reshape(b, -1)).view(b, h, w)
+
+
+@torch.no_grad()
+def occlusion_target(prev_image: torch.Tensor, image: torch.Tensor, flow: torch.Tensor,
+                     conf: torch.Tensor | None = None, prev_labels: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None, threshold: float = 0.2) -> torch.Tensor:
+    """Bx1xHxW in {0, 1}: 1 where the pseudo-GT flow cannot carry I_{i-1} to I_i (see module doc)."""
+    flow = flow.float()
+    err = (warp(prev_image.float(), flow) - image.float()).abs().mean(1, keepdim=True)
+    occluded = err > threshold
+    if conf is not None:
+        occluded |= _as_mask(conf) < 0.5
+    if prev_labels is not None and labels is not None:
+        occluded |= (warp_labels(prev_labels, flow) != labels).unsqueeze(1)
+    return occluded.float()
+
+
+def occlusion_bce(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Binary cross-entropy of the predicted occlusion probabilities, safe under autocast."""
+    p = pred.float().clamp(eps, 1 - eps)
+    t = target.float()
+    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+
+
+def resize_conf(conf: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    c = _as_mask(conf)
+    return c if tuple(c.shape[-2:]) == tuple(size) else F.interpolate(c, size=size, mode="bilinear", align_corners=False)

@@ -278,6 +278,15 @@ def _sample_noise(noise: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray
     return noise[iv * _TILE + iu]
 
 
+def _sample_noise_smooth(noise: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bilinear lookup: no visible cells when magnified (used where the result is cached, sprites)."""
+    u0, v0 = np.floor(u), np.floor(v)
+    fu, fv = (u - u0)[..., None], (v - v0)[..., None]
+    top = _sample_noise(noise, u0, v0) * (1 - fu) + _sample_noise(noise, u0 + 1, v0) * fu
+    bottom = _sample_noise(noise, u0, v0 + 1) * (1 - fu) + _sample_noise(noise, u0 + 1, v0 + 1) * fu
+    return top * (1 - fv) + bottom * fv
+
+
 def _make_blocks(rng: np.random.Generator, z_start: float, z_end: float, cross, back: bool) -> _Blocks:
     sides = []
     for _ in range(2):
@@ -591,7 +600,7 @@ def _tree_shape(trunk_h: float, crown_r: float, crown_h: float, noise: np.ndarra
         part = np.zeros(a.shape, np.uint8)
         part[(np.abs(a) < 0.13 + 0.02 * (trunk_h - y)) & (y < trunk_h + crown_h * 0.3)] = 1
         cy = trunk_h + crown_h / 2
-        wobble = _sample_noise(noise, a * 2.5 + key[0], y * 2.5 + key[1])[..., 1]
+        wobble = _sample_noise_smooth(noise, a * 2.5 + key[0], y * 2.5 + key[1])[..., 1]
         inside = (a / crown_r) ** 2 + ((y - cy) / (crown_h / 2)) ** 2 + 1.6 * (wobble - 0.5) < 1
         part[inside] = 2
         return part
@@ -1217,7 +1226,7 @@ class _Renderer:
         y = y0 + (np.arange(math.ceil((y1 - y0) / texel), dtype=np.float32) + 0.5) * texel
         a, y = np.meshgrid(a, y)
         part = look.shape(a, y)
-        n = _sample_noise(self.scene.noise, a * 8 + look.tex_key[0], y * 8 + look.tex_key[1])
+        n = _sample_noise_smooth(self.scene.noise, a * 12 + look.tex_key[0], y * 12 + look.tex_key[1])
         grain = 1 + look.texture[part][..., None] * (n[..., :1] * 0.7 + n[..., 1:2] * 0.3 - 0.5) * 2
         rgb = look.colours[part] * grain * (0.93 + 0.07 * np.clip(y / 1.5, 0, 1))[..., None]
         return self.atlas.add(key, look.labels[part], rgb, a0, y0, 1.0 / texel)

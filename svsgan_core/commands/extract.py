@@ -1,0 +1,195 @@
+"""Turn a recorded bag (an RGB camera and a semantic camera) into a training dataset.
+
+Frames are paired by header stamp: each label frame takes the nearest RGB frame within --max-dt
+(each RGB frame is used once; unpaired frames are left out and counted). Pairs follow the label
+topic's order and are split into sequences where the stamps jump, by the node's rule: backwards,
+or forwards by more than --reset-gap. The output is the generic sequence-folder layout
+(docs/datasets.md) that `CarlaRecordingDataset` (label_space carla / carla_legacy) and
+`SequenceFolderDataset` read:
+
+  OUT_DIR/dataset.yaml                         label_space, source bag, topics
+  OUT_DIR/<bag>_000/images/000000.png          RGB
+  OUT_DIR/<bag>_000/labels/000000.png          class ids as the recording encodes them
+
+Labels are stored in the recording's own space (CARLA tags for CARLA palette or raw input; the
+--label-space for class-id input) and mapped to the model's space when training. OUT_DIR appears
+only when complete.
+
+Example:
+  svsgan extract drive.mcap data/carla_drive --rgb /carla/ego_vehicle/rgb_front/image \\
+      --labels /carla/ego_vehicle/semantic_segmentation_front/image
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from svsgan_core.errors import InputError
+
+_ID_ENCODINGS = {"mono8", "8UC1", "mono16", "16UC1"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bag", help="the recording: a bag folder or a .db3/.mcap file")
+    p.add_argument("out_dir", help="dataset folder to create")
+    p.add_argument("--rgb", required=True, metavar="TOPIC", help="RGB camera topic (Image or CompressedImage)")
+    p.add_argument("--labels", required=True, metavar="TOPIC", help="semantic camera topic (Image or CompressedImage)")
+    p.add_argument("--label-encoding", default="auto", choices=("auto", "ids", "carla_palette", "carla_raw"),
+                   help="auto: class ids for mono8/mono16 images, CARLA palette colours for colour images")
+    p.add_argument("--label-space", default="cityscapes",
+                   help="label space of class-id input (default: cityscapes); CARLA input is stored as CARLA tags")
+    p.add_argument("--carla-version", default="0.9.14", help="CARLA tag numbering of carla_raw input (default: 0.9.14)")
+    p.add_argument("--max-dt", type=float, default=0.02, metavar="SECONDS",
+                   help="largest stamp difference of a paired RGB and label frame (default: 0.02)")
+    p.add_argument("--reset-gap", type=float, default=1.0, metavar="SECONDS",
+                   help="a forward stamp jump larger than this starts a new sequence (default: 1.0)")
+    p.add_argument("--typestore", default=None, help="ROS 2 distribution of a bag that stores no type definitions")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
+    p.add_argument("--no-progress", action="store_true")
+
+
+@dataclass
+class ExtractResult:
+    output: Path
+    label_space: str
+    sequences: dict[str, int]  # name -> frames
+    unpaired_labels: int
+    unpaired_rgb: int
+    duplicates: int
+
+    @property
+    def frames(self) -> int:
+        return sum(self.sequences.values())
+
+
+def pair_by_stamp(label_stamps: list[int], rgb_stamps: list[int], max_dt_ns: int) -> dict[int, int]:
+    """label index -> rgb index: nearest stamps within `max_dt_ns`, each RGB frame used once (closest wins)."""
+    order = sorted(range(len(rgb_stamps)), key=rgb_stamps.__getitem__)
+    sorted_stamps = [rgb_stamps[i] for i in order]
+    candidates = []
+    for li, stamp in enumerate(label_stamps):
+        k = bisect.bisect_left(sorted_stamps, stamp)
+        for j in (k - 1, k, k + 1):
+            if 0 <= j < len(sorted_stamps) and abs(sorted_stamps[j] - stamp) <= max_dt_ns:
+                candidates.append((abs(sorted_stamps[j] - stamp), li, order[j]))
+    pairs: dict[int, int] = {}
+    used: set[int] = set()
+    for _, li, ri in sorted(candidates):
+        if li not in pairs and ri not in used:
+            pairs[li] = ri
+            used.add(ri)
+    return pairs
+
+
+def _label_decoder(encoding_choice: str, ros_encoding: str, label_space: str, carla_version: str):
+    from svsgan_core.labels import LabelDecoder, carla_space_for_version
+
+    choice = encoding_choice
+    if choice == "auto":
+        choice = "ids" if ros_encoding in _ID_ENCODINGS else "carla_palette"
+    if choice == "ids":
+        return LabelDecoder("ids", label_space, label_space)
+    if choice == "carla_raw":
+        space = carla_space_for_version(carla_version)
+        return LabelDecoder("carla_raw", space, carla_version=carla_version)
+    return LabelDecoder("carla_palette", "carla")
+
+
+def extract_bag(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_topic: str, labels_topic: str, *,
+                label_encoding: str = "auto", label_space: str = "cityscapes", carla_version: str = "0.9.14",
+                max_dt: float = 0.02, reset_gap: float = 1.0, typestore: str | None = None,
+                overwrite: bool = False, progress: bool = True) -> ExtractResult:
+    from svsgan_core.bags import AtomicDirectory, BagReader
+    from svsgan_core.data.layouts import write_dataset_info, write_frame
+    from svsgan_core.rosio import message_to_numpy, rgb_from_msg
+    from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+
+    if not max_dt >= 0:
+        raise InputError(f"--max-dt must be zero or positive, got {max_dt}")
+    if rgb_topic == labels_topic:
+        raise InputError("--rgb and --labels name the same topic")
+    with BagReader(bag_path, typestore) as bag:
+        bag.require(rgb_topic)
+        bag.require(labels_topic)
+        stamps: dict[str, list[int]] = {rgb_topic: [], labels_topic: []}
+        for msg in bag.messages([rgb_topic, labels_topic]):
+            stamps[msg.connection.topic].append(stamp_to_ns(bag.decode(msg).header.stamp))
+        pairs = pair_by_stamp(stamps[labels_topic], stamps[rgb_topic], round(max_dt * 1e9))
+
+        # sequences, in label order; a repeated stamp is the same frame again and is left out
+        timeline = SequenceTimeline(reset_gap)
+        name = (bag.path.stem if bag.path.is_file() else bag.path.name) or "bag"
+        slot: dict[int, tuple[str, int]] = {}
+        sequences: dict[str, int] = {}
+        duplicates = 0
+        current = None
+        for li in sorted(pairs):
+            if timeline.observe(stamps[labels_topic][li]) is not None:
+                current = f"{name}_{len(sequences):03d}"
+                sequences[current] = 0
+            elif timeline.is_duplicate:
+                duplicates += 1
+                continue
+            slot[li] = (current, sequences[current])
+            sequences[current] += 1
+        wanted_rgb = {pairs[li]: li for li in slot}
+        if not slot:
+            raise InputError(f"{bag.path}: no frame of {labels_topic} has an {rgb_topic} frame within {max_dt} s "
+                             f"({len(stamps[labels_topic])} label and {len(stamps[rgb_topic])} RGB frames); "
+                             "check the topics or raise --max-dt")
+
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(slot), desc=name, unit="frame", dynamic_ncols=True)
+        decoder = None
+        pending_rgb: dict[int, object] = {}
+        pending_labels: dict[int, object] = {}
+        with AtomicDirectory(out_dir, overwrite, inputs=[bag.path]) as target:
+            root = target.path
+            try:
+                for msg in bag.messages([rgb_topic, labels_topic]):
+                    is_label = msg.connection.topic == labels_topic
+                    if is_label and msg.index in slot:
+                        ros_msg = bag.decode(msg)
+                        try:
+                            array, encoding = message_to_numpy(ros_msg)
+                            if decoder is None:
+                                decoder = _label_decoder(label_encoding, encoding, label_space, carla_version)
+                            pending_labels[msg.index] = decoder.decode(array, encoding)
+                        except InputError as exc:
+                            raise InputError(f"{bag.path}: {bag.where(msg)}: {exc}") from None
+                    elif not is_label and msg.index in wanted_rgb:
+                        try:
+                            pending_rgb[wanted_rgb[msg.index]] = rgb_from_msg(bag.decode(msg))
+                        except InputError as exc:
+                            raise InputError(f"{bag.path}: {bag.where(msg)}: {exc}") from None
+                    for li in [li for li in pending_labels if li in pending_rgb]:
+                        sequence, index = slot[li]
+                        write_frame(root, sequence, index, pending_rgb.pop(li), pending_labels.pop(li))
+                        if bar is not None:
+                            bar.update(1)
+            finally:
+                if bar is not None:
+                    bar.close()
+            extra = {"carla_version": carla_version} if decoder.encoding == "carla_raw" else {}
+            write_dataset_info(root, decoder.target.name, source=str(bag.path), rgb_topic=rgb_topic,
+                               labels_topic=labels_topic, max_dt=max_dt, reset_gap=reset_gap, **extra)
+            output = target.commit()
+    return ExtractResult(output, decoder.target.name, sequences, len(stamps[labels_topic]) - len(pairs),
+                         len(stamps[rgb_topic]) - len(pairs), duplicates)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = extract_bag(args.bag, args.out_dir, args.rgb, args.labels, label_encoding=args.label_encoding,
+                         label_space=args.label_space, carla_version=args.carla_version, max_dt=args.max_dt,
+                         reset_gap=args.reset_gap, typestore=args.typestore, overwrite=args.overwrite,
+                         progress=not args.no_progress)
+    print(f"{result.output}: {result.frames} frame pairs in {len(result.sequences)} sequence(s), labels as "
+          f"{result.label_space}; left out: {result.unpaired_labels} label and {result.unpaired_rgb} RGB frames "
+          f"without a partner within the tolerance, {result.duplicates} repeated stamps")
+    return 0

@@ -1,0 +1,382 @@
+"""Offline bag conversion (`svsgan convert`) and bag -> dataset extraction (`svsgan extract`).
+
+Input bags are written here with rosbags' own Writer (not svsgan's), as Humble (.db3 without type
+definitions, metadata version 5) and Jazzy (.mcap) recordings; outputs are read back with rosbags
+and, for .mcap, with the independent mcap-ros2-support reader.
+"""
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from svsgan_core.checkpoint import save_checkpoint
+from svsgan_core.cli import main as cli_main
+from svsgan_core.config import ModelConfig
+from svsgan_core.conversion import ConvertOptions, TopicMap, convert_bag, measure_conversion_overhead
+from svsgan_core.errors import InputError
+from svsgan_core.inference import VideoSynthesizer
+from svsgan_core.labels import encode_palette
+from svsgan_core.models import SVSGenerator
+
+ROOT = Path(__file__).resolve().parent.parent
+PALETTE_CAM, IDS_CAM, RGB_CAM = "/cam0/semantic", "/cam1/semantic", "/cam0/rgb"
+FRAMES, H, W = 6, 24, 48
+T0 = 5_000_000_000
+DT = 50_000_000
+BACKWARD_AT = 4  # the ids camera's stamp jumps back 10 s here: a new sequence
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two torch threads on a shared 2-core machine are slower than one; restore afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_config() -> ModelConfig:
+    return ModelConfig(height=32, width=64, dec_channels=[16, 16, 32, 32], img_channels=[8, 8, 16, 16],
+                       sem_channels=[8, 8, 16, 16], bottleneck_channels=8, spade_hidden=16, flow_channels=[8, 16],
+                       flow_res_blocks=1, d_channels=[8, 16, 16, 32], dv_channels=[8, 16, 32])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small", SVSGenerator(small_config()))
+
+
+@pytest.fixture(scope="module")
+def synth(checkpoint):
+    return VideoSynthesizer.from_checkpoint(checkpoint)
+
+
+def labels(i: int) -> np.ndarray:
+    coarse = np.random.default_rng(i).integers(0, 19, (3, 6)).astype(np.uint8)
+    return cv2.resize(coarse, (W, H), interpolation=cv2.INTER_NEAREST)
+
+
+QOS = [Qos(QosHistory.KEEP_LAST, 7, QosReliability.BEST_EFFORT, QosDurability.VOLATILE, QosTime(0, 0),
+           QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)]
+
+
+def write_input(path: Path, storage: str, distro: str, frames: int = FRAMES, rgb: bool = False) -> Path:
+    """A small recording: two semantic cameras (CARLA palette bgra8, mono8 ids), /clock, camera_info, a log."""
+    store = get_typestore(Stores(f"ros2_{distro}"))
+    t = store.types
+    plugin = StoragePlugin.SQLITE3 if storage == "db3" else StoragePlugin.MCAP
+    with Writer(path, version=9 if distro == "jazzy" else 8, storage_plugin=plugin) as w:
+        conns = {
+            "/clock": w.add_connection("/clock", "rosgraph_msgs/msg/Clock", typestore=store),
+            PALETTE_CAM: w.add_connection(PALETTE_CAM, "sensor_msgs/msg/Image", typestore=store,
+                                          offered_qos_profiles=QOS),
+            "/cam0/camera_info": w.add_connection("/cam0/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store),
+            IDS_CAM: w.add_connection(IDS_CAM, "sensor_msgs/msg/Image", typestore=store),
+            "/log": w.add_connection("/log", "std_msgs/msg/String", typestore=store),
+        }
+        if rgb:
+            conns[RGB_CAM] = w.add_connection(RGB_CAM, "sensor_msgs/msg/Image", typestore=store)
+
+        def image(ns, frame_id, array, encoding):
+            stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+            header = t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+            channels = 1 if array.ndim == 2 else array.shape[2]
+            return t["sensor_msgs/msg/Image"](header=header, height=array.shape[0], width=array.shape[1],
+                                              encoding=encoding, is_bigendian=0, step=array.shape[1] * channels,
+                                              data=array.reshape(-1))
+
+        for i in range(frames):
+            ns = T0 + i * DT
+            stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+            msgs = [
+                ("/clock", ns, t["rosgraph_msgs/msg/Clock"](clock=stamp)),
+                (PALETTE_CAM, ns + 1000, image(ns, "cam0", cv2.cvtColor(encode_palette(labels(i), "cityscapes"),
+                                                                         cv2.COLOR_RGB2BGRA), "bgra8")),
+                ("/cam0/camera_info", ns + 2000, t["sensor_msgs/msg/CameraInfo"](
+                    header=t["std_msgs/msg/Header"](stamp=stamp, frame_id="cam0"), height=H, width=W,
+                    distortion_model="plumb_bob", d=np.zeros(5), k=np.eye(3).ravel(), r=np.eye(3).ravel(),
+                    p=np.zeros(12), binning_x=0, binning_y=0,
+                    roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                              do_rectify=False))),
+                (IDS_CAM, ns + 3000, image(ns - (10**10 if i >= BACKWARD_AT else 0), "cam1", labels(100 + i), "mono8")),
+            ]
+            if i % 2 == 0:
+                msgs.append(("/log", ns + 4000, t["std_msgs/msg/String"](data=f"frame {i}")))
+            if rgb:
+                colour = np.random.default_rng(i).integers(0, 256, (H, W, 3)).astype(np.uint8)
+                jump = 10**10 if i >= BACKWARD_AT else 0  # follows the ids camera, 3 ms late
+                msgs.append((RGB_CAM, ns + 5000, image(ns - jump + 3_000_000, "cam1_rgb", colour, "rgb8")))
+            for topic, bag_ns, msg in msgs:
+                w.write(conns[topic], bag_ns, store.serialize_cdr(msg, conns[topic].msgtype))
+    if distro == "humble" and storage == "db3":
+        _make_humble(path)
+    return path
+
+
+def _make_humble(path: Path) -> None:
+    """What Humble's recorder writes: no message definitions or type hashes, metadata version 5."""
+    db = next(path.glob("*.db3"))
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM message_definitions")
+    con.execute("UPDATE topics SET type_description_hash = ''")
+    con.commit()
+    con.close()
+    meta = yaml.safe_load((path / "metadata.yaml").read_text())
+    info = meta["rosbag2_bagfile_information"]
+    info["version"] = 5
+    info.pop("ros_distro", None)
+    for topic in info["topics_with_message_count"]:
+        topic["topic_metadata"].pop("type_description_hash", None)
+    (path / "metadata.yaml").write_text(yaml.safe_dump(meta))
+
+
+def digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def read_bag(path: Path) -> tuple[dict, dict]:
+    """topic -> [(bag time, raw bytes)] and topic -> connection, with rosbags."""
+    messages, conns = {}, {}
+    with Reader(path) as reader:
+        for c in reader.connections:
+            conns[c.topic] = c
+            messages[c.topic] = []
+        for c, ts, data in reader.messages():
+            messages[c.topic].append((ts, bytes(data)))
+    return messages, conns
+
+
+def convert_options(**kw) -> ConvertOptions:
+    return ConvertOptions([TopicMap(PALETTE_CAM, "/gen0"), TopicMap(IDS_CAM, "/gen1")], **kw)
+
+
+@pytest.mark.parametrize("storage,distro", [("db3", "humble"), ("mcap", "jazzy")])
+def test_conversion_copies_every_message_and_adds_one_frame_per_input(tmp_path, synth, storage, distro):
+    src = write_input(tmp_path / "in", storage, distro)
+    before = digest(src)
+    frames = []
+    result = convert_bag(src, tmp_path / "out", synth, convert_options(compressed=True), progress=False,
+                         on_frame=frames.append)
+    assert digest(src) == before
+    assert result.frames == {PALETTE_CAM: FRAMES, IDS_CAM: FRAMES}
+    assert result.sequences == {PALETTE_CAM: 1, IDS_CAM: 2}  # the backward stamp restarted the ids camera
+    assert [f.new_sequence for f in frames if f.topic == IDS_CAM] == ["first"] + [None] * 3 + ["backward", None]
+
+    inp, in_conns = read_bag(src)
+    out, out_conns = read_bag(result.output)
+    assert next(result.output.glob(f"*.{storage}"))
+    assert set(out) == set(inp) | {"/gen0", "/gen1", "/gen0/compressed", "/gen1/compressed"}
+    for topic, msgs in inp.items():
+        assert out[topic] == msgs, topic  # same bytes, same bag times, same order
+        a, b = in_conns[topic], out_conns[topic]
+        assert (b.msgtype, b.ext.serialization_format) == (a.msgtype, a.ext.serialization_format)
+        assert b.ext.offered_qos_profiles == a.ext.offered_qos_profiles
+        assert b.digest == get_typestore(Stores(f"ros2_{distro}")).hash_rihs01(a.msgtype)
+    store = get_typestore(Stores.ROS2_JAZZY)
+    for source, target in ((PALETTE_CAM, "/gen0"), (IDS_CAM, "/gen1")):
+        assert len(out[target]) == len(out[target + "/compressed"]) == FRAMES
+        for (ts_in, raw_in), (ts_out, raw_out), (ts_c, raw_c) in zip(inp[source], out[target],
+                                                                      out[target + "/compressed"]):
+            src_msg = store.deserialize_cdr(raw_in, "sensor_msgs/msg/Image")
+            gen = store.deserialize_cdr(raw_out, "sensor_msgs/msg/Image")
+            jpeg = store.deserialize_cdr(raw_c, "sensor_msgs/msg/CompressedImage")
+            assert ts_out == ts_c == ts_in
+            assert gen.header == jpeg.header == src_msg.header
+            assert (gen.encoding, gen.height, gen.width, gen.step) == ("rgb8", H, W, 3 * W)
+            assert jpeg.format.startswith("rgb8; jpeg")
+        assert out_conns[target].ext.offered_qos_profiles == in_conns[source].ext.offered_qos_profiles
+    gen0 = [store.deserialize_cdr(raw, "sensor_msgs/msg/Image") for _, raw in out["/gen0"]]
+    assert np.array_equal(gen0[-1].data.reshape(H, W, 3), frames[-2].rgb)
+
+    if storage == "mcap":
+        from mcap.reader import make_reader
+        from mcap_ros2.decoder import DecoderFactory
+
+        seen: dict[str, list] = {}
+        with open(next(result.output.glob("*.mcap")), "rb") as f:
+            for _, channel, message, ros_msg in make_reader(f, decoder_factories=[DecoderFactory()]) \
+                    .iter_decoded_messages(log_time_order=False):
+                seen.setdefault(channel.topic, []).append((message.log_time, bytes(message.data), ros_msg))
+        assert {t: len(v) for t, v in seen.items()} == {t: len(v) for t, v in out.items()}
+        for topic, msgs in inp.items():
+            assert [(ts, raw) for ts, raw, _ in seen[topic]] == msgs
+        for source, target in ((PALETTE_CAM, "/gen0"), (IDS_CAM, "/gen1")):
+            stamps_in = [(m.header.stamp.sec, m.header.stamp.nanosec) for _, _, m in seen[source]]
+            stamps_out = [(m.header.stamp.sec, m.header.stamp.nanosec) for _, _, m in seen[target]]
+            assert stamps_out == stamps_in
+            assert all(m.encoding == "rgb8" and len(m.data) == H * W * 3 for _, _, m in seen[target])
+
+
+@pytest.mark.slow  # two spawned workers each import torch
+def test_cli_converts_several_bags_in_parallel_workers(tmp_path, checkpoint, capsys):
+    a = write_input(tmp_path / "a", "mcap", "jazzy", frames=3) / "a.mcap"  # a bare storage file is a bag too
+    b = write_input(tmp_path / "b", "db3", "humble", frames=3)
+    rc = cli_main(["convert", str(a), str(b), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+                   "--map", f"{PALETTE_CAM}:/gen", "--workers", "2", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b"]
+    for name, storage in (("a", "mcap"), ("b", "db3")):
+        out, _ = read_bag(tmp_path / "out" / name)
+        assert len(out["/gen"]) == 3 and next((tmp_path / "out" / name).glob(f"*.{storage}"))
+
+
+def test_refuses_to_overwrite_unless_told_and_never_writes_over_its_input(tmp_path, checkpoint, capsys):
+    src = write_input(tmp_path / "in", "mcap", "jazzy", frames=2)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    args = ["convert", str(src), str(dest), "--checkpoint", str(checkpoint), "--map", f"{PALETTE_CAM}:/gen",
+            "--no-progress"]
+    assert cli_main(args) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert (dest / "keep.txt").read_text() == "mine"
+    assert cli_main(args[:2] + [str(src)] + args[3:] + ["--overwrite"]) == 1
+    assert "input is never modified" in capsys.readouterr().err
+    assert cli_main(args + ["--overwrite"]) == 0
+    assert not (dest / "keep.txt").exists() and len(read_bag(dest)[0]["/gen"]) == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+_HOLD_AFTER_FRAMES = 3
+_DRIVER = textwrap.dedent(f"""
+    import sys, threading
+    from svsgan_core import inference
+    step = inference.VideoSynthesizer.step_batch
+    count = [0]
+    def held(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] > {_HOLD_AFTER_FRAMES}:  # frames written so far stay in the partial bag
+            print("HOLD", flush=True)
+            threading.Event().wait()
+        return step(self, *args, **kwargs)
+    inference.VideoSynthesizer.step_batch = held
+    from svsgan_core.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_kill_9_midway_leaves_input_intact_and_no_output_then_a_rerun_completes(tmp_path, checkpoint):
+    src = write_input(tmp_path / "in", "db3", "jazzy", frames=FRAMES)
+    before = digest(src)
+    dest = tmp_path / "out"
+    args = ["convert", str(src), str(dest), "--checkpoint", str(checkpoint), "--map", f"{PALETTE_CAM}:/gen",
+            "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "HOLD", proc.stderr.read()
+        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".out.svsgan-partial-")]
+        assert len(partial) == 1 and next(partial[0].rglob("*.db3")).stat().st_size > 0
+        assert not dest.exists()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not dest.exists()
+    assert digest(src) == before
+    assert cli_main(args) == 0
+    assert len(read_bag(dest)[0]["/gen"]) == FRAMES
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the dead run's leftovers too
+    assert digest(src) == before
+
+
+@pytest.mark.parametrize("storage", ["db3", "mcap"])
+def test_truncated_input_is_a_clear_error_naming_topic_and_position(tmp_path, synth, storage):
+    src = write_input(tmp_path / "in", storage, "jazzy", frames=FRAMES)
+    file = next(src.glob(f"*.{storage}"))
+    file.write_bytes(file.read_bytes()[: file.stat().st_size * 2 // 3])
+    with pytest.raises(InputError) as err:
+        convert_bag(src, tmp_path / "out", synth, convert_options(), progress=False)
+    text = str(err.value)
+    assert "corrupt or truncated" in text and "messages are intact, the last one topic /" in text, text
+    assert "message #" in text and "s into the bag" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_message_names_its_topic_and_position(tmp_path, synth):
+    src = write_input(tmp_path / "in", "db3", "jazzy", frames=FRAMES)
+    con = sqlite3.connect(next(src.glob("*.db3")))
+    (topic_id,) = con.execute("SELECT id FROM topics WHERE name = ?", (IDS_CAM,)).fetchone()
+    (row,) = con.execute("SELECT id FROM messages WHERE topic_id = ? ORDER BY timestamp LIMIT 1 OFFSET 2",
+                         (topic_id,)).fetchone()
+    con.execute("UPDATE messages SET data = ? WHERE id = ?", (b"\x00\x01\x00\x00\x07", row))
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match=rf"topic {IDS_CAM} message #3 \(bag time \d+ ns, 0\.10\d s into the bag\)"):
+        convert_bag(src, tmp_path / "out", synth, convert_options(), progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["in"]
+
+
+def test_undecodable_labels_name_their_topic_and_position(tmp_path, synth):
+    src = write_input(tmp_path / "in", "mcap", "jazzy", frames=2)
+    with pytest.raises(InputError, match=rf"topic {IDS_CAM} message #1 .*carla_palette needs a colour image"):
+        convert_bag(src, tmp_path / "out", synth,
+                    ConvertOptions([TopicMap(IDS_CAM, "/gen")], label_encoding="carla_palette"), progress=False)
+
+
+def test_measure_conversion_overhead_reports_both_rates(synth):
+    numbers = measure_conversion_overhead(synth, frames=2, height=H, width=W, repeats=1)
+    assert numbers["frames"] == 2 and numbers["bare_fps"] > 0 and numbers["convert_fps"] > 0
+    assert numbers["overhead_pct"] == pytest.approx((numbers["bare_fps"] / numbers["convert_fps"] - 1) * 100)
+
+
+# --------------------------------------------------------------------------------------------------
+# svsgan extract
+
+
+def test_extraction_pairs_by_stamp_splits_sequences_and_loads_in_the_dataset_class(tmp_path):
+    from svsgan_core.data.datasets import CarlaRecordingDataset
+    from svsgan_core.data.layouts import find_sequences, read_image, read_label
+    from svsgan_core.labels import map_labels
+
+    src = write_input(tmp_path / "in", "mcap", "jazzy", frames=FRAMES, rgb=True)
+    before = digest(src)
+    dest = tmp_path / "data"
+    assert cli_main(["extract", str(src), str(dest), "--rgb", RGB_CAM, "--labels", PALETTE_CAM,
+                     "--max-dt", "0.005", "--no-progress"]) == 0
+    info = yaml.safe_load((dest / "dataset.yaml").read_text())
+    assert info["label_space"] == "carla" and info["labels_topic"] == PALETTE_CAM
+    sequences = find_sequences("carla", dest)
+    assert [(s.name, len(s)) for s in sequences] == [("in_000", BACKWARD_AT)]  # the RGB camera jumps away then
+    for i, frame in enumerate(sequences[0].frames):
+        assert np.array_equal(map_labels(read_label(frame.label), "carla", "cityscapes"), labels(i))
+        assert np.array_equal(read_image(frame.image), np.random.default_rng(i).integers(0, 256, (H, W, 3)))
+    item = CarlaRecordingDataset(dest, (16, 32), BACKWARD_AT)[0]
+    assert item["images"].shape == (BACKWARD_AT, 3, 16, 32) and item["labels"].shape == (BACKWARD_AT, 16, 32)
+
+    ids = tmp_path / "ids"  # both cameras jump back 10 s together: a second sequence
+    assert cli_main(["extract", str(src), str(ids), "--rgb", RGB_CAM, "--labels", IDS_CAM, "--max-dt", "0.005",
+                     "--no-progress"]) == 0
+    sequences = find_sequences("folder", ids)
+    assert [(s.name, len(s), s.label_space) for s in sequences] == [
+        ("in_000", BACKWARD_AT, "cityscapes"), ("in_001", FRAMES - BACKWARD_AT, "cityscapes")]
+    assert np.array_equal(read_label(sequences[1].frames[0].label), labels(100 + BACKWARD_AT))
+
+    assert cli_main(["extract", str(src), str(tmp_path / "none"), "--rgb", RGB_CAM, "--labels", PALETTE_CAM,
+                     "--max-dt", "0.002", "--no-progress"]) == 1  # 3 ms apart: nothing pairs
+    assert not (tmp_path / "none").exists()
+    assert digest(src) == before

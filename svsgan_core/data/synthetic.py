@@ -1216,7 +1216,7 @@ class _Renderer:
         (a0, a1), (y0, y1) = look.a_range, look.y_range
         finest = max(max(a1 - a0, y1 - y0) / 192, 2.0 / self.scene.camera.focal)
         wanted = distance / self.scene.camera.focal
-        level = int(np.clip(math.floor(math.log2(max(wanted / finest, 1.0))), 0, _SPRITE_LEVELS - 1))
+        level = min(int(math.log2(max(wanted / finest, 1.0))), _SPRITE_LEVELS - 1)
         key = (*look.key, level)
         sprite = self.atlas.sprites.get(key)
         if sprite is not None:

@@ -525,3 +525,17 @@ def test_launch_description_builds_where_launch_ros_is_installed():
                                          params_file=str(PKG / 'config' / 'params.yaml'))
     (node,) = module._node(context)
     assert type(node).__name__ == 'Node'
+
+
+@needs_ros
+def test_bench_script_reports_node_overhead(ros):
+    """Only that the benchmark runs end to end and reports its fields; its numbers belong in the README."""
+    proc = ros.spawn([sys.executable, str(REPO / 'scripts' / 'bench_node.py'), '--frames', '2', '--rounds', '1',
+                      '--width', '128', '--height', '64', '--json'], 'bench_node')
+    assert proc.popen.wait(180) == 0, proc.output()
+    out = proc.output()
+    result = json.loads(out[out.index('{'):])
+    assert result['input_resolution'] == [64, 128] and result['frames_per_round'] == 2
+    for key in ('direct_ms_median', 'node_latency_ms_median', 'node_model_ms', 'added_latency_ms',
+                'latency_overhead_pct', 'direct_fps', 'node_fps', 'throughput_overhead_pct'):
+        assert isinstance(result[key], float), key

@@ -154,6 +154,7 @@ class SynthesisEngine:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._infer: list[tuple[float, int]] = []
+        self._infer_total = [0.0, 0]  # seconds in step_batch, frames it made: counters for benchmarks
         self._last_status = time.monotonic()
 
     # -- called from subscription callbacks: constant time, never waits on inference ------------------
@@ -270,6 +271,8 @@ class SynthesisEngine:
                 cam.stats.latencies.append(time.monotonic() - frame.received)
         with self._cond:
             self._infer.append((infer, len(items)))
+            self._infer_total[0] += infer
+            self._infer_total[1] += len(items)
         return published
 
     def _start_sequence(self, cam: Camera, frame: Frame) -> None:
@@ -336,6 +339,7 @@ class SynthesisEngine:
             dt = max(now - self._last_status, 1e-9)
             self._last_status = now
             infer, self._infer = self._infer, []
+            infer_total, frames_total = self._infer_total
             cameras = []
             for c in self.cameras:
                 s = c.stats
@@ -363,6 +367,8 @@ class SynthesisEngine:
             'batches': len(infer),
             'infer_ms_per_batch': round(1e3 * sum(t for t, _ in infer) / len(infer), 2) if infer else None,
             'frames_per_batch': round(frames / len(infer), 3) if infer else None,
+            'infer_s_total': infer_total,
+            'frames_total': frames_total,
         }
 
 

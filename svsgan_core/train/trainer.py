@@ -1,0 +1,557 @@
+"""The SVS-GAN training loop (Section 4.1): autoregressive over clips, progressive, data-parallel.
+
+One step takes a batch of clips (B x T frames). Frame 0 is either the real frame (a reference image,
+as in the paper's evaluation; probability `schedule.reference_prob`, decided per global batch) or
+generated in first-frame mode. Every later frame is generated from the previous *generated* frame,
+detached, so gradients never run through time. The clip is cut into chunks of
+`optim.frames_per_step` frames; each chunk gets one G update and one D update (D_I on its frames,
+D_V on 3-frame windows that reach back into the previous chunk's detached frames), which bounds
+memory at any clip length (V2V does the same).
+
+Randomness in the loop (reference or first-frame mode, LabelMix masks) is drawn from (seed, step,
+frame, global sample index) and the data's from (seed, epoch, index), so a resumed run, or the same
+global batch split over several processes, makes the same decisions.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from svsgan_core.checkpoint import CONFIG_NAME, GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
+from svsgan_core.config import ModelConfig
+from svsgan_core.errors import CheckpointError, InputError
+from svsgan_core.losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
+from svsgan_core.losses.total import SVSGANLoss
+from svsgan_core.models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
+from svsgan_core.train import distributed as D
+from svsgan_core.train.ema import EMA
+from svsgan_core.train.monitor import RunLog, side_by_side, to_uint8, write_video
+from svsgan_core.train.options import TrainOptions, save_options
+from svsgan_core.train.schedule import Schedule
+from svsgan_core.train.state import (read_training_state, load_optimizer_state, rng_state, set_rng_state,
+                                     write_training_checkpoint)
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ShardedBatchSampler(Sampler):
+    """Epoch-seeded permutation cut into global batches; process r takes its slice of each.
+
+    Global batch k is perm[k G : (k+1) G], G = batch_size x world_size; incomplete batches are
+    dropped so every process runs the same number of equal steps. `start` skips batches already done.
+    """
+
+    def __init__(self, n: int, batch_size: int, info: D.DistInfo, seed: int, epoch: int, start: int = 0):
+        self.n, self.b, self.info = n, batch_size, info
+        self.seed, self.epoch, self.start = seed, epoch, start
+
+    def __len__(self) -> int:
+        return max(0, self.n // (self.b * self.info.world_size) - self.start)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(_mix(self.seed, self.epoch, 0x5A3))
+        perm = torch.randperm(self.n, generator=g).tolist()
+        gb = self.b * self.info.world_size
+        for k in range(self.start, self.n // gb):
+            lo = k * gb + self.info.rank * self.b
+            yield perm[lo: lo + self.b]
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from a tuple of integers (no collisions between nearby tuples)."""
+    return int(np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def collate(items: list[dict]) -> dict:
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        out[key] = torch.stack(values) if torch.is_tensor(values[0]) else values
+    return out
+
+
+def new_run_dir(out_dir: str | Path, name: str) -> Path:
+    """<out_dir>/<NNNNN>-<name>, one more than the highest number there (EDM style)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.split("-", 1)[0]) for p in out.iterdir() if p.name.split("-", 1)[0].isdigit()]
+    return out / f"{max(numbers, default=-1) + 1:05d}-{name}"
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder (its checkpoints/latest) or a checkpoint folder."""
+    p = Path(path).expanduser()
+    if (p / "checkpoints" / "latest" / CONFIG_NAME).is_file():
+        return p / "checkpoints" / "latest"
+    return checkpoint_dir(p)
+
+
+class Trainer:
+    def __init__(self, opts: TrainOptions, run_dir: str | Path, info: D.DistInfo | None = None,
+                 dataset=None, sample_dataset=None, vgg: torch.nn.Module | None = None):
+        """`dataset` / `sample_dataset` / `vgg` default to what `opts` names (tests inject small ones)."""
+        self.opts = opts
+        self.info = info or D.DistInfo()
+        self.device = self.info.device
+        self.run_dir = Path(run_dir)
+        self.cfg: ModelConfig = opts.model.config()
+        self.schedule = Schedule(opts.schedule)
+        self.amp_dtype = None
+        if opts.optim.precision != "fp32":
+            if self.device.type == "cuda":
+                self.amp_dtype = _DTYPES[opts.optim.precision]
+            elif self.info.is_main:
+                print(f"svsgan train: {opts.optim.precision} autocast is for CUDA; training in fp32 on {self.device}")
+
+        self.dataset = dataset if dataset is not None else self._build_dataset(opts.data.root, train=True)
+        self._sample_dataset = sample_dataset
+
+        torch.manual_seed(opts.run.seed)
+        self.G = SVSGenerator(self.cfg).to(self.device)
+        self.D_I = OASISDiscriminator(self.cfg.num_classes, self.cfg.d_channels).to(self.device)
+        self.D_V = VideoDiscriminators(self.cfg).to(self.device)
+        if opts.model.init_from:
+            self._init_from_lower_stage(opts.model.init_from)
+        for m in (self.G, self.D_I, self.D_V):
+            D.broadcast_module(m, self.info)
+        self.ema = EMA(self.G, opts.optim.ema_decay)
+        self.loss = SVSGANLoss(opts.loss, self.cfg.num_classes, vgg).to(self.device)
+
+        self.lr_g, self.lr_d = opts.optim.learning_rates()
+        betas = tuple(opts.optim.betas)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(list(self.D_I.parameters()) + list(self.D_V.parameters()), lr=self.lr_d,
+                                      betas=betas)
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=fp16)
+
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.step = 0
+        self.log: RunLog | None = None
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self._t0 = time.time()
+        self._cpu0 = time.process_time()
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def _build_dataset(self, root: str, train: bool):
+        from svsgan_core.data.datasets import build_dataset
+
+        options = dict(self.opts.data.options)
+        if not train:
+            options.update(augment=False, random_clips=False)
+        return build_dataset(self.opts.data.kind, root, size=(self.cfg.height, self.cfg.width),
+                             seq_len=self.schedule.seq_length(0), label_space=self.cfg.label_space,
+                             with_flow=self.opts.data.with_flow and train, seed=self.opts.run.seed, **options)
+
+    def _init_from_lower_stage(self, path: str) -> None:
+        """Resolution stage: load the lower-resolution run's networks and grow() G into this model."""
+        ckpt = resolve_checkpoint(path)
+        low_cfg, _ = read_config(ckpt)
+        target = self.cfg.to_dict()
+        gen = SVSGenerator(low_cfg)
+        name = "generator_train.safetensors" if (ckpt / "generator_train.safetensors").is_file() else GENERATOR_NAME
+        state = read_weights(ckpt, name)
+        check_state_dict(gen, state, str(ckpt / name))
+        gen.load_state_dict(state)
+        for _ in range(4):
+            if gen.cfg.to_dict() == target:
+                break
+            if gen.cfg.height >= self.cfg.height:
+                break
+            gen.grow(img_channels=self.cfg.img_channels[0], sem_channels=self.cfg.sem_channels[0])
+        if gen.cfg.to_dict() != target:
+            diff = sorted(k for k, v in target.items() if gen.cfg.to_dict().get(k) != v)
+            raise CheckpointError(f"model.init_from {ckpt}: growing its {low_cfg.width}x{low_cfg.height} generator "
+                                  f"does not give this run's model (differs in {', '.join(diff)})")
+        self.G = gen.to(self.device)
+        for attr, file in (("D_I", "d_image"), ("D_V", "d_video")):
+            f = ckpt / f"{file}.safetensors"
+            if f.is_file():
+                net = getattr(self, attr)
+                sd = read_weights(ckpt, f.name)
+                check_state_dict(net, sd, str(f))
+                net.load_state_dict(sd)
+        if self.info.is_main:
+            print(f"svsgan train: resolution stage from {ckpt} ({low_cfg.width}x{low_cfg.height} -> "
+                  f"{self.cfg.width}x{self.cfg.height})")
+
+    def sample_dataset(self):
+        if self._sample_dataset is None:
+            root = self.opts.data.sample_root or self.opts.data.root
+            self._sample_dataset = self._build_dataset(root, train=False)
+        return self._sample_dataset
+
+    def steps_per_epoch(self) -> int:
+        return len(self.dataset) // (self.opts.optim.batch_size * self.info.world_size)
+
+    def _begin_epoch(self, epoch: int) -> None:
+        length = self.schedule.seq_length(epoch)
+        self.dataset.set_sequence_length(length)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        if self.steps_per_epoch() < 1:
+            raise InputError(f"the dataset has {len(self.dataset)} clips of {length} frames, fewer than one global "
+                             f"batch ({self.opts.optim.batch_size} x {self.info.world_size} processes)")
+        factor = self.schedule.lr_factor(epoch)
+        for opt, lr in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
+    def _loader(self, epoch: int, start: int) -> DataLoader:
+        sampler = ShardedBatchSampler(len(self.dataset), self.opts.optim.batch_size, self.info,
+                                      self.opts.run.seed, epoch, start)
+        workers = self.opts.data.num_workers
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+                          pin_memory=self.device.type == "cuda", prefetch_factor=2 if workers else None)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- one step ----------------------------------------------------------------------------------
+    def use_reference(self, step: int, frames: int) -> bool:
+        """Frame 0 real (reference) or generated (first-frame mode), the same on every process."""
+        if frames < 2:
+            return False
+        u = np.random.default_rng(_mix(self.opts.run.seed, step, 0x8EF)).random()
+        return bool(u < self.opts.schedule.reference_prob)
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        dev = self.device
+        images = batch["images"].to(dev, non_blocking=True)
+        labels = batch["labels"].to(dev, non_blocking=True)
+        flow = batch["flow"].to(dev) if "flow" in batch else None
+        conf = batch["flow_conf"].to(dev) if "flow_conf" in batch else None
+        b, t = labels.shape[:2]
+        self.G.train()
+        self.D_I.train()
+        self.D_V.train()
+        reference = self.use_reference(self.step, t)
+        hist_len = max(self.D_V.span(k) for k in range(len(self.D_V.strides))) - 1
+        history: dict[str, list[torch.Tensor]] = {"fake": [], "real": [], "labels": []}
+        prev = None
+        start = 0
+        if reference:
+            prev = images[:, 0]
+            for key, v in (("fake", prev), ("real", prev), ("labels", labels[:, 0])):
+                history[key].append(v)
+            start = 1
+        scalars: dict[str, float] = {}
+        chunks = 0
+        for c0 in range(start, t, self.opts.optim.frames_per_step):
+            c1 = min(t, c0 + self.opts.optim.frames_per_step)
+            outs = []
+            with self._autocast():
+                for i in range(c0, c1):
+                    if prev is None:
+                        out = self.G(labels[:, i])
+                    else:
+                        out = self.G(labels[:, i], labels[:, i - 1], prev)
+                    outs.append(out)
+                    prev = out.image.detach()
+            terms = self._update(outs, c0, c1, images, labels, flow, conf, history)
+            for k, v in terms.items():
+                scalars[k] = scalars.get(k, 0.0) + v
+            chunks += 1
+            for key, v in (("fake", torch.stack([o.image.detach() for o in outs], 1)),
+                           ("real", images[:, c0:c1]), ("labels", labels[:, c0:c1])):
+                history[key].extend(v.unbind(1))
+                del history[key][:-hist_len]
+        scalars = {k: v / max(chunks, 1) for k, v in scalars.items()}
+        scalars["reference"] = float(reference)
+        return scalars
+
+    def _video_windows(self, seq_fake, seq_real, seq_lab, new: int, fake_grad: bool, real_grad: bool):
+        """D_V scores of every window of each temporal scale that contains at least one new frame."""
+        out_fake, out_real = [], []
+        total = seq_fake.shape[1]
+        for k, net in enumerate(self.D_V.nets):
+            span = self.D_V.span(k)
+            first = max(0, total - new - (span - 1))
+            if total - first < span:
+                continue
+            f, y = self.D_V.clips(k, seq_fake[:, first:], seq_lab[:, first:])
+            r, _ = self.D_V.clips(k, seq_real[:, first:], seq_lab[:, first:])
+            with torch.set_grad_enabled(fake_grad):
+                out_fake.append(net(f, y))
+            with torch.set_grad_enabled(real_grad):
+                out_real.append(net(r, y))
+        return out_fake, out_real
+
+    def _labelmix_masks(self, lab: torch.Tensor, c0: int, frames: int) -> torch.Tensor:
+        """One LabelMix mask per (sample, frame), drawn from (seed, step, frame, global sample index)."""
+        b = lab.shape[0] // frames
+        masks = []
+        for s in range(b):
+            for j in range(frames):
+                g = torch.Generator().manual_seed(_mix(self.opts.run.seed, self.step, c0 + j,
+                                                       self.info.rank * b + s, 0x1AB))
+                masks.append(labelmix_mask(lab[s * frames + j: s * frames + j + 1], self.cfg.num_classes, g))
+        return torch.cat(masks)
+
+    def _update(self, outs, c0, c1, images, labels, flow, conf, history) -> dict[str, float]:
+        n = self.cfg.num_classes
+        lc = self.opts.loss
+        frames = c1 - c0
+        fake = torch.stack([o.image for o in outs], 1)
+        real, lab = images[:, c0:c1], labels[:, c0:c1]
+        fake_flat, real_flat, lab_flat = fake.flatten(0, 1), real.flatten(0, 1), lab.flatten(0, 1)
+        alpha = class_balance_weights(D.all_reduce_sum(class_counts(lab_flat, n), self.info))
+
+        def sequence(key: str, current: torch.Tensor) -> torch.Tensor:
+            past = history[key]
+            return torch.cat([torch.stack(past, 1), current], 1) if past else current
+
+        # ---- generator: equation (7)
+        self.D_I.requires_grad_(False)
+        self.D_V.requires_grad_(False)
+        with self._autocast():
+            d_fake = self.D_I(fake_flat)
+            real_feats = None
+            if lc.fm > 0:
+                with torch.no_grad():
+                    real_feats = self.D_I(real_flat)[1]
+            terms = self.loss.generator_image(fake_flat, real_flat, lab_flat, alpha, d_fake, real_feats)
+            with_prev = [j for j, o in enumerate(outs) if o.flow is not None]
+            if with_prev:
+                idx = [c0 + j for j in with_prev]
+
+                def frames_at(x: torch.Tensor | None, shift: int = 0) -> torch.Tensor | None:
+                    return None if x is None else torch.cat([x[:, i + shift] for i in idx])
+
+                terms.update(self.loss.generator_flow(
+                    torch.cat([outs[j].flow for j in with_prev]), torch.cat([outs[j].occlusion for j in with_prev]),
+                    frames_at(images), frames_at(images, -1), frames_at(labels), frames_at(labels, -1),
+                    frames_at(flow), frames_at(conf)))
+            seq_fake, seq_real, seq_lab = sequence("fake", fake), sequence("real", real), sequence("labels", lab)
+            dv_fake, dv_real = self._video_windows(seq_fake, seq_real, seq_lab, frames, True, False)
+            terms.update(self.loss.generator_video(dv_fake, dv_real))
+            loss_g = self.loss.total(terms)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss_g).backward()
+        D.average_gradients(self.G, self.info)
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        self.ema.update(self.G)
+        self.D_I.requires_grad_(True)
+        self.D_V.requires_grad_(True)
+
+        # ---- discriminators: equations (1) and (3), LabelMix
+        fake_d = fake_flat.detach()
+        with self._autocast():
+            logits_real, _ = self.D_I(real_flat)
+            logits_fake, _ = self.D_I(fake_d)
+            d_terms = self.loss.discriminator_image(logits_real, logits_fake, lab_flat, alpha)
+            if lc.labelmix > 0:
+                mask = self._labelmix_masks(lab_flat, c0, frames)
+                mixed = mask * real_flat + (1 - mask) * fake_d
+                logits_mixed, _ = self.D_I(mixed)
+                d_terms["D_labelmix"] = labelmix_loss(logits_mixed, logits_real, logits_fake, mask)
+            dv_fake, dv_real = self._video_windows(seq_fake.detach(), seq_real, seq_lab, frames, True, True)
+            d_terms.update(self.loss.discriminator_video(dv_real, dv_fake))
+            loss_d = self.loss.total(d_terms)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss_d).backward()
+        D.average_gradients(self.D_I, self.info)
+        D.average_gradients(self.D_V, self.info)
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+
+        out = {k: float(v.detach()) for k, v in terms.items()}
+        out.update({k: float(v.detach()) for k, v in d_terms.items()})
+        out["G_total"] = float(loss_g.detach())
+        out["D_total"] = float(loss_d.detach())
+        return out
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def total_steps(self) -> int:
+        total = 0
+        for e in range(self.schedule.total_epochs):
+            self.dataset.set_sequence_length(self.schedule.seq_length(e))
+            total += self.steps_per_epoch()
+        self.dataset.set_sequence_length(self.schedule.seq_length(self.epoch))
+        if self.opts.schedule.max_steps is not None:
+            total = min(total, self.opts.schedule.max_steps)
+        return total
+
+    def _done(self) -> bool:
+        m = self.opts.schedule.max_steps
+        return (m is not None and self.step >= m) or self.epoch >= self.schedule.total_epochs
+
+    def train(self) -> Path:
+        """Run (or continue) the schedule; returns the latest checkpoint folder."""
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.log = RunLog(self.run_dir, self.opts.log.tensorboard)
+        bar = None
+        if self.info.is_main and self.opts.log.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps(), initial=self.step, desc="svsgan train", unit="step",
+                       dynamic_ncols=True)
+        last_saved = -1
+        try:
+            while not self._done():
+                self._begin_epoch(self.epoch)
+                for batch in self._loader(self.epoch, self.step_in_epoch):
+                    scalars = self.train_step(batch)
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    self._accumulate(scalars)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(epoch=self.epoch, T=self.dataset.seq_len if hasattr(self.dataset, "seq_len")
+                                        else "", G=f"{scalars['G_total']:.3f}", D=f"{scalars['D_total']:.3f}",
+                                        refresh=False)
+                    lo = self.opts.log
+                    if lo.every and self.step % lo.every == 0:
+                        self._flush_scalars()
+                    if lo.sample_every and self.step % lo.sample_every == 0:
+                        self.write_samples()
+                    if lo.checkpoint_every and self.step % lo.checkpoint_every == 0:
+                        self.save()
+                        last_saved = self.step
+                    if self._done():
+                        break
+                else:
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+            if self._count:
+                self._flush_scalars()
+            if last_saved != self.step:
+                self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.log is not None:
+                self.log.close()
+        return self.run_dir / "checkpoints" / "latest"
+
+    def _accumulate(self, scalars: dict[str, float]) -> None:
+        for k, v in scalars.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._count += 1
+
+    def _flush_scalars(self) -> None:
+        keys = sorted(self._sums)
+        vec = torch.tensor([self._sums[k] for k in keys] + [float(self._count)], dtype=torch.float64)
+        vec = D.all_reduce_sum(vec.to(self.device), self.info).cpu()
+        count = vec[-1].item()
+        values = {k: vec[i].item() / count for i, k in enumerate(keys)}
+        values["lr_G"] = self.opt_g.param_groups[0]["lr"]
+        values["lr_D"] = self.opt_d.param_groups[0]["lr"]
+        self._sums, self._count = {}, 0
+        if self.log is not None:
+            elapsed = time.time() - self._t0
+            self.log.scalars(self.step, values, epoch=self.epoch, seq_len=self.schedule.seq_length(self.epoch),
+                             wall_s=round(elapsed, 2), cpu_s=round(time.process_time() - self._cpu0, 2))
+
+    # -- samples -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, generator: torch.nn.Module, labels: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        """Autoregressive generation of a clip (T x H x W labels) -> T x 3 x H x W in [-1, 1]."""
+        frames, prev = [], None
+        for i in range(labels.shape[0]):
+            lab = labels[i:i + 1].to(self.device)
+            if i == 0 and reference is not None:
+                prev = reference.unsqueeze(0).to(self.device)
+            elif prev is None:
+                prev = generator(lab).image
+            else:
+                prev = generator(lab, labels[i - 1:i].to(self.device), prev).image
+            frames.append(prev[0].float().cpu())
+        return torch.stack(frames)
+
+    def write_samples(self) -> Path | None:
+        """<run>/samples/step-NNNNNNN.mp4: labels | reference-conditioned | first-frame mode | real."""
+        if not self.info.is_main:
+            return None
+        ds = self.sample_dataset()
+        want = self.opts.log.sample_frames
+        try:
+            ds.set_sequence_length(want)
+        except InputError:
+            ds.set_sequence_length(max(2, min(self.schedule.seq_length(0), want)))
+        item = ds[0]
+        images, labels = item["images"], item["labels"]
+        gen = self.ema.model
+        with self._autocast():
+            with_ref = self.generate(gen, labels, images[0])
+            first = self.generate(gen, labels, None)
+        video = side_by_side(labels.numpy(), self.cfg.label_space, to_uint8(with_ref), to_uint8(first),
+                             to_uint8(images))
+        return write_video(self.run_dir / "samples" / f"step-{self.step:07d}.mp4", video)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def state_info(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "ema_updates": self.ema.updates, "world_size": self.info.world_size,
+            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+        }
+
+    def save(self) -> Path:
+        rngs = D.gather_objects(rng_state(), self.info)
+        path = self.run_dir / "checkpoints" / "latest"
+        if self.info.is_main:
+            meta = {"step": self.step, "epoch": self.epoch, "run": str(self.run_dir),
+                    "trained_with": "svsgan train", "image_size": [self.cfg.width, self.cfg.height]}
+            info = dict(self.state_info(), rng=rngs)
+            modules = {"generator_train": self.G, "d_image": self.D_I, "d_video": self.D_V}
+            optimizers = {"g": self.opt_g, "d": self.opt_d}
+            write_training_checkpoint(path, self.ema.model, modules, optimizers, info, meta)
+            if self.opts.log.keep_snapshots:
+                write_training_checkpoint(self.run_dir / "checkpoints" / f"step-{self.step:07d}", self.ema.model,
+                                          modules, optimizers, info, meta)
+        D.barrier(self.info)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Continue exactly where checkpoint `path` (a run folder or checkpoint folder) stopped."""
+        ckpt = resolve_checkpoint(path)
+        cfg, _ = read_config(ckpt)
+        if cfg.to_dict() != self.cfg.to_dict():
+            raise CheckpointError(f"{ckpt} holds a different model than these options describe")
+        tensors, info = read_training_state(ckpt)
+        for module, name in ((self.G, "generator_train.safetensors"), (self.ema.model, GENERATOR_NAME),
+                             (self.D_I, "d_image.safetensors"), (self.D_V, "d_video.safetensors")):
+            sd = read_weights(ckpt, name)
+            check_state_dict(module, sd, str(ckpt / name))
+            module.load_state_dict(sd)
+        load_optimizer_state(self.opt_g, "opt.g", tensors, info["optimizers"]["g"])
+        load_optimizer_state(self.opt_d, "opt.d", tensors, info["optimizers"]["d"])
+        self.scaler_g.load_state_dict(info["scaler_g"])
+        self.scaler_d.load_state_dict(info["scaler_d"])
+        self.step, self.epoch, self.step_in_epoch = info["step"], info["epoch"], info["step_in_epoch"]
+        self.ema.updates = info["ema_updates"]
+        rngs = info.get("rng") or []
+        if len(rngs) == self.info.world_size:
+            set_rng_state(rngs[self.info.rank])
+        elif self.info.is_main:
+            print(f"svsgan train: checkpoint written by {len(rngs)} processes, resuming with "
+                  f"{self.info.world_size}: RNG states are not restored (the loop's own draws still are)")
+        if self.info.is_main:
+            print(f"svsgan train: resumed from {ckpt} at step {self.step} (epoch {self.epoch})")
+
+    def write_options(self, extra: dict[str, Any] | None = None) -> None:
+        if not self.info.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = {"model": self.cfg.to_dict(), "world_size": self.info.world_size, "device": str(self.device),
+                    "precision": self.opts.optim.precision if self.amp_dtype is not None else "fp32",
+                    "lr_g": self.lr_g, "lr_d": self.lr_d, "dataset_clips": len(self.dataset),
+                    "global_batch": self.opts.optim.batch_size * self.info.world_size,
+                    "torch": str(torch.__version__), "threads": torch.get_num_threads(), "pid": os.getpid()}
+        save_options(self.opts, self.run_dir / "options.yaml", {**resolved, **(extra or {})})

@@ -1,0 +1,242 @@
+"""The trainer: exact resume, data-parallel equivalence, configs, and clear errors for bad inputs."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from svsgan_core.cli import main as cli_main
+from svsgan_core.errors import InputError, MissingWeightsError
+from svsgan_core.train import distributed as D
+from svsgan_core.train.options import TrainOptions, load_options
+from svsgan_core.train.schedule import Schedule
+from svsgan_core.train.trainer import Trainer
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+SYNTHETIC_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "synthetic_cpu.yaml"
+TINY_MODEL = {
+    "height": 32, "width": 64, "dec_channels": [16, 16, 32], "img_channels": [8, 8, 16], "sem_channels": [8, 8, 16],
+    "bottleneck_channels": 8, "spade_hidden": 16, "flow_channels": [8, 16], "flow_res_blocks": 1,
+    "d_channels": [8, 16, 16], "dv_channels": [8, 16],
+}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic") / "train"
+    assert cli_main(["make-synthetic", str(root), "--sequences", "4", "--frames", "4", "--size", "64x32"]) == 0
+    return root
+
+
+def tiny_options(root: Path, **sections) -> TrainOptions:
+    data = {
+        "run": {"name": "test", "seed": 3},
+        "model": {"preset": "tiny", "overrides": TINY_MODEL},
+        "data": {"kind": "synthetic", "root": str(root), "with_flow": True, "options": {"augment": True}},
+        "loss": {"vgg": 0.0, "labelmix": 10.0},
+        "optim": {"batch_size": 2, "frames_per_step": 2},
+        "schedule": {"seq_lengths": [3, 4], "seq_length_every": 1, "constant_epochs": 1, "decay_epochs": 2,
+                     "reference_prob": 0.5},
+        "log": {"every": 1, "sample_every": 0, "checkpoint_every": 0, "keep_snapshots": False,
+                "tensorboard": False, "progress": False},
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    return TrainOptions.from_dict(data)
+
+
+def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, module in (("G", trainer.G), ("D_I", trainer.D_I), ("D_V", trainer.D_V), ("ema", trainer.ema.model)):
+        out.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+    return out
+
+
+def test_resume_continues_exactly(synthetic_root, tmp_path):
+    """k steps, save, resume for m more == k + m steps in one go (saved mid-epoch, resumed across an epoch)."""
+    k, m = 2, 3  # 4 clips, batch 1: epoch 1 (a new clip length and the LR decay) starts at step 4
+
+    def options(steps: int) -> TrainOptions:
+        return tiny_options(synthetic_root, optim={"batch_size": 1}, schedule={"max_steps": steps})
+
+    straight = Trainer(options(k + m), tmp_path / "straight")
+    straight.train()
+
+    first = Trainer(options(k), tmp_path / "resumed")
+    first.train()
+    assert (tmp_path / "resumed" / "checkpoints" / "latest" / "generator.safetensors").is_file()
+    second = Trainer(options(k + m), tmp_path / "resumed")
+    second.resume(tmp_path / "resumed")
+    assert second.step == k
+    second.train()
+
+    assert second.step == straight.step == k + m and second.epoch == straight.epoch
+    a, b = _params(straight), _params(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-5, atol=1e-6), key
+    sa, sb = straight.opt_g.state_dict()["state"], second.opt_g.state_dict()["state"]
+    assert torch.allclose(sa[0]["exp_avg_sq"], sb[0]["exp_avg_sq"], rtol=1e-5, atol=1e-9)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two cores shared by many: one intra-op thread is several times faster than two here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_options(root: Path, batch_size: int) -> TrainOptions:
+    return tiny_options(root, optim={"batch_size": batch_size, "frames_per_step": 4},
+                        schedule={"max_steps": 1, "seq_lengths": [3]})
+
+
+def _update(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """The gradients of the (single) G and D updates of a one-chunk step, and the parameters after it."""
+    out = {}
+    for name, module in (("G", trainer.G), ("D_I", trainer.D_I), ("D_V", trainer.D_V)):
+        for k, p in module.named_parameters():
+            out[f"grad.{name}.{k}"] = (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone()
+            out[f"param.{name}.{k}"] = p.detach().clone()
+    return out
+
+
+def _ddp_worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    info = D.init_distributed("cpu")
+    try:
+        trainer = Trainer(_ddp_options(Path(root), 1), Path(out) / "run", info)
+        trainer.train()
+        if rank == 0:
+            torch.save(_update(trainer), Path(out) / "update.pt")
+    finally:
+        D.shutdown()
+
+
+def test_two_gloo_processes_make_the_update_of_one_process_on_the_combined_batch(synthetic_root, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(synthetic_root), str(tmp_path / "ddp")), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp" / "update.pt", weights_only=True)
+    single = Trainer(_ddp_options(synthetic_root, 2), tmp_path / "single")
+    single.train()
+    one = _update(single)
+    assert ddp.keys() == one.keys()
+    for net in ("G", "D_I", "D_V"):
+        grads = [k for k in one if k.startswith(f"grad.{net}.")]
+        scale = max(float(one[k].abs().max()) for k in grads)
+        assert scale > 0
+        for key in grads:  # summation order differs: compare at the precision of the network's gradients
+            assert torch.allclose(ddp[key], one[key], rtol=1e-4, atol=1e-5 * scale), key
+    # Adam's first step is lr * g / (|g| + eps): equal gradients, equal parameters, except where a
+    # gradient is zero up to rounding (e.g. biases before an instance norm), whose sign is noise
+    lr = single.opt_g.param_groups[0]["lr"]
+    diffs = torch.cat([(ddp[k] - one[k]).abs().flatten() for k in one if k.startswith("param.")])
+    assert float(diffs.max()) <= 2 * lr + 1e-6
+    assert float((diffs > 1e-6).float().mean()) < 0.01
+
+
+def test_schedule_follows_section_4_1():
+    s = Schedule(TrainOptions().schedule)
+    assert [s.seq_length(e) for e in (0, 4, 5, 9, 10, 14, 15, 25, 39)] == [6, 6, 12, 12, 24, 24, 30, 30, 30]
+    assert s.total_epochs == 40
+    assert s.lr_factor(19) == 1.0 and s.stage(19) == "progressive"
+    assert s.lr_factor(20) == pytest.approx(20 / 21) and s.stage(20) == "decay"
+    assert s.lr_factor(39) == pytest.approx(1 / 21)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads_and_validates(config, capsys):
+    opts = load_options(config)
+    cfg = opts.model.config()
+    assert cfg.height % 8 == 0 and opts.optim.betas == [0.5, 0.999]
+    assert cli_main(["train", "--config", str(config), "--check"]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_expected_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"cityscapes_512x256.yaml", "cityscapes_1024x512.yaml", "kitti360_512x128.yaml", "kitti360_1024x256.yaml",
+            "carla.yaml", "synthetic_cpu.yaml"} <= names
+
+
+def test_set_overrides_are_typed_and_unknown_keys_are_refused(synthetic_root):
+    opts = load_options(SYNTHETIC_CONFIG, ["optim.lr=1e-4", "schedule.max_steps=7", f"data.root={synthetic_root}"])
+    assert opts.optim.lr == 1e-4 and opts.schedule.max_steps == 7
+    with pytest.raises(InputError, match="optim.lrr"):
+        load_options(SYNTHETIC_CONFIG, ["optim.lrr=1"])
+    with pytest.raises(InputError, match="optim.batch_size must be int"):
+        load_options(SYNTHETIC_CONFIG, ["optim.batch_size=two"])
+
+
+def test_missing_dataset_path_is_a_clear_error_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no_such_dataset"
+    with pytest.raises(InputError, match=str(missing)):
+        Trainer(tiny_options(missing), tmp_path / "run")
+    rc = cli_main(["train", "--config", str(SYNTHETIC_CONFIG), "--set", f"data.root={missing}", "--run-dir", str(tmp_path / "r")])
+    assert rc == 1 and str(missing) in capsys.readouterr().err
+
+
+def test_empty_sequence_is_a_clear_error_naming_it(synthetic_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    for f in (root / "seq_0002" / "images").iterdir():
+        f.unlink()
+    with pytest.raises(InputError, match=str(root / "seq_0002" / "images")):
+        Trainer(tiny_options(root), tmp_path / "run")
+
+
+def test_missing_vgg_weights_stop_the_trainer_with_the_path(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    with pytest.raises(MissingWeightsError, match=str(tmp_path / "th" / "hub" / "checkpoints")):
+        Trainer(tiny_options(synthetic_root, loss={"vgg": 10.0}), tmp_path / "run")
+
+
+def test_run_folder_has_options_log_samples_and_a_loadable_checkpoint(synthetic_root, tmp_path):
+    import cv2
+
+    from svsgan_core.inference import VideoSynthesizer
+
+    opts = tiny_options(synthetic_root, schedule={"max_steps": 1}, log={"sample_every": 1, "sample_frames": 3})
+    trainer = Trainer(opts, tmp_path / "run")
+    trainer.write_options()
+    trainer.train()
+    run = tmp_path / "run"
+    assert load_options(None, base=__import__("yaml").safe_load((run / "options.yaml").read_text())).optim.batch_size == 2
+    assert '"G_total"' in (run / "log.jsonl").read_text()
+    video = cv2.VideoCapture(str(run / "samples" / "step-0000001.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 4 * 64  # labels | with reference | first-frame mode | real
+    synth = VideoSynthesizer.from_checkpoint(run / "checkpoints" / "latest")
+    assert synth.step(torch.zeros(32, 64, dtype=torch.int64).numpy()).shape == (32, 64, 3)
+
+
+def test_resolution_stage_grows_the_lower_resolution_run(synthetic_root, tmp_path):
+    from svsgan_core.config import ModelConfig
+    from svsgan_core.checkpoint import load_generator
+
+    low = Trainer(tiny_options(synthetic_root, schedule={"max_steps": 1}), tmp_path / "low")
+    low.train()
+    grown = ModelConfig(**{**tiny_options(synthetic_root).model.config().to_dict()}).grown().to_dict()
+    opts = tiny_options(synthetic_root, model={"overrides": grown, "init_from": str(tmp_path / "low")},
+                        schedule={"max_steps": 1, "seq_lengths": [2]})
+    high = Trainer(opts, tmp_path / "high")
+    assert (high.cfg.height, high.cfg.width) == (64, 128) and high.G.cfg.to_dict() == grown
+    low_dec = low.G.decoder[0].conv0.parametrizations.weight.original
+    assert torch.equal(high.G.decoder[1].conv0.parametrizations.weight.original, low_dec)
+    high.train()
+    assert load_generator(tmp_path / "high" / "checkpoints" / "latest").cfg.height == 64

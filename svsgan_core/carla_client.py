@@ -22,12 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
@@ -568,45 +566,37 @@ class RosSink:
             self._rclpy.shutdown()
 
 
-BAG_STORAGES = ("mcap", "sqlite3")
+BAG_STORAGES = ("mcap", "db3")
 
 
 class BagSink:
     """Records /clock, the labels and the generated frames into a ROS 2 bag (rosbags, no ROS needed).
 
     Messages are logged at their simulator stamp, so ``ros2 bag play --clock`` replays simulator
-    time. The bag is written under ``<out>.partial`` and renamed when closed (also after Ctrl-C, the
-    normal way to end a live recording), so a killed process never leaves a bag under the final name.
-    Kept minimal on purpose: to be replaced by svsgan_core/bags.py's writer once bag conversion lands.
+    time. Written with ``svsgan_core.bags.BagWriter``: under a temporary name, renamed into place when
+    closed (also after Ctrl-C, the normal way to end a live recording), so a killed process never
+    leaves a bag under the final name.
     """
 
     def __init__(self, path: str | os.PathLike, topics: Topics, storage: str = "mcap", overwrite: bool = False):
         try:
-            from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: PLC0415 - bag output only
-            from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415
+            from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415 - bag output only
+
+            from svsgan_core.bags import BagWriter  # noqa: PLC0415
         except ImportError as exc:
             raise CarlaError(f"bag output needs rosbags ({exc}): `pip install 'svsgan[bags]'`") from None
         if storage not in BAG_STORAGES:
             raise InputError(f"bag storage must be one of {', '.join(BAG_STORAGES)}, got {storage!r}")
-        self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise InputError(f"{self.path} exists; choose another output or allow overwriting")
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
         self.topics = topics
-        self.typestore = get_typestore(Stores.ROS2_JAZZY)
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self.writer = Writer(self.partial, version=8, storage_plugin=plugin)
-        self.writer.open()
+        self.typestore = ts = get_typestore(Stores.ROS2_JAZZY)
+        self.writer = BagWriter(path, storage, overwrite=overwrite)
+        self.path = self.writer.dest
         self.count = 0
-        ts = self.typestore
         self._image_t = "sensor_msgs/msg/Image"
-        self._conn_image = self.writer.add_connection(topics.image, self._image_t, typestore=ts)
-        self._conn_labels = (self.writer.add_connection(topics.labels, self._image_t, typestore=ts)
+        self._conn_image = self.writer.add_topic(topics.image, self._image_t, ts)
+        self._conn_labels = (self.writer.add_topic(topics.labels, self._image_t, ts)
                              if topics.labels_encoding != "none" else None)
-        self._conn_clock = (self.writer.add_connection("/clock", "rosgraph_msgs/msg/Clock", typestore=ts)
-                            if topics.clock else None)
+        self._conn_clock = self.writer.add_topic("/clock", "rosgraph_msgs/msg/Clock", ts) if topics.clock else None
 
     def _time(self, stamp_ns: int):
         sec, nanosec = _stamp(stamp_ns)
@@ -633,10 +623,7 @@ class BagSink:
         self.count += 1
 
     def close(self) -> None:
-        self.writer.close()
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self.partial, self.path)
+        self.writer.commit()
 
 
 # ------------------------------------------------------------------------------------------------

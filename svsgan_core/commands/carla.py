@@ -65,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--output", choices=("ros", "bag", "none"), default="ros", help="(default: %(default)s)")
     o.add_argument("--bag", help="bag folder to write (with --output bag)")
-    o.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default: %(default)s)")
+    o.add_argument("--format", dest="storage", choices=("mcap", "db3"), default="mcap",
+                   help="bag storage, as `svsgan convert --format` (default: %(default)s)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing bag")
     o.add_argument("--image-topic", default=None, help="generated rgb8 frames (default: /svsgan/<role-name>/generated/image)")
     o.add_argument("--labels-topic", default=None, help="label images (default: /svsgan/<role-name>/semantic/image)")

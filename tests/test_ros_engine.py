@@ -280,6 +280,12 @@ def test_params_file_documents_every_parameter_with_its_default():
     assert set(values) == {p.name for p in PARAMS if p.default != 'string_array'}
 
 
+def test_docs_describe_every_parameter():
+    text = (REPO / 'docs' / 'ros.md').read_text()
+    missing = [p.name for p in PARAMS if f'| `{p.name}` |' not in text]
+    assert not missing
+
+
 def test_ament_python_layout():
     assert (PKG / 'resource' / 'svs_gan_ros').is_file()
     root = ET.parse(PKG / 'package.xml').getroot()

@@ -232,7 +232,7 @@ class SynthesisEngine:
         for cam, frame in batch:
             try:
                 label_map = rosio.labels_from_msg(frame.msg, cam.decoder)
-            except (InputError, ValueError) as exc:
+            except Exception as exc:  # message content is untrusted: whatever fails, drop this one only
                 self._bad(cam, exc)
                 cam.carry = cam.carry or (frame if frame.reason else None)
                 continue

@@ -13,7 +13,8 @@ from svsgan_core.errors import CheckpointError, MissingWeightsError
 from svsgan_core.metrics import fid as fidm
 from svsgan_core.metrics import fvd as fvdm
 from svsgan_core.metrics.miou import IGNORE_LABEL, ConfusionAccumulator, Segmenter, confusion_matrix, mean_iou, per_class_iou
-from svsgan_core.metrics.temporal import FlowEstimator, backward_warp, warping_error, warping_errors
+from svsgan_core.data.flow import DisFlow
+from svsgan_core.metrics.temporal import backward_warp, warping_error, warping_errors
 from svsgan_core.metrics.weights import fid_helper_inception_path
 
 
@@ -253,7 +254,7 @@ def translating_video(frames: int = 8, h: int = 64, w: int = 96, seed: int = 0) 
 
 def test_backward_warp_follows_the_documented_convention():
     video = translating_video(2)
-    flow = FlowEstimator()(video[1], video[0])
+    flow, _ = DisFlow()(video[0], video[1])
     np.testing.assert_allclose(np.median(flow.reshape(-1, 2), axis=0), [2.0, 1.0], atol=0.1)
     warped = backward_warp(video[0].astype(np.float32), np.broadcast_to(np.float32([2, 1]), flow.shape))
     np.testing.assert_allclose(warped[:-1, :-2], video[1][:-1, :-2].astype(np.float32), atol=1e-3)

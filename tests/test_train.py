@@ -240,3 +240,21 @@ def test_resolution_stage_grows_the_lower_resolution_run(synthetic_root, tmp_pat
     assert torch.equal(high.G.decoder[1].conv0.parametrizations.weight.original, low_dec)
     high.train()
     assert load_generator(tmp_path / "high" / "checkpoints" / "latest").cfg.height == 64
+
+
+def test_cli_trains_and_resumes_a_run(synthetic_root, tmp_path):
+    import json
+
+    import yaml
+
+    run = tmp_path / "run"
+    common = ["--set", f"data.root={synthetic_root}", "--set", f"data.sample_root={synthetic_root}",
+              "--set", f"model.overrides={json.dumps(TINY_MODEL)}", "--set", "log.sample_every=0",
+              "--set", "log.progress=false", "--set", "log.tensorboard=false", "--set", "schedule.seq_lengths=[3]"]
+    assert cli_main(["train", "--config", str(SYNTHETIC_CONFIG), "--run-dir", str(run), "--threads", "1",
+                     "--set", "schedule.max_steps=1", *common]) == 0
+    saved = yaml.safe_load((run / "options.yaml").read_text())
+    assert saved["schedule"]["max_steps"] == 1 and saved["_resolved"]["world_size"] == 1
+    assert cli_main(["train", "--resume", str(run), "--set", "schedule.max_steps=2"]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]

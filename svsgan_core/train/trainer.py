@@ -248,8 +248,7 @@ class Trainer:
             for key, v in (("fake", prev), ("real", prev), ("labels", labels[:, 0])):
                 history[key].append(v)
             start = 1
-        scalars: dict[str, float] = {}
-        chunks = 0
+        sums: dict[str, list[float]] = {}
         for c0 in range(start, t, self.opts.optim.frames_per_step):
             c1 = min(t, c0 + self.opts.optim.frames_per_step)
             outs = []
@@ -261,15 +260,13 @@ class Trainer:
                         out = self.G(labels[:, i], labels[:, i - 1], prev)
                     outs.append(out)
                     prev = out.image.detach()
-            terms = self._update(outs, c0, c1, images, labels, flow, conf, history)
-            for k, v in terms.items():
-                scalars[k] = scalars.get(k, 0.0) + v
-            chunks += 1
+            for k, v in self._update(outs, c0, c1, images, labels, flow, conf, history).items():
+                sums.setdefault(k, []).append(v)
             for key, v in (("fake", torch.stack([o.image.detach() for o in outs], 1)),
                            ("real", images[:, c0:c1]), ("labels", labels[:, c0:c1])):
                 history[key].extend(v.unbind(1))
                 del history[key][:-hist_len]
-        scalars = {k: v / max(chunks, 1) for k, v in scalars.items()}
+        scalars = {k: sum(v) / len(v) for k, v in sums.items()}  # each term over the updates that had it
         scalars["reference"] = float(reference)
         return scalars
 
@@ -395,11 +392,12 @@ class Trainer:
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.log = RunLog(self.run_dir, self.opts.log.tensorboard)
+        total = self.total_steps()  # also fails now, not epochs later, if the data is too short for a clip length
         bar = None
         if self.info.is_main and self.opts.log.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.total_steps(), initial=self.step, desc="svsgan train", unit="step",
+            bar = tqdm(total=total, initial=self.step, desc="svsgan train", unit="step",
                        dynamic_ncols=True)
         last_saved = -1
         try:

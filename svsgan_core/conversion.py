@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -127,12 +127,43 @@ class _Topic:
     sequences: int = 0
 
 
+def resolve_label_encoding(choice: str, ros_encoding: str) -> str:
+    """`auto` -> class ids for single-channel images, CARLA palette colours for colour images."""
+    if choice != "auto":
+        return choice
+    return "ids" if ros_encoding in _ID_ENCODINGS else "carla_palette"
+
+
 def _decoder_for(options: ConvertOptions, encoding: str, target_space: str) -> LabelDecoder:
-    choice = options.label_encoding
-    if choice == "auto":
-        choice = "ids" if encoding in _ID_ENCODINGS else "carla_palette"
+    choice = resolve_label_encoding(options.label_encoding, encoding)
     return LabelDecoder(choice, target_space, options.label_space if choice == "ids" else None,
                         carla_version=options.carla_version)
+
+
+def _read_labels(bag, msg, topic: _Topic, options: ConvertOptions, target_space: str):
+    """(header, HxW ids in the model's space, stamp in ns) of a semantic message; errors name its position."""
+    ros_msg = bag.decode(msg)
+    try:
+        array, encoding = message_to_numpy(ros_msg)
+        if topic.decoder is None:
+            topic.decoder = _decoder_for(options, encoding, target_space)
+        return ros_msg.header, topic.decoder.decode(array, encoding), stamp_to_ns(ros_msg.header.stamp)
+    except InputError as exc:
+        raise InputError(f"{bag.path}: {bag.where(msg)}: {exc}") from None
+
+
+def _write_generated(out, store, topic: _Topic, timestamp: int, header, rgb: np.ndarray, quality: int) -> int:
+    """Write the generated frame (and its JPEG) with the input's header and bag time; returns the count."""
+    from svsgan_core.bags import COMPRESSED_IMAGE, IMAGE
+
+    out.write(topic.image_conn, timestamp,
+              store.serialize_cdr(store.types[IMAGE](header=header, **image_fields(rgb, "rgb8")), IMAGE))
+    if topic.compressed_conn is None:
+        return 1
+    fmt, jpeg = compress(rgb, "jpeg", quality)
+    message = store.types[COMPRESSED_IMAGE](header=header, format=fmt, data=np.frombuffer(jpeg, np.uint8))
+    out.write(topic.compressed_conn, timestamp, store.serialize_cdr(message, COMPRESSED_IMAGE))
+    return 2
 
 
 def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options: ConvertOptions, *,
@@ -155,7 +186,6 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
         if options.max_frames:
             total = min(total, options.max_frames)
         store = bag.typestore
-        image_type, compressed_type = store.types[IMAGE], store.types[COMPRESSED_IMAGE]
         target_space = synth.label_space.name
         with BagWriter(dest, options.storage or bag.storage, version=writer_version(bag.version),
                        overwrite=overwrite, inputs=[bag.path], compression=bag.compression) as out:
@@ -183,15 +213,7 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                     written += 1
                     if topic is None:
                         continue
-                    ros_msg = bag.decode(msg)
-                    try:
-                        array, encoding = message_to_numpy(ros_msg)
-                        if topic.decoder is None:
-                            topic.decoder = _decoder_for(options, encoding, target_space)
-                        labels = topic.decoder.decode(array, encoding)
-                        stamp = stamp_to_ns(ros_msg.header.stamp)
-                    except InputError as exc:
-                        raise InputError(f"{bag.path}: {bag.where(msg)}: {exc}") from None
+                    header, labels, stamp = _read_labels(bag, msg, topic, options, target_space)
                     reason = topic.timeline.observe(stamp)
                     if reason is not None:
                         synth.reset(stream=topic.stream)
@@ -199,15 +221,7 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                     t0 = time.perf_counter()
                     rgb = synth.step(labels, stream=topic.stream)
                     synth_seconds += time.perf_counter() - t0
-                    out.write(topic.image_conn, msg.timestamp, store.serialize_cdr(
-                        image_type(header=ros_msg.header, **image_fields(rgb, "rgb8")), IMAGE))
-                    written += 1
-                    if topic.compressed_conn is not None:
-                        fmt, jpeg = compress(rgb, "jpeg", options.jpeg_quality)
-                        out.write(topic.compressed_conn, msg.timestamp, store.serialize_cdr(
-                            compressed_type(header=ros_msg.header, format=fmt, data=np.frombuffer(jpeg, np.uint8)),
-                            COMPRESSED_IMAGE))
-                        written += 1
+                    written += _write_generated(out, store, topic, msg.timestamp, header, rgb, options.jpeg_quality)
                     topic.frames += 1
                     done += 1
                     if bar is not None:

@@ -29,9 +29,6 @@ from pathlib import Path
 
 from svsgan_core.errors import InputError
 
-_ID_ENCODINGS = {"mono8", "8UC1", "mono16", "16UC1"}
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", help="the recording: a bag folder or a .db3/.mcap file")
     p.add_argument("out_dir", help="dataset folder to create")
@@ -85,11 +82,10 @@ def pair_by_stamp(label_stamps: list[int], rgb_stamps: list[int], max_dt_ns: int
 
 
 def _label_decoder(encoding_choice: str, ros_encoding: str, label_space: str, carla_version: str):
+    from svsgan_core.conversion import resolve_label_encoding
     from svsgan_core.labels import LabelDecoder, carla_space_for_version
 
-    choice = encoding_choice
-    if choice == "auto":
-        choice = "ids" if ros_encoding in _ID_ENCODINGS else "carla_palette"
+    choice = resolve_label_encoding(encoding_choice, ros_encoding)
     if choice == "ids":
         return LabelDecoder("ids", label_space, label_space)
     if choice == "carla_raw":

@@ -427,9 +427,8 @@ def test_malformed_messages_are_dropped_with_a_throttled_warning(ros, checkpoint
 
     wait_count(driver, '/bad/ids_gen', 4)
     wait_count(driver, '/bad/palette_gen', 1)
-    status = wait_status(driver, lambda s: [c['dropped_bad'] for c in s['cameras']] == [4, 1]
-                         and sum(c['pending'] for c in s['cameras']) == 0)
-    assert [c['published'] for c in status['cameras']] == [4, 1]
+    wait_status(driver, lambda s: [(c['dropped_bad'], c['published'], c['pending']) for c in s['cameras']]
+                == [(4, 4, 0), (1, 1, 0)], what='status counting the drops')
     assert [e['stamp_ns'] for e in outputs(driver, '/bad/ids_gen')] == [at(t) for t in (1.1, 1.3, 1.5, 1.7)]
     assert [e['stamp_ns'] for e in outputs(driver, '/bad/palette_gen')] == [at(1.1)]
     warnings = [line for line in node.output().splitlines() if line.startswith('[WARN]')]
@@ -453,16 +452,17 @@ def test_live_mode_keeps_latency_bounded_by_dropping_and_sigint_mid_stream_is_cl
     last = msgs[-1]['stamp_ns']
     driver.wait_for(lambda e: isinstance(e, dict) and e.get('topic') == '/live/gen' and e['stamp_ns'] == last, 30,
                     'the newest frame generated')  # live mode always ends on the newest frame
-    status = wait_status(driver, lambda s: s['cameras'][0]['received'] >= n - 5
+    status = wait_status(driver, lambda s: s['cameras'][0]['pending'] == 0
                          and s['cameras'][0]['published'] == len(outputs(driver, '/live/gen')))
     cam = status['cameras'][0]
     got = outputs(driver, '/live/gen')
-    assert cam['dropped_live'] > 0 and cam['published'] == len(got) < n / 3
+    assert cam['dropped_live'] > 0 and cam['published'] == len(got) < n / 3, cam
     reports = [json.loads(e['data']) for e in driver.events(event='msg', topic='/svs_gan_generator/status')]
     assert max(r['cameras'][0]['pending'] for r in reports) <= 1  # the queue never grows
     infer = max(r['infer_ms_per_batch'] or 0 for r in reports) / 1e3
     latencies = [e['latency'] for e in got]
-    bound = 3 * infer + 1.0  # wait for the frame in flight, then its own; a lossless queue would take ~n * infer
+    # the frame in flight, then its own step, plus slack for a loaded CPU; a queue would reach ~n * infer
+    bound = 4 * infer + 2.0
     assert max(latencies) < bound, (latencies, infer)
     stamps = [e['stamp_ns'] for e in got]
     assert stamps == sorted(stamps)

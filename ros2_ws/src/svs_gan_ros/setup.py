@@ -1,5 +1,9 @@
-"""ament_python build of svs_gan_ros: colcon installs launch/ and config/ into share/svs_gan_ros and the
-console scripts into lib/svs_gan_ros, where `ros2 run` and `ros2 launch` look for them."""
+"""ament_python build of svs_gan_ros.
+
+colcon installs launch/ and config/ into share/svs_gan_ros and the console scripts into
+lib/svs_gan_ros, where `ros2 run` and `ros2 launch` look for them.
+"""
+
 from glob import glob
 import os
 

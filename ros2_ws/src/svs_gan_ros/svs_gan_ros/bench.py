@@ -1,8 +1,8 @@
-"""What the ROS node adds: its latency and throughput against calling VideoSynthesizer.step directly.
+"""What the ROS node adds: latency and throughput against calling VideoSynthesizer.step directly.
 
     python -m svs_gan_ros.bench --json        (or scripts/bench_node.py)
 
-One run measures, in alternating rounds on the same machine (so load from elsewhere hits both alike):
+One run measures, in alternating rounds on the same machine (so outside load hits both alike):
   direct      VideoSynthesizer.step on each label map, in this process;
   latency     one sensor_msgs/Image published, wait for the node's output, next (lossless mode);
   throughput  every frame published at once, time until the last output arrives.
@@ -12,6 +12,7 @@ device and thread count. Messages are built before timing: building them is the 
 `svsgan bench` may import `measure_node_overhead` or run this module with --json as a subprocess,
 which keeps rclpy out of its own process. rclpy is imported only when a measurement runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,39 +29,66 @@ from pathlib import Path
 
 
 def label_sequence(n: int, height: int, width: int, num_classes: int = 19):
-    """A street-like scene in Cityscapes trainIds with a car block moving right, one map per frame."""
+    """A street-like scene in Cityscapes trainIds with a car moving right, one map per frame."""
     import numpy as np
 
     maps = []
     for k in range(n):
         ids = np.zeros((height, width), np.uint8)
         ids[: height * 3 // 10] = 10 % num_classes
-        ids[height * 3 // 10: height // 2] = 2 % num_classes
+        ids[height * 3 // 10 : height // 2] = 2 % num_classes
         x = (k * width // 40) % (width // 2)
-        ids[height // 2: height * 3 // 4, x: x + width // 4] = 13 % num_classes
+        ids[height // 2 : height * 3 // 4, x : x + width // 4] = 13 % num_classes
         maps.append(ids)
     return maps
 
 
 def _node_command(params_file: str) -> list[str]:
-    return [sys.executable, '-m', 'svs_gan_ros.generator_node', '--ros-args', '--params-file', params_file]
+    return [
+        sys.executable,
+        '-m',
+        'svs_gan_ros.generator_node',
+        '--ros-args',
+        '--params-file',
+        params_file,
+    ]
 
 
 def _env(domain_id: int) -> dict:
     import svsgan_core
     import svs_gan_ros
 
-    paths = [str(Path(svs_gan_ros.__file__).resolve().parents[1]), str(Path(svsgan_core.__file__).resolve().parents[1])]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
-    env['PYTHONPATH'] = os.pathsep.join(paths + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+    paths = [
+        str(Path(svs_gan_ros.__file__).resolve().parents[1]),
+        str(Path(svsgan_core.__file__).resolve().parents[1]),
+    ]
+    env = dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+        PYTHONUNBUFFERED='1',
+        RCUTILS_COLORIZED_OUTPUT='0',
+    )
+    env['PYTHONPATH'] = os.pathsep.join(
+        paths + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else [])
+    )
     return env
 
 
-def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256, preset: str = 'tiny',
-                          checkpoint: str | None = None, device: str = 'cpu', threads: int = 1, rounds: int = 4,
-                          warmup: int = 2, domain_id: int | None = None, timeout_s: float = 600.0,
-                          log=None) -> dict:
+def measure_node_overhead(
+    frames: int = 15,
+    width: int = 512,
+    height: int = 256,
+    preset: str = 'tiny',
+    checkpoint: str | None = None,
+    device: str = 'cpu',
+    threads: int = 1,
+    rounds: int = 4,
+    warmup: int = 2,
+    domain_id: int | None = None,
+    timeout_s: float = 600.0,
+    log=None,
+) -> dict:
     """Node vs direct synthesizer at width x height input; returns medians, rates and overheads.
 
     Without a checkpoint, one with random weights of ``preset`` is written to a temporary folder
@@ -90,26 +118,50 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
         from svsgan_core.models import SVSGenerator
 
         torch.manual_seed(0)
-        checkpoint = str(save_checkpoint(Path(tmp.name) / preset, SVSGenerator(make_preset(preset))))
+        checkpoint = str(
+            save_checkpoint(Path(tmp.name) / preset, SVSGenerator(make_preset(preset)))
+        )
     if threads:
         torch.set_num_threads(threads)
     synth = VideoSynthesizer.from_checkpoint(checkpoint, device=device)
     maps = label_sequence(frames, height, width, synth.cfg.num_classes)
     params = Path(tmp.name) / 'params.yaml'
-    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': dict(
-        checkpoint=checkpoint, device=device, num_threads=threads, mode='lossless', label_encoding='ids',
-        input_topics=['/svsgan_bench/labels'], output_topics=['/svsgan_bench/image'], status_period_s=0.1,
-        status_topic='/svsgan_bench/status')}}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                '/**': {
+                    'ros__parameters': dict(
+                        checkpoint=checkpoint,
+                        device=device,
+                        num_threads=threads,
+                        mode='lossless',
+                        label_encoding='ids',
+                        input_topics=['/svsgan_bench/labels'],
+                        output_topics=['/svsgan_bench/image'],
+                        status_period_s=0.1,
+                        status_topic='/svsgan_bench/status',
+                    )
+                }
+            }
+        )
+    )
     domain_id = random.randint(120, 200) if domain_id is None else domain_id
-    node_proc = subprocess.Popen(_node_command(str(params)), env=_env(domain_id), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+    node_proc = subprocess.Popen(
+        _node_command(str(params)),
+        env=_env(domain_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     node_log: list[str] = []
     threading.Thread(target=lambda: node_log.extend(node_proc.stdout), daemon=True).start()
 
     context = rclpy.Context()
     saved_range = os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE')
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(
+        context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO
+    )
     received: dict[int, float] = {}
     status: list[tuple[float, dict]] = []
     arrived = threading.Condition()
@@ -130,6 +182,7 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
             with arrived:
                 status.append((now, json.loads(msg.data)))
                 arrived.notify_all()
+
         bench.create_subscription(Image, '/svsgan_bench/image', on_image, qos)
         bench.create_subscription(String, '/svsgan_bench/status', on_status, 10)
         executor = SingleThreadedExecutor(context=context)
@@ -140,12 +193,16 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
                 executor.spin()
             except ExternalShutdownException:
                 pass
+
         threading.Thread(target=spin, daemon=True).start()
 
         deadline = time.monotonic() + timeout_s
         say('waiting for the node (model loading)...')
-        while (pub.get_subscription_count() == 0 or bench.count_publishers('/svsgan_bench/image') == 0
-               or not status):
+        while (
+            pub.get_subscription_count() == 0
+            or bench.count_publishers('/svsgan_bench/image') == 0
+            or not status
+        ):
             if node_proc.poll() is not None:
                 raise RuntimeError('generator node exited:\n' + ''.join(node_log[-20:]))
             if time.monotonic() > deadline:
@@ -155,7 +212,7 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
         pass_index = [0]
 
         def messages():
-            """One pass of frames, on stamps that start a new sequence (backward from the last pass)."""
+            """One pass of frames on stamps that start a new sequence (backward from the last)."""
             pass_index[0] += 1
             base = (1000 - 10 * pass_index[0]) * 1_000_000_000
             out = []
@@ -170,12 +227,14 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
 
         def wait_for(ns):
             with arrived:
-                if not arrived.wait_for(lambda: ns in received, timeout=max(1.0, deadline - time.monotonic())):
+                if not arrived.wait_for(
+                    lambda: ns in received, timeout=max(1.0, deadline - time.monotonic())
+                ):
                     raise TimeoutError(f'no output for stamp {ns}')
                 return received[ns]
 
         def node_counters():
-            """The node's cumulative (model seconds, frames) from a status report sent after this call."""
+            """The node's cumulative (model seconds, frames) from a status sent after this call."""
             asked = time.perf_counter()
             with arrived:
                 if not arrived.wait_for(lambda: status and status[-1][0] > asked, timeout=30):
@@ -188,7 +247,7 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
             return time.perf_counter() - t0
 
         def latency_pass():
-            """Each frame twice, back to back: direct, then through the node; paired against drifting load."""
+            """Each frame twice, back to back: direct, then through the node (load drifts)."""
             direct, node = [], []
             synth.reset()
             for (ns, msg), m in zip(messages(), maps):
@@ -209,6 +268,7 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
             def direct():
                 synth.reset()
                 return sum(step(m) for m in maps)
+
             if node_first:
                 n = node()
                 return direct(), n
@@ -216,11 +276,11 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
             return d, node()
 
         say('warming up...')
-        for ns, msg in messages()[:max(1, warmup)]:
+        for ns, msg in messages()[: max(1, warmup)]:
             pub.publish(msg)
             wait_for(ns)
         synth.reset()
-        for m in maps[:max(1, warmup)]:
+        for m in maps[: max(1, warmup)]:
             step(m)
         direct_t, latency_t, model_lat, direct_wall, node_wall, model_tp = [], [], [], [], [], []
         for r in range(rounds):
@@ -269,7 +329,9 @@ def measure_node_overhead(frames: int = 15, width: int = 512, height: int = 256,
         # unpaired comparison with the synthesizer called in this process (noisy on a shared CPU)
         'direct_ms_median': round(ms * statistics.median(direct_t), 2),
         'node_latency_ms_median': round(ms * statistics.median(latency_t), 2),
-        'paired_difference_ms_median': round(ms * statistics.median(n - d for d, n in zip(direct_t, latency_t)), 2),
+        'paired_difference_ms_median': round(
+            ms * statistics.median(n - d for d, n in zip(direct_t, latency_t)), 2
+        ),
         'direct_fps': round(frames_tp / sum(direct_wall), 3),
         'node_fps': round(frames_tp / sum(node_wall), 3),
         # what the node adds around its own model time on the very same frames (robust to load)
@@ -287,13 +349,17 @@ def format_markdown(r: dict) -> str:
     h, w = r['input_resolution']
     mh, mw = r['model_resolution']
     return (
-        f"{w}x{h} input, model {mw}x{mh} ({r['checkpoint']}), {r['device']}, {r['threads']} thread(s), "
+        f"{w}x{h} input, model {mw}x{mh} ({r['checkpoint']}), {r['device']}, "
+        f"{r['threads']} thread(s), "
         f"{r['rounds']} rounds x {r['frames_per_round']} frames\n\n"
-        '| | direct `VideoSynthesizer.step` | generator node (lossless, DDS round trip) | node adds |\n'
+        '| | direct `VideoSynthesizer.step` | generator node (lossless, DDS round trip) '
+        '| node adds |\n'
         '|---|---|---|---|\n'
-        f"| latency, median | {r['direct_ms_median']:.1f} ms | {r['node_latency_ms_median']:.1f} ms | "
+        f"| latency, median | {r['direct_ms_median']:.1f} ms | "
+        f"{r['node_latency_ms_median']:.1f} ms | "
         f"{r['paired_difference_ms_median']:+.1f} ms (median of paired frames) |\n"
-        f"| latency vs the node's own model time | {r['node_model_ms']:.1f} ms | {r['node_latency_ms_mean']:.1f} ms | "
+        f"| latency vs the node's own model time | {r['node_model_ms']:.1f} ms | "
+        f"{r['node_latency_ms_mean']:.1f} ms | "
         f"{r['added_latency_ms']:+.1f} ms ({r['latency_overhead_pct']:+.1f} %) |\n"
         f"| throughput | {r['direct_fps']:.2f} fps | {r['node_fps']:.2f} fps | "
         f"{r['throughput_overhead_pct']:+.1f} % wall time over the node's model time |\n"
@@ -301,20 +367,36 @@ def format_markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='svs_gan_ros.bench', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(
+        prog='svs_gan_ros.bench', description=__doc__.split('\n\n')[0]
+    )
     parser.add_argument('--frames', type=int, default=15, help='frames per round')
     parser.add_argument('--rounds', type=int, default=4)
     parser.add_argument('--width', type=int, default=512)
     parser.add_argument('--height', type=int, default=256)
-    parser.add_argument('--preset', default='tiny', help='random-weight preset when no --checkpoint is given')
+    parser.add_argument(
+        '--preset', default='tiny', help='random-weight preset when no --checkpoint is given'
+    )
     parser.add_argument('--checkpoint')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--threads', type=int, default=1, help='torch threads, in the node and here (0: default)')
-    parser.add_argument('--json', action='store_true', help='print JSON instead of a Markdown table')
+    parser.add_argument(
+        '--threads', type=int, default=1, help='torch threads, in the node and here (0: default)'
+    )
+    parser.add_argument(
+        '--json', action='store_true', help='print JSON instead of a Markdown table'
+    )
     args = parser.parse_args(argv)
-    result = measure_node_overhead(frames=args.frames, width=args.width, height=args.height, preset=args.preset,
-                                   checkpoint=args.checkpoint, device=args.device, threads=args.threads,
-                                   rounds=args.rounds, log=lambda t: print(t, file=sys.stderr))
+    result = measure_node_overhead(
+        frames=args.frames,
+        width=args.width,
+        height=args.height,
+        preset=args.preset,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        threads=args.threads,
+        rounds=args.rounds,
+        log=lambda t: print(t, file=sys.stderr),
+    )
     print(json.dumps(result, indent=2) if args.json else format_markdown(result))
     return 0
 

@@ -1,8 +1,10 @@
 """`ros2 run svs_gan_ros convert_bag ...`: the same offline bag conversion as `svsgan convert`.
 
-Conversion needs no running ROS graph (it reads and writes bag files), so this entry point only hands
-its arguments to svsgan_core's `convert` command; it exists so that ROS users find it next to the node.
+Conversion needs no running ROS graph (it reads and writes bag files), so this entry point only
+hands its arguments to svsgan_core's `convert` command; it exists so that ROS users find it next to
+the node.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name not in (COMMAND, 'svsgan_core', 'svsgan_core.commands'):
             raise
-        where = ('svsgan (svsgan_core) is not installed in this Python: run `pip install -e .` in the '
-                 'svsgan repository' if exc.name == 'svsgan_core' else
-                 f'this svsgan has no `convert` command yet ({COMMAND} is missing); update svsgan')
+        where = (
+            'svsgan (svsgan_core) is not installed in this Python: run `pip install -e .` in the '
+            'svsgan repository'
+            if exc.name == 'svsgan_core'
+            else f'this svsgan has no `convert` command yet ({COMMAND} is missing); update svsgan'
+        )
         print(f'convert_bag: error: {where}', file=sys.stderr)
         return 2
     from svsgan_core.cli import main as svsgan_main
+
     return svsgan_main(['convert', *argv])
 
 

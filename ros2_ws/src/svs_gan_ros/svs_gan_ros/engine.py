@@ -1,13 +1,14 @@
-"""The generator node's logic without ROS: per-camera queues, the sequence rules, batching, statistics.
+"""The generator node's logic without ROS: per-camera queues, sequence rules, batching, statistics.
 
-The node (generator_node.py) turns subscription callbacks into `submit` calls and `publish` calls into
-messages; everything else lives here, runs in one worker thread and is tested without rclpy. Messages
-are only duck-typed (``header.stamp``, and what svsgan_core.rosio reads).
+The node (generator_node.py) turns subscription callbacks into `submit` calls and `publish` calls
+into messages; everything else lives here, runs in one worker thread and is tested without rclpy.
+Messages are only duck-typed (``header.stamp``, and what svsgan_core.rosio reads).
 
-Sequence rules (DESIGN.md, "Time"): every received stamp, processed or not, goes through the camera's
-SequenceTimeline in arrival order, so a loop or a gap is noticed even when live mode skips the frame
-that carried it; the next frame that is processed then starts a new sequence.
+Sequence rules (DESIGN.md, "Time"): every received stamp, processed or not, goes through the
+camera's SequenceTimeline in arrival order, so a loop or a gap is noticed even when live mode skips
+the frame that carried it; the next frame that is processed then starts a new sequence.
 """
+
 from __future__ import annotations
 
 import collections
@@ -49,7 +50,7 @@ def format_stamp(ns: int) -> str:
 
 
 class Throttle:
-    """Says whether a message of a kind may be logged now, and how many of that kind were held back."""
+    """Says whether a message of a kind may be logged now, and how many were held back."""
 
     def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic):
         self.period_s = period_s
@@ -58,7 +59,7 @@ class Throttle:
         self._held: collections.Counter = collections.Counter()
 
     def __call__(self, key: Any) -> int | None:
-        """None: hold this one back; otherwise the number held back since the last one let through."""
+        """None: hold this one back; else the number held back since the last one let through."""
         now = self.clock()
         last = self._last.get(key)
         if last is not None and now - last < self.period_s:
@@ -83,12 +84,18 @@ class Frame:
     received: float  # time.monotonic() in the callback
     reason: str | None = None  # the timeline's verdict: 'first', 'backward', 'gap' or None
     prev_ns: int | None = None  # the stamp before it, for the log line
-    reason_ns: int | None = None  # the stamp that broke the sequence (a skipped frame's, in live mode)
+    reason_ns: int | None = (
+        None  # the stamp that broke the sequence (a skipped frame's, in live mode)
+    )
 
     def inherit(self, older: 'Frame') -> None:
         """Take over the sequence break of a frame that will not be processed."""
         if older.reason and not self.reason:
-            self.reason, self.prev_ns, self.reason_ns = older.reason, older.prev_ns, older.reason_ns
+            self.reason, self.prev_ns, self.reason_ns = (
+                older.reason,
+                older.prev_ns,
+                older.reason_ns,
+            )
 
 
 @dataclass
@@ -105,9 +112,11 @@ class CameraStats:
 
 
 class Camera:
-    """One input/output pair: its own decoder, timeline and synthesizer stream; the model is shared."""
+    """One input/output pair: its own decoder, timeline and synthesizer stream; shared model."""
 
-    def __init__(self, index: int, cfg: CameraConfig, decoder: LabelDecoder, stream: Any, reset_gap_s: float):
+    def __init__(
+        self, index: int, cfg: CameraConfig, decoder: LabelDecoder, stream: Any, reset_gap_s: float
+    ):
         self.index = index
         self.cfg = cfg
         self.name = cfg.input_topic
@@ -127,10 +136,22 @@ class SynthesisEngine:
     frame; ``log`` needs ``info``, ``warning`` and ``error`` (an rclpy logger fits).
     """
 
-    def __init__(self, synth: Any, cameras: list[CameraConfig], publish: Callable[[int, np.ndarray, Any], None],
-                 log: Any, *, mode: str = 'live', label_space: str = '', carla_version: str = '0.9.16',
-                 reset_gap_s: float = 1.0, max_pending: int = 1000, reference_max_offset_s: float = 0.02,
-                 reference_wait_s: float = 0.2, log_throttle_s: float = 5.0):
+    def __init__(
+        self,
+        synth: Any,
+        cameras: list[CameraConfig],
+        publish: Callable[[int, np.ndarray, Any], None],
+        log: Any,
+        *,
+        mode: str = 'live',
+        label_space: str = '',
+        carla_version: str = '0.9.16',
+        reset_gap_s: float = 1.0,
+        max_pending: int = 1000,
+        reference_max_offset_s: float = 0.02,
+        reference_wait_s: float = 0.2,
+        log_throttle_s: float = 5.0,
+    ):
         if mode not in ('live', 'lossless'):
             raise InputError(f"mode must be 'live' or 'lossless', not {mode!r}")
         if not cameras:
@@ -146,18 +167,25 @@ class SynthesisEngine:
         self.cameras = []
         for i, cfg in enumerate(cameras):
             source = (label_space or None) if cfg.label_encoding == 'ids' else None
-            decoder = LabelDecoder(cfg.label_encoding, target_space=target, source_space=source,
-                                   carla_version=carla_version)
+            decoder = LabelDecoder(
+                cfg.label_encoding,
+                target_space=target,
+                source_space=source,
+                carla_version=carla_version,
+            )
             self.cameras.append(Camera(i, cfg, decoder, synth.stream(), reset_gap_s))
         self._cond = threading.Condition()
         self._throttle = Throttle(log_throttle_s)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._infer: list[tuple[float, int]] = []
-        self._infer_total = [0.0, 0]  # seconds in step_batch, frames it made: counters for benchmarks
+        self._infer_total = [
+            0.0,
+            0,
+        ]  # seconds in step_batch, frames it made: counters for benchmarks
         self._last_status = time.monotonic()
 
-    # -- called from subscription callbacks: constant time, never waits on inference ------------------
+    # -- called from subscription callbacks: constant time, never waits on inference --------------
     def submit(self, index: int, msg: Any) -> None:
         cam = self.cameras[index]
         received = time.monotonic()
@@ -177,8 +205,12 @@ class SynthesisEngine:
             elif len(cam.queue) >= self.max_pending:
                 cam.stats.dropped_overflow += 1
                 cam.carry = cam.carry or (frame if frame.reason else None)
-                self._warn(cam, 'error', f'{cam.name}: lossless queue full ({self.max_pending} frames, '
-                           'max_pending); dropping new frames: the model is slower than the input')
+                self._warn(
+                    cam,
+                    'error',
+                    f'{cam.name}: lossless queue full ({self.max_pending} frames, '
+                    'max_pending); dropping new frames: the model is slower than the input',
+                )
                 return
             cam.queue.append(frame)
             self._cond.notify_all()
@@ -194,7 +226,7 @@ class SynthesisEngine:
             cam.references.append((stamp, msg))
             self._cond.notify_all()
 
-    # -- the worker ---------------------------------------------------------------------------------
+    # -- the worker -----------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name='svsgan-worker', daemon=True)
         self._thread.start()
@@ -225,14 +257,16 @@ class SynthesisEngine:
             return [(c, c.queue.popleft()) for c in self.cameras if c.queue]
 
     def process_once(self, timeout: float = 0.0) -> int:
-        """Generate one frame for every camera with a pending one (oldest first in lossless mode), in
+        """Generate one frame for every camera with a pending one (oldest first in lossless), in
         one batched step; returns how many frames were published."""
         batch = self._take(timeout)
         labels, items = [], []
         for cam, frame in batch:
             try:
                 label_map = rosio.labels_from_msg(frame.msg, cam.decoder)
-            except Exception as exc:  # message content is untrusted: whatever fails, drop this one only
+            except (
+                Exception
+            ) as exc:  # message content is untrusted: whatever fails, drop this one only
                 self._bad(cam, exc)
                 cam.carry = cam.carry or (frame if frame.reason else None)
                 continue
@@ -263,7 +297,11 @@ class SynthesisEngine:
             except Exception as exc:
                 if self._stopping:
                     return published
-                self._warn(cam, 'error', f'{cam.name}: could not publish a frame: {type(exc).__name__}: {exc}')
+                self._warn(
+                    cam,
+                    'error',
+                    f'{cam.name}: could not publish a frame: {type(exc).__name__}: {exc}',
+                )
                 continue
             published += 1
             with self._cond:
@@ -283,22 +321,32 @@ class SynthesisEngine:
         if frame.reason == 'first':
             why = 'first frame'
         elif frame.reason == 'backward':
-            why = f'backward: stamp {format_stamp(frame.reason_ns)} s after {format_stamp(frame.prev_ns)} s'
+            why = (
+                f'backward: stamp {format_stamp(frame.reason_ns)} s '
+                f'after {format_stamp(frame.prev_ns)} s'
+            )
         elif frame.reason == 'gap':
             gap = (frame.reason_ns - frame.prev_ns) / 1e9
             why = f'gap: stamp jumped {gap:.3f} s ahead of {format_stamp(frame.prev_ns)} s'
         else:
             why = 'after a failed inference'
-        first = 'from the reference image' if reference is not None else 'generated (first-frame mode)'
-        self.log.info(f'{cam.name}: new sequence {cam.stats.sequences} ({why}) at stamp '
-                      f'{format_stamp(frame.stamp_ns)}; first frame {first}')
+        first = (
+            'from the reference image' if reference is not None else 'generated (first-frame mode)'
+        )
+        self.log.info(
+            f'{cam.name}: new sequence {cam.stats.sequences} ({why}) at stamp '
+            f'{format_stamp(frame.stamp_ns)}; first frame {first}'
+        )
 
     def _find_reference(self, cam: Camera, stamp_ns: int) -> np.ndarray | None:
         deadline = time.monotonic() + self.reference_wait_s
         with self._cond:
             while True:
-                near = [(abs(s - stamp_ns), i) for i, (s, _) in enumerate(cam.references)
-                        if abs(s - stamp_ns) <= self.reference_max_offset_ns]
+                near = [
+                    (abs(s - stamp_ns), i)
+                    for i, (s, _) in enumerate(cam.references)
+                    if abs(s - stamp_ns) <= self.reference_max_offset_ns
+                ]
                 if near:
                     msg = cam.references[min(near)[1]][1]
                     break
@@ -312,7 +360,7 @@ class SynthesisEngine:
             self._bad(cam, exc, what='reference image')
             return None
 
-    # -- reporting ----------------------------------------------------------------------------------
+    # -- reporting ------------------------------------------------------------------------------
     def _bad(self, cam: Camera, exc: BaseException, what: str = 'message') -> None:
         with self._cond:
             if what != 'reference image':
@@ -320,7 +368,7 @@ class SynthesisEngine:
         self._warn(cam, 'warning', f'{cam.name}: dropped a bad {what}: {exc}')
 
     def _warn(self, cam: Camera, level: str, text: str) -> None:
-        """Log, at most once per log_throttle_s for each camera and kind of problem (numbers ignored)."""
+        """Log at most once per log_throttle_s per camera and kind of problem (numbers ignored)."""
         held = self._throttle((cam.index, re.sub(r'\d+', '#', text)))
         if held is None:
             return
@@ -344,28 +392,32 @@ class SynthesisEngine:
             for c in self.cameras:
                 s = c.stats
                 lat, s.latencies = s.latencies, []
-                cameras.append({
-                    'input': c.cfg.input_topic,
-                    'output': c.cfg.output_topic,
-                    'received': s.received,
-                    'published': s.published,
-                    'dropped_live': s.dropped_live,
-                    'dropped_bad': s.dropped_bad,
-                    'dropped_overflow': s.dropped_overflow,
-                    'pending': len(c.queue),
-                    'sequences': s.sequences,
-                    'input_hz': round((s.received - s.last_received) / dt, 3),
-                    'output_hz': round((s.published - s.last_published) / dt, 3),
-                    'latency_ms': round(1e3 * sum(lat) / len(lat), 2) if lat else None,
-                    'latency_max_ms': round(1e3 * max(lat), 2) if lat else None,
-                })
+                cameras.append(
+                    {
+                        'input': c.cfg.input_topic,
+                        'output': c.cfg.output_topic,
+                        'received': s.received,
+                        'published': s.published,
+                        'dropped_live': s.dropped_live,
+                        'dropped_bad': s.dropped_bad,
+                        'dropped_overflow': s.dropped_overflow,
+                        'pending': len(c.queue),
+                        'sequences': s.sequences,
+                        'input_hz': round((s.received - s.last_received) / dt, 3),
+                        'output_hz': round((s.published - s.last_published) / dt, 3),
+                        'latency_ms': round(1e3 * sum(lat) / len(lat), 2) if lat else None,
+                        'latency_max_ms': round(1e3 * max(lat), 2) if lat else None,
+                    }
+                )
                 s.last_received, s.last_published = s.received, s.published
         frames = sum(n for _, n in infer)
         return {
             'mode': self.mode,
             'cameras': cameras,
             'batches': len(infer),
-            'infer_ms_per_batch': round(1e3 * sum(t for t, _ in infer) / len(infer), 2) if infer else None,
+            'infer_ms_per_batch': (
+                round(1e3 * sum(t for t, _ in infer) / len(infer), 2) if infer else None
+            ),
             'frames_per_batch': round(frames / len(infer), 3) if infer else None,
             'infer_s_total': infer_total,
             'frames_total': frames_total,
@@ -375,10 +427,17 @@ class SynthesisEngine:
 def status_line(status: dict) -> str:
     parts = []
     for c in status['cameras']:
-        lat = 'n/a' if c['latency_ms'] is None else f"{c['latency_ms']:.0f} ms (max {c['latency_max_ms']:.0f})"
-        parts.append(f"{c['input']} -> {c['output']}: in {c['input_hz']:.2f} Hz, out {c['output_hz']:.2f} Hz, "
-                     f"latency {lat}, dropped {c['dropped_live']} stale / {c['dropped_bad']} bad / "
-                     f"{c['dropped_overflow']} overflow, pending {c['pending']}")
+        lat = (
+            'n/a'
+            if c['latency_ms'] is None
+            else f"{c['latency_ms']:.0f} ms (max {c['latency_max_ms']:.0f})"
+        )
+        parts.append(
+            f"{c['input']} -> {c['output']}: in {c['input_hz']:.2f} Hz, "
+            f"out {c['output_hz']:.2f} Hz, "
+            f"latency {lat}, dropped {c['dropped_live']} stale / {c['dropped_bad']} bad / "
+            f"{c['dropped_overflow']} overflow, pending {c['pending']}"
+        )
     infer = status['infer_ms_per_batch']
     tail = f'; model {infer:.0f} ms per batch of {status["frames_per_batch"]:.2f}' if infer else ''
     return 'status: ' + ' | '.join(parts) + tail

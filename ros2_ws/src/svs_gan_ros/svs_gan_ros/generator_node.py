@@ -3,6 +3,7 @@
 Thin on purpose: parameters, QoS, subscriptions and publishers live here; queues, sequence rules,
 batching and statistics live in svs_gan_ros.engine, which runs and is tested without ROS.
 """
+
 from __future__ import annotations
 
 import array
@@ -24,14 +25,22 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
-from svs_gan_ros.engine import (CameraConfig, SynthesisEngine, camera_info_topic, is_compressed_topic,
-                                status_line)
+from svs_gan_ros.engine import (
+    CameraConfig,
+    SynthesisEngine,
+    camera_info_topic,
+    is_compressed_topic,
+    status_line,
+)
 from svs_gan_ros.params import LABEL_ENCODINGS, PARAMS, qos_choice
 from svsgan_core import rosio
 from svsgan_core.errors import InputError, SvsganError
 
 NODE_NAME = 'svs_gan_generator'
-_RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE, 'best_effort': ReliabilityPolicy.BEST_EFFORT}
+_RELIABILITY = {
+    'reliable': ReliabilityPolicy.RELIABLE,
+    'best_effort': ReliabilityPolicy.BEST_EFFORT,
+}
 
 
 @dataclass
@@ -43,7 +52,7 @@ class _Outputs:
 
 
 class GeneratorNode(Node):
-    """Subscribes to each camera's label topic, hands frames to the engine's worker, publishes its output."""
+    """Subscribes to each camera's labels, hands frames to the engine, publishes its output."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
@@ -52,17 +61,29 @@ class GeneratorNode(Node):
         cameras = self._camera_configs(p)
         if p['num_threads']:
             import torch
+
             torch.set_num_threads(p['num_threads'])
         if not p['checkpoint']:
             raise InputError("parameter 'checkpoint' is empty: name an svsgan checkpoint folder")
         from svsgan_core.inference import VideoSynthesizer
-        self.synth = VideoSynthesizer.from_checkpoint(p['checkpoint'], device=p['device'],
-                                                      precision=p['precision'])
+
+        self.synth = VideoSynthesizer.from_checkpoint(
+            p['checkpoint'], device=p['device'], precision=p['precision']
+        )
         self.engine = SynthesisEngine(
-            self.synth, cameras, self._publish, self.get_logger(), mode=p['mode'],
-            label_space=p['label_space'], carla_version=p['carla_version'], reset_gap_s=p['reset_gap_s'],
-            max_pending=p['max_pending'], reference_max_offset_s=p['reference_max_offset_s'],
-            reference_wait_s=p['reference_wait_s'], log_throttle_s=p['log_throttle_s'])
+            self.synth,
+            cameras,
+            self._publish,
+            self.get_logger(),
+            mode=p['mode'],
+            label_space=p['label_space'],
+            carla_version=p['carla_version'],
+            reset_gap_s=p['reset_gap_s'],
+            max_pending=p['max_pending'],
+            reference_max_offset_s=p['reference_max_offset_s'],
+            reference_wait_s=p['reference_wait_s'],
+            log_throttle_s=p['log_throttle_s'],
+        )
         in_qos = self._qos(p['input_reliability'], p['input_depth'], 'input')
         out_qos = self._qos(p['output_reliability'], p['output_depth'], 'output')
         self._outputs: list[_Outputs] = []
@@ -71,44 +92,71 @@ class GeneratorNode(Node):
             self.create_subscription(kind, cam.input_topic, partial(self.engine.submit, i), in_qos)
             out = _Outputs(self.create_publisher(Image, cam.output_topic, out_qos))
             if p['publish_compressed']:
-                out.compressed = self.create_publisher(CompressedImage, cam.output_topic + '/compressed', out_qos)
+                out.compressed = self.create_publisher(
+                    CompressedImage, cam.output_topic + '/compressed', out_qos
+                )
             if p['publish_camera_info']:
-                out.camera_info = self.create_publisher(CameraInfo, camera_info_topic(cam.output_topic), out_qos)
-                self.create_subscription(CameraInfo, camera_info_topic(cam.input_topic),
-                                         partial(self._on_camera_info, out), in_qos)
+                out.camera_info = self.create_publisher(
+                    CameraInfo, camera_info_topic(cam.output_topic), out_qos
+                )
+                self.create_subscription(
+                    CameraInfo,
+                    camera_info_topic(cam.input_topic),
+                    partial(self._on_camera_info, out),
+                    in_qos,
+                )
             if cam.reference_topic:
                 kind = CompressedImage if is_compressed_topic(cam.reference_topic) else Image
-                self.create_subscription(kind, cam.reference_topic, partial(self.engine.submit_reference, i),
-                                         in_qos)
+                self.create_subscription(
+                    kind, cam.reference_topic, partial(self.engine.submit_reference, i), in_qos
+                )
             self._outputs.append(out)
         self._status_pub = None
         self._logged_counts = None
         if p['status_period_s'] > 0:
             if p['status_topic']:
                 self._status_pub = self.create_publisher(String, p['status_topic'], 10)
-            self.create_timer(p['status_period_s'], self._report, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self.create_timer(
+                p['status_period_s'], self._report, clock=Clock(clock_type=ClockType.STEADY_TIME)
+            )
         self.engine.start()
         h, w = self.synth.resolution
+        in_choice = qos_choice(p['input_reliability'], p['input_depth'], p['mode'], 'input')
         self.get_logger().info(
             f"ready: {len(cameras)} camera(s), mode {p['mode']}, model {w}x{h} "
             f"{self.synth.cfg.label_space} on {p['device']} ({p['precision']}); "
-            f"input QoS {qos_choice(p['input_reliability'], p['input_depth'], p['mode'], 'input')}; "
-            + '; '.join(f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}] -> '
-                        f'{self.resolve_topic_name(c.output_topic)}' for c in cameras))
+            f"input QoS {in_choice}; "
+            + '; '.join(
+                f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}] -> '
+                f'{self.resolve_topic_name(c.output_topic)}'
+                for c in cameras
+            )
+        )
 
     def _declare_parameters(self) -> dict:
         values = {}
         for spec in PARAMS:
-            desc = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraints,
-                                       read_only=True)
+            desc = ParameterDescriptor(
+                description=spec.description,
+                additional_constraints=spec.constraints,
+                read_only=True,
+            )
             if spec.int_range:
-                desc.integer_range = [IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1],
-                                                   step=1)]
+                desc.integer_range = [
+                    IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=1)
+                ]
             if spec.float_range:
-                desc.floating_point_range = [FloatingPointRange(
-                    from_value=float(spec.float_range[0]), to_value=float(spec.float_range[1]), step=0.0)]
+                desc.floating_point_range = [
+                    FloatingPointRange(
+                        from_value=float(spec.float_range[0]),
+                        to_value=float(spec.float_range[1]),
+                        step=0.0,
+                    )
+                ]
             unset = spec.default == 'string_array'
-            param = self.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY if unset else spec.default, desc)
+            param = self.declare_parameter(
+                spec.name, Parameter.Type.STRING_ARRAY if unset else spec.default, desc
+            )
             value = param.value
             if unset and value is None:
                 value = []
@@ -121,37 +169,59 @@ class GeneratorNode(Node):
     def _camera_configs(p: dict) -> list[CameraConfig]:
         inputs, outputs = p['input_topics'], p['output_topics']
         if not inputs or len(inputs) != len(outputs):
-            raise InputError(f'input_topics ({len(inputs)}) and output_topics ({len(outputs)}) must be '
-                             'non-empty lists of the same length')
+            raise InputError(
+                f'input_topics ({len(inputs)}) and output_topics ({len(outputs)}) must be '
+                'non-empty lists of the same length'
+            )
         encodings = p['label_encodings'] or [p['label_encoding']] * len(inputs)
         references = p['reference_topics'] or [''] * len(inputs)
         for name, values in (('label_encodings', encodings), ('reference_topics', references)):
             if len(values) != len(inputs):
-                raise InputError(f'{name} has {len(values)} entries, input_topics {len(inputs)}: give one per camera')
+                raise InputError(
+                    f'{name} has {len(values)} entries, input_topics {len(inputs)}: '
+                    'give one per camera'
+                )
         bad = [e for e in encodings if e not in LABEL_ENCODINGS]
         if bad:
-            raise InputError(f"label_encodings: {bad[0]!r} is not one of {', '.join(LABEL_ENCODINGS)}")
-        return [CameraConfig(i, o, e, r) for i, o, e, r in zip(inputs, outputs, encodings, references)]
+            raise InputError(
+                f"label_encodings: {bad[0]!r} is not one of {', '.join(LABEL_ENCODINGS)}"
+            )
+        return [
+            CameraConfig(i, o, e, r) for i, o, e, r in zip(inputs, outputs, encodings, references)
+        ]
 
     def _qos(self, reliability: str, depth: int, direction: str) -> QoSProfile:
         reliability, depth = qos_choice(reliability, depth, self._p['mode'], direction)
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=_RELIABILITY[reliability],
-                          durability=DurabilityPolicy.VOLATILE)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=depth,
+            reliability=_RELIABILITY[reliability],
+            durability=DurabilityPolicy.VOLATILE,
+        )
 
     def _on_camera_info(self, out: _Outputs, msg: CameraInfo) -> None:
         out.last_info = msg
 
     def _publish(self, index: int, rgb, msg) -> None:
-        """Called from the engine's worker thread with one generated RGB frame and its input message."""
-        if not self.context.ok():
-            return
+        """Called from the engine's worker thread with a generated RGB frame and its input."""
+        try:
+            self._publish_frame(index, rgb, msg)
+        except Exception:
+            if self.context.ok():
+                raise  # the engine logs it; after shutdown (Ctrl-C mid-frame) there is nothing to do
+
+    def _publish_frame(self, index: int, rgb, msg) -> None:
         out = self._outputs[index]
         encoding = self._p['output_encoding']
         image = Image(header=msg.header)
-        rosio.fill_image(image, rgb if encoding == 'rgb8' else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), encoding)
+        rosio.fill_image(
+            image, rgb if encoding == 'rgb8' else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), encoding
+        )
         out.image.publish(image)
         if out.compressed is not None:
-            fmt, data = rosio.compress(rgb, 'jpeg', quality=self._p['jpeg_quality'], encoding='rgb8')
+            fmt, data = rosio.compress(
+                rgb, 'jpeg', quality=self._p['jpeg_quality'], encoding='rgb8'
+            )
             buf = array.array('B')
             buf.frombytes(data)
             out.compressed.publish(CompressedImage(header=msg.header, format=fmt, data=buf))
@@ -162,8 +232,13 @@ class GeneratorNode(Node):
 
     def _report(self) -> None:
         status = self.engine.status()
-        status.update(node=self.get_fully_qualified_name(), now_ns=self.get_clock().now().nanoseconds)
-        counts = [(c['received'], c['published'], c['dropped_bad'], c['dropped_overflow']) for c in status['cameras']]
+        status.update(
+            node=self.get_fully_qualified_name(), now_ns=self.get_clock().now().nanoseconds
+        )
+        counts = [
+            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'])
+            for c in status['cameras']
+        ]
         if counts != self._logged_counts:
             self.get_logger().info(status_line(status))
             self._logged_counts = counts

@@ -1,9 +1,10 @@
 """Every parameter of the generator node, in one table.
 
 The node declares its parameters from this table, config/params.yaml documents the same names and
-the tests check the two agree, so a parameter cannot be added in one place and forgotten in another.
+the tests check they agree, so a parameter cannot be added in one place and forgotten in another.
 Plain Python (no rclpy) so that it can be read without a ROS installation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,64 +38,165 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param('checkpoint', '', 'svsgan checkpoint folder (config.yaml + generator.safetensors); required'),
+    Param(
+        'checkpoint',
+        '',
+        'svsgan checkpoint folder (config.yaml + generator.safetensors); required',
+    ),
     Param('device', 'cpu', "torch device for inference: 'cpu', 'cuda', 'cuda:1', ..."),
     Param('precision', 'fp32', 'inference precision (fp16 needs CUDA)', choices=PRECISIONS),
-    Param('num_threads', 0, 'CPU threads for torch (0: torch default); set it when sharing a CPU',
-          int_range=(0, 256)),
-    Param('mode', 'live', 'live: keep only the newest pending frame per camera (bounded latency); '
-          'lossless: process every frame in order (bags, synchronous CARLA)', choices=MODES),
-    Param('input_topics', ['semantic/image'], 'segmentation image topics, one per camera; a topic '
-          "ending in '/compressed' is read as sensor_msgs/CompressedImage (png)"),
-    Param('output_topics', ['svsgan/image'], 'generated image topics, one per input topic, same order'),
-    Param('label_encoding', 'carla_palette', 'what input pixels mean: ids (mono8/8UC1/mono16/16UC1 '
-          'class ids), carla_palette (CityScapesPalette colours, carla-ros-bridge), carla_raw (tag in '
-          'the red channel)', choices=LABEL_ENCODINGS),
-    Param('label_encodings', 'string_array', 'per-camera label_encoding, same order as input_topics '
-          '(leave unset to use label_encoding for every camera)'),
-    Param('label_space', '', "label space of 'ids' input, a name from svsgan_core.labels (cityscapes, "
-          "cityscapes_ids, carla, carla_legacy, ...); empty: the checkpoint's own space"),
-    Param('carla_version', '0.9.16', "CARLA version whose tag numbering 'carla_raw' input uses "
-          "(0.9.14+ and older numberings differ; 'legacy' = 0.9.13 and older)"),
-    Param('reference_topics', 'string_array', 'per-camera RGB image topics (e.g. CARLA RGB camera) '
-          "whose frame starts each new sequence; '' for none (leave unset for no camera)"),
-    Param('reference_max_offset_s', 0.02, 'a reference image is used when its stamp is this close to '
-          "the sequence's first label frame", float_range=(0.0, 10.0)),
-    Param('reference_wait_s', 0.2, 'at a sequence start, how long the worker waits for a matching '
-          'reference image before generating the first frame itself', float_range=(0.0, 10.0)),
-    Param('reset_gap_s', 1.0, 'a stamp later than the previous one by more than this starts a new '
-          'sequence (a stamp going backwards always does)', float_range=(0.001, 1.0e6)),
-    Param('max_pending', 1000, 'lossless mode: frames queued per camera before new ones are dropped '
-          'with an error (memory bound)', int_range=(1, 1000000)),
-    Param('input_reliability', 'auto', 'input QoS reliability; auto: best_effort in live mode '
-          '(sensor-data practice), reliable in lossless mode', choices=RELIABILITY),
-    Param('input_depth', 0, 'input QoS history depth (0: 5 in live mode, 100 in lossless mode)',
-          int_range=(0, 100000)),
-    Param('output_reliability', 'reliable', 'output QoS reliability (reliable reaches both reliable and '
-          'best_effort subscribers; auto: reliable)', choices=RELIABILITY),
-    Param('output_depth', 0, 'output QoS history depth (0: 5 in live mode, 100 in lossless mode)',
-          int_range=(0, 100000)),
-    Param('output_encoding', 'rgb8', 'encoding of the generated sensor_msgs/Image',
-          choices=OUTPUT_ENCODINGS),
-    Param('publish_compressed', False, "also publish JPEG sensor_msgs/CompressedImage on "
-          "'<output topic>/compressed' (image_transport naming)"),
+    Param(
+        'num_threads',
+        0,
+        'CPU threads for torch (0: torch default); set it when sharing a CPU',
+        int_range=(0, 256),
+    ),
+    Param(
+        'mode',
+        'live',
+        'live: keep only the newest pending frame per camera (bounded latency); '
+        'lossless: process every frame in order (bags, synchronous CARLA)',
+        choices=MODES,
+    ),
+    Param(
+        'input_topics',
+        ['semantic/image'],
+        'segmentation image topics, one per camera; a topic '
+        "ending in '/compressed' is read as sensor_msgs/CompressedImage (png)",
+    ),
+    Param(
+        'output_topics',
+        ['svsgan/image'],
+        'generated image topics, one per input topic, same order',
+    ),
+    Param(
+        'label_encoding',
+        'carla_palette',
+        'what input pixels mean: ids (mono8/8UC1/mono16/16UC1 class ids), carla_palette '
+        '(CityScapesPalette colours, carla-ros-bridge), carla_raw (tag in the red channel)',
+        choices=LABEL_ENCODINGS,
+    ),
+    Param(
+        'label_encodings',
+        'string_array',
+        'per-camera label_encoding, same order as input_topics '
+        '(leave unset to use label_encoding for every camera)',
+    ),
+    Param(
+        'label_space',
+        '',
+        "label space of 'ids' input, a name from svsgan_core.labels (cityscapes, "
+        "cityscapes_ids, carla, carla_legacy, ...); empty: the checkpoint's own space",
+    ),
+    Param(
+        'carla_version',
+        '0.9.16',
+        "CARLA version whose tag numbering 'carla_raw' input uses "
+        "(0.9.14+ and older numberings differ; 'legacy' = 0.9.13 and older)",
+    ),
+    Param(
+        'reference_topics',
+        'string_array',
+        'per-camera RGB image topics (e.g. CARLA RGB camera) '
+        "whose frame starts each new sequence; '' for none (leave unset for no camera)",
+    ),
+    Param(
+        'reference_max_offset_s',
+        0.02,
+        'a reference image is used when its stamp is this close to '
+        "the sequence's first label frame",
+        float_range=(0.0, 10.0),
+    ),
+    Param(
+        'reference_wait_s',
+        0.2,
+        'at a sequence start, how long the worker waits for a matching '
+        'reference image before generating the first frame itself',
+        float_range=(0.0, 10.0),
+    ),
+    Param(
+        'reset_gap_s',
+        1.0,
+        'a stamp later than the previous one by more than this starts a new '
+        'sequence (a stamp going backwards always does)',
+        float_range=(0.001, 1.0e6),
+    ),
+    Param(
+        'max_pending',
+        1000,
+        'lossless mode: frames queued per camera before new ones are dropped '
+        'with an error (memory bound)',
+        int_range=(1, 1000000),
+    ),
+    Param(
+        'input_reliability',
+        'auto',
+        'input QoS reliability; auto: best_effort in live mode '
+        '(sensor-data practice), reliable in lossless mode',
+        choices=RELIABILITY,
+    ),
+    Param(
+        'input_depth',
+        0,
+        'input QoS history depth (0: 5 in live mode, 100 in lossless mode)',
+        int_range=(0, 100000),
+    ),
+    Param(
+        'output_reliability',
+        'reliable',
+        'output QoS reliability (reliable reaches both reliable and '
+        'best_effort subscribers; auto: reliable)',
+        choices=RELIABILITY,
+    ),
+    Param(
+        'output_depth',
+        0,
+        'output QoS history depth (0: 5 in live mode, 100 in lossless mode)',
+        int_range=(0, 100000),
+    ),
+    Param(
+        'output_encoding',
+        'rgb8',
+        'encoding of the generated sensor_msgs/Image',
+        choices=OUTPUT_ENCODINGS,
+    ),
+    Param(
+        'publish_compressed',
+        False,
+        "also publish JPEG sensor_msgs/CompressedImage on "
+        "'<output topic>/compressed' (image_transport naming)",
+    ),
     Param('jpeg_quality', 90, 'JPEG quality of the compressed output', int_range=(1, 100)),
-    Param('publish_camera_info', False, "relay the input camera's CameraInfo (the 'camera_info' topic "
-          "beside the input topic) beside each output topic, with the output frame's header"),
-    Param('status_period_s', 5.0, 'seconds between status reports (log line and status topic); 0: off',
-          float_range=(0.0, 3600.0)),
-    Param('status_topic', '~/status', 'std_msgs/String topic for JSON status; empty: log line only'),
-    Param('log_throttle_s', 5.0, 'a warning about the same kind of bad input is repeated at most this '
-          'often per camera', float_range=(0.0, 3600.0)),
+    Param(
+        'publish_camera_info',
+        False,
+        "relay the input camera's CameraInfo (the 'camera_info' topic "
+        "beside the input topic) beside each output topic, with the output frame's header",
+    ),
+    Param(
+        'status_period_s',
+        5.0,
+        'seconds between status reports (log line and status topic); 0: off',
+        float_range=(0.0, 3600.0),
+    ),
+    Param(
+        'status_topic', '~/status', 'std_msgs/String topic for JSON status; empty: log line only'
+    ),
+    Param(
+        'log_throttle_s',
+        5.0,
+        'a warning about the same kind of bad input is repeated at most this ' 'often per camera',
+        float_range=(0.0, 3600.0),
+    ),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
 
 
 def qos_choice(reliability: str, depth: int, mode: str, direction: str) -> tuple[str, int]:
-    """Resolve 'auto' and depth 0: inputs follow sensor-data practice (best effort, shallow) in live
-    mode and are reliable with a deep queue in lossless mode; outputs are reliable, which every
-    subscriber, reliable or best effort, can receive."""
+    """Resolve 'auto' and depth 0: inputs follow sensor-data practice (best effort, shallow) in
+    live mode and are reliable with a deep queue in lossless mode; outputs are reliable, which
+    every subscriber, reliable or best effort, can receive."""
     if reliability == 'auto':
         reliability = 'best_effort' if direction == 'input' and mode == 'live' else 'reliable'
     return reliability, depth or (5 if mode == 'live' else 100)

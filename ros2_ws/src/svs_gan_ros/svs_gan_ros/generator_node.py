@@ -67,9 +67,12 @@ class GeneratorNode(Node):
             raise InputError("parameter 'checkpoint' is empty: name an svsgan checkpoint folder")
         from svsgan_core.inference import VideoSynthesizer
 
-        self.synth = VideoSynthesizer.from_checkpoint(
-            p['checkpoint'], device=p['device'], precision=p['precision']
-        )
+        try:
+            self.synth = VideoSynthesizer.from_checkpoint(
+                p['checkpoint'], device=p['device'], precision=p['precision']
+            )
+        except (RuntimeError, AssertionError) as exc:  # torch: no such device, CUDA not built in
+            raise InputError(f"cannot use device {p['device']!r}: {exc}") from None
         self.engine = SynthesisEngine(
             self.synth,
             cameras,

@@ -75,26 +75,32 @@ def writer_version(input_version: int | None = None, distro: str | None = None) 
 
 def locate_bag(path: str | os.PathLike) -> tuple[Path, str]:
     """The path rosbags opens for a bag (its folder, or a bare .db3/.mcap file) and its storage."""
-    path = Path(path).expanduser()
+    source, storage, _ = _locate(Path(path).expanduser())
+    return source, storage
+
+
+def _locate(path: Path) -> tuple[Path, str, dict]:
+    """locate_bag, plus the folder's metadata (empty for a bare file)."""
     if not path.exists():
         raise InputError(f"no bag at {path}")
     if path.is_file():
         storage = path.suffix.lower().lstrip(".")
         if storage not in STORAGES:
             raise InputError(f"{path} is not a ROS 2 bag: expected a bag folder or a .db3/.mcap file")
-        return path, storage
+        return path, storage, {}
     meta = path / "metadata.yaml"
     if meta.is_file():
-        return path, _STORAGE_IDS.get(str(_bag_info(meta).get("storage_identifier")), "db3")
+        info = _bag_info(meta)
+        return path, _STORAGE_IDS.get(str(info.get("storage_identifier")), "db3"), info
     files = [p for p in path.iterdir() if p.suffix.lower().lstrip(".") in STORAGES]
     if len(files) == 1:
-        return files[0], files[0].suffix.lower().lstrip(".")
+        return files[0], files[0].suffix.lower().lstrip("."), {}
     raise InputError(f"{path} is not a ROS 2 bag: it has no metadata.yaml and {len(files)} .db3/.mcap files")
 
 
 def _bag_info(meta: Path) -> dict:
     try:
-        info = yaml.safe_load(meta.read_text()) or {}
+        info = yaml.load(meta.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         return dict(info.get("rosbag2_bagfile_information") or {})
     except (yaml.YAMLError, OSError, AttributeError, TypeError, ValueError):
         return {}  # rosbags says what is wrong when it opens the bag
@@ -110,8 +116,7 @@ class BagReader:
 
     def __init__(self, path: str | os.PathLike, typestore: str | None = None):
         self.path = Path(path).expanduser()
-        self.source, self.storage = locate_bag(self.path)
-        info = _bag_info(self.source / "metadata.yaml") if self.source.is_dir() else {}
+        self.source, self.storage, info = _locate(self.path)
         self.version: int | None = info.get("version")
         self._reader = Reader(self.source)
         try:

@@ -394,8 +394,8 @@ class AtomicDirectory:
         _fsync_tree(self.path)
         if self.dest.exists() or self.dest.is_symlink():
             if not self.overwrite:
-                raise InputError(f"{self.dest} appeared while it was being written; the new result is "
-                                 f"left in {self.path}")
+                raise InputError(f"{self.dest} appeared while this run was writing it; it was left alone "
+                                 "(pass --overwrite to replace it)")
             os.rename(self.dest, self.partial / (self.dest.name + ".replaced"))
         os.rename(self.path, self.dest)
         _fsync_dir(self.dest.parent)
@@ -437,8 +437,8 @@ class BagWriter:
     """A new bag (a rosbag2 folder) written atomically to `dest`; a context manager.
 
     `commit()` closes the bag and renames it into place; leaving the context without committing, or
-    by an exception, deletes the partial bag. `version` is the rosbag2 metadata version (8 is read
-    by every distribution since Humble's successors and by rosbags; 9 is Jazzy's QoS format).
+    by an exception, deletes the partial bag. `version` is the rosbag2 metadata version: 8 (the
+    oldest rosbags writes) or 9 (Jazzy's QoS format).
     """
 
     def __init__(self, dest: str | os.PathLike, storage: str = "mcap", *, version: int = 8,

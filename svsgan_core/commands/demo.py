@@ -17,7 +17,6 @@ Your own data:
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -169,9 +168,6 @@ def _frame_rate(bag_path: Path, topic: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    # Before torch loads OpenMP: idle worker threads sleep instead of spinning. On a 2-core laptop with
-    # anything else running, spinning made the tiny model ~15x slower here (3.9 s vs 0.23 s a frame).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from svsgan_core.conversion import ConvertOptions, TopicMap, convert_bag
     from svsgan_core.inference import VideoSynthesizer
 

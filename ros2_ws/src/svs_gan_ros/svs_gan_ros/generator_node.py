@@ -10,7 +10,6 @@ import array
 from dataclasses import dataclass
 from functools import partial
 import json
-import os
 import sys
 
 import cv2
@@ -257,9 +256,6 @@ class GeneratorNode(Node):
 
 
 def main(args=None) -> int:
-    # Before torch loads OpenMP: idle intra-op threads sleep instead of spinning, so they do not
-    # starve the DDS and callback threads (or CARLA) on a shared CPU; export it to override.
-    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     rclpy.init(args=args)
     node = None
     code = 0

@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""Learning check: a fixed CPU budget of training on the synthetic street videos must lower the
+held-out per-frame error AND the temporal warping error of generated sequences, versus the same
+model at initialisation. The trained EMA generator is the checkpoint `svsgan demo` bundles.
+
+Evaluation follows the paper's: every held-out sequence starts from its real first frame (the
+reference image) and the model generates the rest autoregressively from the label maps.
+- per-frame error: mean |generated - real| over the generated frames, RGB in [0, 1];
+- warping error: svsgan_core.metrics.temporal (DIS flow of the real video, occlusion-masked mean
+  squared difference of consecutive generated frames, RGB in [0, 1]).
+The budget is a number of training steps, so the result does not depend on how busy the CPU is;
+the CPU seconds it took are printed. docs/training.md records the numbers and the command:
+
+    python scripts/learning_check.py --steps 384 --bundle svsgan_core/assets/demo_checkpoint
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from svsgan_core.checkpoint import CONFIG_NAME, GENERATOR_NAME, load_generator  # noqa: E402
+from svsgan_core.cli import main as svsgan  # noqa: E402
+from svsgan_core.data.datasets import build_dataset  # noqa: E402
+from svsgan_core.metrics.temporal import warping_error  # noqa: E402
+from svsgan_core.train.options import load_options  # noqa: E402
+from svsgan_core.train.trainer import Trainer  # noqa: E402
+
+CONFIG = ROOT / "training" / "configs" / "synthetic_cpu.yaml"
+SIZE = "128x64"
+TRAIN_SET = {"sequences": 48, "frames": 12, "seed": 0}
+VAL_SET = {"sequences": 6, "frames": 12, "seed": 1}
+
+
+def make_data(root: Path) -> tuple[Path, Path]:
+    """The train/val folders (svsgan make-synthetic; the same arguments always give the same data)."""
+    paths = []
+    for name, spec in (("train", TRAIN_SET), ("val", VAL_SET)):
+        path = root / name
+        if not (path / "dataset.yaml").is_file():
+            rc = svsgan(["make-synthetic", str(path), "--sequences", str(spec["sequences"]), "--frames",
+                         str(spec["frames"]), "--size", SIZE, "--seed", str(spec["seed"]), "--overwrite"])
+            if rc:
+                raise SystemExit(rc)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return frames.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+@torch.no_grad()
+def evaluate(trainer: Trainer, generator: torch.nn.Module, val_root: Path) -> dict[str, float]:
+    cfg = trainer.cfg
+    ds = build_dataset("synthetic", val_root, size=(cfg.height, cfg.width), seq_len=VAL_SET["frames"],
+                       label_space=cfg.label_space, augment=False, random_clips=False)
+    generator.eval()
+    l1, l1_first, warp, warp_real = [], [], [], []
+    for i in range(len(ds)):
+        item = ds[i]
+        real, labels = item["images"], item["labels"]
+        ref = trainer.generate(generator, labels, real[0])
+        first = trainer.generate(generator, labels, None)
+        l1.append(float((ref[1:] - real[1:]).abs().mean() / 2))
+        l1_first.append(float((first - real).abs().mean() / 2))
+        real_u8 = to_uint8(real)
+        warp.append(warping_error(to_uint8(ref[1:]), real_u8[1:]))
+        warp_real.append(warping_error(real_u8[1:], real_u8[1:]))
+    return {"l1_reference": float(np.mean(l1)), "warping_error": float(np.nanmean(warp)),
+            "l1_first_frame_mode": float(np.mean(l1_first)), "warping_error_real_video": float(np.nanmean(warp_real))}
+
+
+def bundle(latest: Path, dest: Path, result: dict) -> None:
+    """The inference part of the checkpoint (config + EMA generator), its meta saying how it was made."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(latest / GENERATOR_NAME, dest / GENERATOR_NAME)
+    config = yaml.safe_load((latest / CONFIG_NAME).read_text())
+    config["meta"] = {
+        "step": config["meta"]["step"], "trained_with": "svsgan train (training/configs/synthetic_cpu.yaml)",
+        "recipe": f"python scripts/learning_check.py --steps {result['steps']} --threads {result['threads']} "
+                  f"--bundle svsgan_core/assets/demo_checkpoint",
+        "data": "svsgan make-synthetic, 48 sequences x 12 frames, 128x64, seed 0 (docs/training.md)",
+        "learning_check": {k: round(v, 5) for k, v in result["after"].items()},
+    }
+    (dest / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=384, help="training steps, the budget (default 384: the whole synthetic_cpu schedule)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--data", type=Path, default=ROOT / "runs" / "synthetic_data", help="where the synthetic sets go")
+    p.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "learning_check")
+    p.add_argument("--bundle", type=Path, help="copy the trained EMA generator here (the demo checkpoint)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    train_root, val_root = make_data(args.data)
+    opts = load_options(CONFIG, [f"data.root={train_root}", f"data.sample_root={val_root}",
+                                 f"schedule.max_steps={args.steps}"])
+    if args.run_dir.exists() and not args.resume:
+        shutil.rmtree(args.run_dir)
+    trainer = Trainer(opts, args.run_dir)
+    trainer.write_options({"command": "scripts/learning_check.py " + " ".join(sys.argv[1:])})
+    before = evaluate(trainer, trainer.ema.model, val_root)
+    print("at initialisation:", json.dumps(before))
+    if args.resume and (args.run_dir / "checkpoints" / "latest").is_dir():
+        trainer.resume(args.run_dir)
+    cpu0, wall0 = time.process_time(), time.time()
+    latest = trainer.train()
+    cpu, wall = time.process_time() - cpu0, time.time() - wall0
+    after = evaluate(trainer, load_generator(latest), val_root)
+    print("after training:   ", json.dumps(after))
+
+    result = {"steps": trainer.step, "threads": args.threads, "cpu_seconds": round(cpu, 1),
+              "wall_seconds": round(wall, 1), "before": before, "after": after,
+              "lower_l1": after["l1_reference"] < before["l1_reference"],
+              "lower_warping_error": after["warping_error"] < before["warping_error"]}
+    (args.run_dir / "learning_check.json").write_text(json.dumps(result, indent=2))
+    print(f"\n{'metric (held-out, reference-conditioned)':44s} {'init':>10s} {'trained':>10s}")
+    for key in ("l1_reference", "warping_error", "l1_first_frame_mode"):
+        print(f"{key:44s} {before[key]:10.4f} {after[key]:10.4f}")
+    print(f"{'warping_error of the real video (floor)':44s} {after['warping_error_real_video']:10.4f}")
+    print(f"{trainer.step} steps, {cpu:.0f} CPU s, {wall:.0f} s wall, {args.threads} thread(s)")
+    if args.bundle:
+        bundle(latest, args.bundle, result)
+        print(f"bundled {latest} -> {args.bundle}")
+    ok = result["lower_l1"] and result["lower_warping_error"]
+    print("LEARNING CHECK", "PASSED" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,14 +92,16 @@ class FlowOcclusionNet(nn.Module):
         nn.init.zeros_(self.flow_head.bias)
 
     def forward(self, prev_onehot: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = onehot.shape[-2:]
         x = torch.cat((prev_onehot, onehot), dim=1)
         if self.downsample > 1:
             x = F.avg_pool2d(x, self.downsample)
         x = self.up(self.res(self.down(self.stem(x))))
-        # flow predicted in low-res pixels, scaled to full-res pixels by resize_flow
-        flow = resize_flow(self.flow_head(x), (h, w))
+        # flow predicted in low-res pixels, scaled to full-res pixels (resize_flow by an integer factor:
+        # the same values, and the ONNX graph keeps static shapes)
+        flow = self.flow_head(x)
         occlusion = torch.sigmoid(self.occlusion_head(x))
         if self.downsample > 1:
-            occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear", align_corners=False)
+            up = dict(scale_factor=self.downsample, mode="bilinear", align_corners=False)
+            flow = F.interpolate(flow, **up) * float(self.downsample)
+            occlusion = F.interpolate(occlusion, **up)
         return flow, occlusion

@@ -102,8 +102,11 @@ class SemanticEncoder(Pyramid):
     def conditions(self, onehot: torch.Tensor) -> list[torch.Tensor]:
         feats = self.forward(onehot)
         glob = self.bottleneck(feats[-1])
-        return [torch.cat((f, F.interpolate(glob, size=f.shape[-2:], mode="bilinear", align_corners=False)), 1)
-                for f in feats]
+        # integer scale factors, not target sizes: the same values, and the ONNX graph keeps static shapes
+        top = len(feats) - 1
+        return [torch.cat((f, glob if l == top else
+                           F.interpolate(glob, scale_factor=2 ** (top - l), mode="bilinear", align_corners=False)), 1)
+                for l, f in enumerate(feats)]
 
 
 class OcclusionFusion(nn.Module):
@@ -198,13 +201,17 @@ class SVSGenerator(nn.Module):
             flow, occlusion = self.flow_net(prev_seg, seg)
             warped = warp(prev_image, flow)
             skips = self.fusion(self.image_encoder(warped), occlusion)
+        return GeneratorOutput(self.decode(conds, skips, occlusion), flow, occlusion, warped)
+
+    def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor) -> torch.Tensor:
+        """Pyramid 3, shared by forward() and the exported per-frame step (svsgan_core.export)."""
         conds = [torch.cat((c, _pool_to(occlusion, l)), 1) for l, c in enumerate(conds)]
         x = self.decoder_in(torch.cat((conds[-1][:, : self.cfg.sem_channels[-1]], skips[-1]), 1))
         for l in reversed(range(self.cfg.levels)):
             x = self.decoder[l](torch.cat((x, skips[l]), 1), conds[l])
             if l > 0:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return GeneratorOutput(self.to_rgb(x), flow, occlusion, warped)
+        return self.to_rgb(x)
 
     @torch.no_grad()
     def grow(self, img_channels: int | None = None, sem_channels: int | None = None) -> None:

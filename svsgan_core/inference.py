@@ -56,26 +56,34 @@ class Stream:
 
 
 class VideoSynthesizer:
-    def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu", precision: str = "fp32",
-                 channels_last: bool = False):
-        if precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        self.device = torch.device(device)
-        if self.device.type == "cpu" and precision == "fp16":
-            raise InputError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
-        self.precision = precision
+    """Streams of label maps in, frames out, over one generator (see the module doc).
+
+    device / precision / channels_last / compile left as "auto" (or None) are chosen by
+    `svsgan_core.fast.resolve`: the fastest measured path with `optimize="auto"`, the plain fp32
+    eager path with `optimize="none"`. Explicit values always win.
+    """
+
+    def __init__(self, generator: torch.nn.Module, device: str | torch.device | None = "cpu",
+                 precision: str | None = "fp32", channels_last: bool | str | None = False,
+                 compile: str | None = None, optimize: str = "none"):
+        from svsgan_core import fast
+
+        self.settings = fast.resolve(device, precision, channels_last, compile, optimize)
+        self.device = torch.device(self.settings.device)
+        self.precision = self.settings.precision
+        self.channels_last = self.settings.channels_last
         self.cfg: ModelConfig = generator.cfg
         self.label_space = get_label_space(self.cfg.label_space)
-        self.generator = prepare_for_inference(generator).to(self.device)
-        self.channels_last = channels_last
-        if channels_last:
-            self.generator = self.generator.to(memory_format=torch.channels_last)
+        self.generator = fast.apply(prepare_for_inference(generator), self.settings)
+        self._copy_outputs = fast.uses_cuda_graphs(self.settings)
         self._default = Stream()
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", precision: str = "fp32",
-                        channels_last: bool = False) -> "VideoSynthesizer":
-        return cls(load_generator(path), device, precision, channels_last)
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto",
+                        channels_last: bool | str | None = "auto", compile: str | None = None,
+                        optimize: str = "auto") -> "VideoSynthesizer":
+        """Load a checkpoint for streaming; by default on the fastest device and path this machine has."""
+        return cls(load_generator(path), device, precision, channels_last, compile, optimize)
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **kw) -> "VideoSynthesizer":
@@ -148,9 +156,12 @@ class VideoSynthesizer:
         dtype = PRECISIONS[self.precision]
         if prev_image is not None and self.channels_last:
             prev_image = prev_image.contiguous(memory_format=torch.channels_last)
+        if self._copy_outputs:
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             image = self.generator(labels, prev_labels, prev_image).image
-        return image.float()
+        # a CUDA-graph replay overwrites its output buffer: the stream keeps its own copy
+        return image.clone() if self._copy_outputs and image.dtype == torch.float32 else image.float()
 
     def _labels_to_tensor(self, label_map: np.ndarray) -> torch.Tensor:
         arr = np.asarray(label_map)

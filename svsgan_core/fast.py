@@ -1,0 +1,111 @@
+"""Which inference fast paths to use on which machine, and applying them to a generator.
+
+`resolve()` turns "auto" into concrete settings. The CPU choices are measured, not assumed (numbers
+and the command that gives them: docs/performance.md); the CUDA choices are the usual ones for a
+convolutional generator on tensor cores, to be confirmed with `svsgan bench --device cuda`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import torch
+
+from svsgan_core.errors import InputError
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+OPTIMIZE = ("auto", "none")
+
+# CPU choices, measured on the development machine (2-core AMD EPYC Zen 3, AVX2; docs/performance.md):
+# bf16 autocast has no native kernels without AVX512-BF16/AMX and ran ~80x slower than fp32 for this
+# generator, with visibly different frames; channels_last: see CPU_CHANNELS_LAST's measurement there.
+CPU_CHANNELS_LAST = False
+CPU_PRECISION = "fp32"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Concrete inference settings; "auto" never survives `resolve()`."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: str | None = None  # a torch.compile mode, or None for eager
+
+    def describe(self) -> str:
+        return (f"{self.device} {self.precision}{' channels_last' if self.channels_last else ''}"
+                f"{' compile=' + self.compile if self.compile else ''}")
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """"auto" (or None) is the first CUDA device when there is one, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if cuda_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not cuda_available():
+        raise InputError(f"device {device!r} asked for, but this PyTorch sees no CUDA device; use --device cpu or auto")
+    return dev
+
+
+def resolve(device: str | torch.device | None = "auto", precision: str | None = None,
+            channels_last: bool | str | None = None, compile: str | None = None,
+            optimize: str = "auto") -> Settings:
+    """Fill every unset (None or "auto") choice: with the fastest known one for `optimize="auto"`,
+    with the plain reference path (fp32, contiguous, eager) for `optimize="none"`. Explicit values win."""
+    if optimize not in OPTIMIZE:
+        raise InputError(f"optimize must be one of {', '.join(OPTIMIZE)}, not {optimize!r}")
+    dev = resolve_device(device)
+    auto = optimize == "auto"
+    if precision in (None, "auto"):
+        precision = ("fp16" if dev.type == "cuda" else CPU_PRECISION) if auto else "fp32"
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)} or auto, not {precision!r}")
+    if dev.type == "cpu" and precision == "fp16":
+        raise InputError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+    if channels_last in (None, "auto"):
+        channels_last = (dev.type == "cuda" or CPU_CHANNELS_LAST) if auto else False
+    if compile in ("", "none", "off"):
+        compile = None
+    if compile is not None and compile not in COMPILE_MODES:
+        raise InputError(f"compile mode must be one of {', '.join(COMPILE_MODES)} (or none), not {compile!r}")
+    return Settings(str(dev), precision, bool(channels_last), compile)
+
+
+def apply(generator: torch.nn.Module, settings: Settings) -> torch.nn.Module:
+    """Move an inference-prepared generator to its device and memory format, compile it if asked."""
+    dev = torch.device(settings.device)
+    generator = generator.to(dev)
+    if settings.channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed frame sizes: pick the fastest conv algorithm once
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if settings.compile:
+        if settings.compile in ("reduce-overhead", "max-autotune") and dev.type != "cuda":
+            raise InputError(f"compile mode {settings.compile!r} uses CUDA graphs; on the CPU use 'default'")
+        generator = torch.compile(generator, mode=settings.compile, dynamic=False)
+    return generator
+
+
+def uses_cuda_graphs(settings: Settings) -> bool:
+    """Outputs of a CUDA-graph replay are overwritten by the next replay: callers must copy what they keep."""
+    return settings.device.startswith("cuda") and settings.compile in ("reduce-overhead", "max-autotune")
+
+
+def cpu_threads() -> int:
+    """Physical cores available to this process: PyTorch's own default, and the best setting here."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def replace(settings: Settings, **kw) -> Settings:
+    return dataclasses.replace(settings, **kw)

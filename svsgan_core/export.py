@@ -1,0 +1,293 @@
+"""The per-frame generator step as an ONNX graph, an onnxruntime synthesizer, and TensorRT engines.
+
+Graph contract (opset >= 17; one graph serves both the first frame and the frames after it):
+
+    inputs   prev_image   float32  Bx3xHxW  previous output frame in [-1, 1] (ignored on a first frame)
+             prev_labels  int64    BxHxW    previous label map, class ids (ignored on a first frame)
+             labels       int64    BxHxW    current label map, class ids
+             first_frame  float32  B        1 = first frame of a sequence (first-frame mode), 0 = continue
+    output   image        float32  Bx3xHxW  the new frame in [-1, 1]; feed it back as prev_image
+
+B (cameras) is dynamic; H and W are fixed at export time (`--resolution`), which lets TensorRT and
+onnxruntime plan every convolution once.
+
+Labels are integer ids, not one-hot: a frame crosses the host/device boundary as 8 bytes per pixel
+instead of 4 x num_classes, and the graph builds the one-hot with one Equal against 0..N-1, which also
+turns ids outside [0, N) (the ignore label) into all-zero pixels exactly as `models.one_hot` does.
+
+First-frame mode is a flag input, not a second graph: the generator's first-frame mode (WI = 0,
+OC = 1) is exactly the continuing step with the occlusion map forced to one, because every image skip
+is then multiplied by 1 - OC = 0 and the decoder's occlusion channel is one. `max(OC, first_frame)`
+does that inside the graph, so one file and one TensorRT engine serve whole sequences, and a batch may
+mix cameras that start a sequence with cameras that continue one. The cost is one unused run of the
+flow net and image encoder on a first frame, once per sequence.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from svsgan_core.config import ModelConfig
+from svsgan_core.errors import InputError
+from svsgan_core.fast import Settings
+from svsgan_core.inference import Stream, VideoSynthesizer, prepare_for_inference
+from svsgan_core.labels import get_label_space
+from svsgan_core.models.flow import warp
+
+INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
+OUTPUTS = ("image",)
+DEFAULT_OPSET = 17
+META_KEY = "svsgan.config"
+
+
+class GeneratorStep(nn.Module):
+    """SVSGenerator.forward for one frame with the first-frame mode as an input (see the module doc)."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+        n = generator.cfg.num_classes
+        self.register_buffer("class_ids", torch.arange(n).view(1, n, 1, 1), persistent=False)
+
+    def forward(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
+                first_frame: torch.Tensor) -> torch.Tensor:
+        g = self.generator
+        seg = (labels.unsqueeze(1) == self.class_ids).to(prev_image.dtype)
+        prev_seg = (prev_labels.unsqueeze(1) == self.class_ids).to(prev_image.dtype)
+        conds = g.semantic_encoder.conditions(seg)
+        flow, occlusion = g.flow_net(prev_seg, seg)
+        occlusion = torch.maximum(occlusion, first_frame[:, None, None, None].to(occlusion.dtype))
+        skips = g.fusion(g.image_encoder(warp(prev_image, flow)), occlusion)
+        return g.decode(conds, skips, occlusion)
+
+
+def folded_copy(generator: nn.Module, cfg: ModelConfig | None = None) -> nn.Module:
+    """A CPU fp32 inference copy of `generator` with spectral norm folded; the original is left as it was.
+
+    Not copy.deepcopy: a deep-copied parametrized module shares its generated class with the original,
+    and folding the copy would delete the original's `weight` property.
+    """
+    from svsgan_core.models.generator import SVSGenerator
+
+    state = {k: v.detach().float().cpu() for k, v in generator.state_dict().items()}
+    with torch.random.fork_rng(devices=[]):
+        fresh = SVSGenerator(cfg or generator.cfg).eval()
+    if not any(".parametrizations." in k for k in state):
+        prepare_for_inference(fresh)
+        fresh.load_state_dict(state)
+        return fresh
+    fresh.load_state_dict(state)
+    return prepare_for_inference(fresh)
+
+
+def resolution_config(cfg: ModelConfig, resolution: str | tuple[int, int] | None) -> ModelConfig:
+    """`cfg` at another working size ("WIDTHxHEIGHT" or (height, width)); the weights do not depend on it."""
+    if resolution is None:
+        return cfg
+    if isinstance(resolution, str):
+        try:
+            w, h = (int(v) for v in resolution.lower().split("x"))
+        except ValueError:
+            raise InputError(f"resolution must be WIDTHxHEIGHT (e.g. 1024x512), not {resolution!r}") from None
+    else:
+        h, w = resolution
+    if (h, w) == (cfg.height, cfg.width):
+        return cfg
+    return dataclasses.replace(cfg, height=h, width=w)  # __post_init__ validates divisibility
+
+
+def export_onnx(generator: nn.Module, path: str | os.PathLike, *, resolution: str | tuple[int, int] | None = None,
+                opset: int = DEFAULT_OPSET, dynamic_batch: bool = True) -> Path:
+    """Write the step graph of `generator` (spectral norm folded, fp32) to `path`; returns the path.
+
+    The model configuration (at the exported resolution) is stored in the file's metadata, so
+    `OnnxSynthesizer` needs nothing else.
+    """
+    import onnx
+
+    if opset < 17:
+        raise InputError(f"opset {opset} is too old: InstanceNormalization/GridSample as used here need opset >= 17")
+    cfg = resolution_config(generator.cfg, resolution)
+    gen = folded_copy(generator, cfg)
+    step = GeneratorStep(gen).eval()
+    h, w = cfg.height, cfg.width
+    args = (torch.zeros(1, 3, h, w), torch.zeros(1, h, w, dtype=torch.int64),
+            torch.zeros(1, h, w, dtype=torch.int64), torch.ones(1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {name: {0: "batch"} for name in INPUTS + OUTPUTS} if dynamic_batch else None
+    with warnings.catch_warnings(), torch.no_grad():
+        # the TorchScript exporter is deprecated but needs no onnxscript; InstanceNorm's "train=True"
+        # warning is harmless (instance norm always uses the input's statistics)
+        warnings.simplefilter("ignore")
+        torch.onnx.export(step, args, str(path), dynamo=False, opset_version=opset, input_names=list(INPUTS),
+                          output_names=list(OUTPUTS), dynamic_axes=axes, do_constant_folding=True)
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(cfg.to_dict())
+    model.doc_string = "svsgan per-frame generator step: " + ", ".join(INPUTS) + " -> image (see svsgan_core/export.py)"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if META_KEY not in meta:
+        raise InputError(f"{path} is not an svsgan step graph (no {META_KEY} metadata); export it with `svsgan export`")
+    return ModelConfig.from_dict(json.loads(meta[META_KEY]))
+
+
+def available_providers(preference: str | list[str] = "auto") -> list[str]:
+    """onnxruntime execution providers: "auto" = TensorRT, then CUDA, then CPU, as installed."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if preference == "auto":
+        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    elif isinstance(preference, str):
+        wanted = [p.strip() for p in preference.split(",")]
+    else:
+        wanted = list(preference)
+    missing = [p for p in wanted if p not in have]
+    if preference != "auto" and missing:
+        raise InputError(f"onnxruntime here lacks {', '.join(missing)}; it has {', '.join(have)}")
+    return [p for p in wanted if p in have] or ["CPUExecutionProvider"]
+
+
+class OnnxSynthesizer(VideoSynthesizer):
+    """The streaming contract (reset / step / step_batch / stream) over an exported step in onnxruntime.
+
+    A drop-in for VideoSynthesizer where the node or `svsgan convert` should run without PyTorch
+    kernels (or on TensorRT through onnxruntime's provider): input checks, resizing, reference images
+    and per-camera streams are VideoSynthesizer's; only the forward pass differs.
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: str | list[str] = "auto", threads: int | None = None,
+                 spin: bool = False):
+        """`spin=False`: idle onnxruntime threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE's
+        reason: on a shared 2-core CPU spinning threads starve everything else, this process included)."""
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"no ONNX file at {self.path}")
+        self.cfg = read_onnx_config(self.path)
+        self.label_space = get_label_space(self.cfg.label_space)
+        self.device = torch.device("cpu")
+        self.precision = "fp32"
+        self.channels_last = False
+        self.generator = None
+        self._default = Stream()
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self.providers = available_providers(providers)
+        self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
+        self.settings = Settings("onnxruntime:" + ",".join(self.providers), "fp32", False, None)
+
+    def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
+        b, (h, w) = labels.shape[0], self.resolution
+        if prev_image is None:
+            prev_image, prev_labels, first = torch.zeros(b, 3, h, w), labels, np.ones(b, np.float32)
+        else:
+            first = np.zeros(b, np.float32)
+        feeds = {"prev_image": prev_image.float().contiguous().numpy(),
+                 "prev_labels": prev_labels.contiguous().numpy(),
+                 "labels": labels.contiguous().numpy(), "first_frame": first}
+        return torch.from_numpy(self.session.run(["image"], feeds)[0])
+
+
+def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: int = 30, batch: int = 1,
+                         seed: int = 0) -> list[float]:
+    """Max |ONNX - PyTorch| of each frame of a stream where both get the same inputs every frame.
+
+    PyTorch's own output is fed back as the next prev_image for both (teacher forcing): a free-running
+    comparison would measure how an autoregressive model amplifies float rounding, not the export.
+    Frame 0 runs PyTorch's first-frame mode against the graph's first_frame=1.
+    """
+    import onnxruntime as ort
+
+    cfg = read_onnx_config(path)
+    gen = folded_copy(generator, cfg)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    base = torch.from_numpy(rng.integers(0, cfg.num_classes, (batch, cfg.height // 8, cfg.width // 8)))
+    labels = base.repeat_interleave(8, 1).repeat_interleave(8, 2)
+    prev_image, prev_labels, diffs = torch.zeros(batch, 3, cfg.height, cfg.width), labels, []
+    with torch.inference_mode():
+        for k in range(frames):
+            first = k == 0
+            ref = (gen(labels) if first else gen(labels, prev_labels, prev_image)).image
+            got = sess.run(["image"], {"prev_image": prev_image.numpy(), "prev_labels": prev_labels.numpy(),
+                                       "labels": labels.numpy(),
+                                       "first_frame": np.full(batch, float(first), np.float32)})[0]
+            diffs.append(float(np.abs(got - ref.numpy()).max()))
+            prev_image, prev_labels = ref, labels
+            labels = torch.roll(labels, shifts=(k % 3) - 1, dims=2)
+    return diffs
+
+
+# -- TensorRT -------------------------------------------------------------------------------------
+
+def trtexec_command(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, cfg: ModelConfig,
+                    max_batch: int = 4, fp16: bool = True) -> str:
+    """The trtexec line that builds an engine from an exported step graph (TensorRT >= 10: int64 inputs)."""
+    h, w = cfg.height, cfg.width
+
+    def shapes(b: int) -> str:
+        return f"prev_image:{b}x3x{h}x{w},prev_labels:{b}x{h}x{w},labels:{b}x{h}x{w},first_frame:{b}"
+
+    parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}", f"--minShapes={shapes(1)}",
+             f"--optShapes={shapes(1)}", f"--maxShapes={shapes(max_batch)}"]
+    if fp16:
+        parts.append("--fp16")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def build_tensorrt_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, max_batch: int = 4,
+                          fp16: bool = True, workspace_gib: float = 4.0) -> Path:
+    """Build and save a serialized TensorRT engine from the step graph (needs the `tensorrt` package and a GPU)."""
+    cfg = read_onnx_config(onnx_path)
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise InputError("TensorRT is not installed here (pip install tensorrt on a CUDA machine), or build with:\n  "
+                         + trtexec_command(onnx_path, engine_path, cfg, max_batch, fp16)) from None
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):  # required by TensorRT 8, implied by 10
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise InputError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    h, w = cfg.height, cfg.width
+    profile = builder.create_optimization_profile()
+    for name, dims in (("prev_image", (3, h, w)), ("prev_labels", (h, w)), ("labels", (h, w)), ("first_frame", ())):
+        profile.set_shape(name, (1, *dims), (1, *dims), (max_batch, *dims))
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise InputError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
+    out = Path(engine_path)
+    out.write_bytes(bytes(engine))
+    return out

@@ -1,0 +1,182 @@
+"""Inference fast paths give the plain model's frames; settings resolve as documented; bench writes its JSON."""
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from svsgan_core import fast
+from svsgan_core.checkpoint import save_checkpoint
+from svsgan_core.cli import main
+from svsgan_core.config import preset
+from svsgan_core.errors import InputError
+from svsgan_core.inference import VideoSynthesizer, fold_spectral_norm
+from svsgan_core.models import SVSGenerator
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def generator(seed=0):
+    torch.manual_seed(seed)
+    g = SVSGenerator(preset("tiny"))
+    torch.nn.init.normal_(g.flow_net.flow_head.weight, std=0.05)
+    return g
+
+
+def copy_of(g):
+    c = SVSGenerator(g.cfg)
+    c.load_state_dict(g.state_dict())
+    return c
+
+
+def labels(seed, h=64, w=128):
+    return np.random.default_rng(seed).integers(0, 19, (h, w)).astype(np.uint8)
+
+
+def stream_images(synth, n=5, stream=None):
+    """Float frames (the state fed back), so tolerances are in model units, not uint8 levels."""
+    s = stream or synth.stream()
+    out = []
+    for k in range(n):
+        synth.step(np.roll(labels(0), 3 * k, axis=1), s)
+        out.append(s.prev_image.float().cpu().clone())
+    return out
+
+
+def test_folded_spectral_norm_gives_the_same_outputs():
+    g = generator().eval()
+    folded = fold_spectral_norm(copy_of(g).eval())
+    assert not any(".parametrizations." in k for k in folded.state_dict())
+    lab, prev = torch.randint(0, 19, (2, 64, 128)), torch.randint(0, 19, (2, 64, 128))
+    img = torch.rand(2, 3, 64, 128) * 2 - 1
+    with torch.no_grad():
+        for args in ((lab,), (lab, prev, img)):
+            assert torch.allclose(g(*args).image, folded(*args).image, atol=1e-5)
+
+
+def test_channels_last_gives_the_same_frames():
+    g = generator()
+    plain = VideoSynthesizer(copy_of(g))
+    cl = VideoSynthesizer(copy_of(g), channels_last=True)
+    assert cl.channels_last and not plain.channels_last
+    for a, b in zip(stream_images(plain), stream_images(cl)):
+        assert (a - b).abs().max().item() < 1e-4
+
+
+def test_batched_cameras_give_the_frames_of_one_camera_at_a_time():
+    """Also across modes: a camera that starts while others continue shares the call."""
+    synth = VideoSynthesizer(generator())
+    batched = [synth.stream() for _ in range(3)]
+    solo = [synth.stream() for _ in range(3)]
+    for t in range(4):
+        if t == 2:  # camera 1 starts a new sequence mid-stream
+            synth.reset(stream=batched[1])
+            synth.reset(stream=solo[1])
+        maps = [np.roll(labels(c), 2 * t, axis=1) for c in range(3)]
+        synth.step_batch(maps, batched)
+        for m, s in zip(maps, solo):
+            synth.step(m, s)
+        for b, s in zip(batched, solo):
+            assert (b.prev_image - s.prev_image).abs().max().item() < 1e-4
+
+
+def test_auto_settings_on_cpu_are_the_measured_fastest_and_explicit_values_win():
+    s = fast.resolve("cpu", optimize="auto")
+    assert (s.device, s.precision, s.channels_last, s.compile) == (
+        "cpu", fast.CPU_PRECISION, fast.CPU_CHANNELS_LAST, None)
+    assert fast.resolve("cpu", "bf16", True, optimize="auto") == fast.Settings("cpu", "bf16", True, None)
+    assert fast.resolve("cpu", optimize="none") == fast.Settings("cpu", "fp32", False, None)
+    if not torch.cuda.is_available():
+        assert fast.resolve("auto").device == "cpu"
+        with pytest.raises(InputError, match="no CUDA"):
+            fast.resolve("cuda")
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(precision="fp16"), "fp16 needs a CUDA"),
+    (dict(precision="int8"), "precision"),
+    (dict(compile="turbo"), "compile mode"),
+    (dict(optimize="max"), "optimize"),
+])
+def test_bad_settings_are_refused(kw, match):
+    with pytest.raises(InputError, match=match):
+        fast.resolve("cpu", **kw)
+
+
+def test_cuda_graph_modes_are_refused_on_the_cpu():
+    with pytest.raises(InputError, match="CUDA graphs"):
+        VideoSynthesizer(generator(), "cpu", compile="reduce-overhead")
+
+
+def test_from_checkpoint_uses_the_auto_path_by_default(tmp_path):
+    path = save_checkpoint(tmp_path / "c", generator())
+    synth = VideoSynthesizer.from_checkpoint(path)
+    assert synth.settings == fast.resolve("auto", optimize="auto")
+    plain = VideoSynthesizer.from_checkpoint(path, device="cpu", optimize="none")
+    assert plain.settings == fast.Settings("cpu", "fp32", False, None)
+
+
+@cuda
+@pytest.mark.parametrize("precision, tol", [("fp32", 1e-3), ("fp16", 0.1), ("bf16", 0.2)])
+def test_cuda_paths_follow_the_cpu_frames(precision, tol):
+    g = generator()
+    ref = stream_images(VideoSynthesizer(copy_of(g)))
+    got = stream_images(VideoSynthesizer(copy_of(g), "cuda", precision, channels_last=True))
+    assert max((a - b).abs().max().item() for a, b in zip(ref, got)) < tol
+
+
+@cuda
+def test_cuda_graph_streaming_keeps_each_frame():
+    """reduce-overhead replays overwrite their output buffer; the stream must keep its own copy."""
+    g = generator()
+    ref = stream_images(VideoSynthesizer(copy_of(g), "cuda"), n=6)
+    got = stream_images(VideoSynthesizer(copy_of(g), "cuda", compile="reduce-overhead"), n=6)
+    assert max((a - b).abs().max().item() for a, b in zip(ref, got)) < 1e-3
+
+
+def test_bench_runs_end_to_end_on_tiny_and_writes_the_promised_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--preset", "tiny", "--frames", "2", "--warmup", "1", "--cameras", "2", "--onnx",
+                 "--no-overhead", "--json-out", str(out)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "ms/frame" in table and "onnxruntime" in table
+    r = json.loads(out.read_text())
+    assert r["parameters"] == sum(p.numel() for p in SVSGenerator(preset("tiny")).parameters())
+    assert r["gflops_per_frame"] > r["first_frame_gflops"] > 1.0
+    assert r["resolution"] == {"height": 64, "width": 128}
+    for path in ("pytorch", "onnx"):
+        m = r[path]
+        assert len(m["step_ms"]) == 2 and m["ms_per_frame_median"] == pytest.approx(m["ms_per_step_median"] / 2)
+        assert m["ms_per_frame_p90"] >= m["ms_per_frame_median"] > 0
+        assert m["frames_per_s"] == pytest.approx(2000 / m["ms_per_step_median"])
+        assert "peak_memory_mb" in m and m["peak_memory_method"]
+        if sys.platform == "linux":
+            assert m["peak_memory_mb"] is not None
+    assert r["settings"]["device"] in ("cpu", "cuda")
+    assert r["machine"]["torch"] == torch.__version__
+
+
+def test_bench_reports_missing_overhead_functions_as_skipped(monkeypatch):
+    from svsgan_core import benchmark
+
+    monkeypatch.setitem(sys.modules, "svsgan_core.conversion", None)
+    monkeypatch.setitem(sys.modules, "svs_gan_ros.bench", None)
+    synth = VideoSynthesizer(generator())
+    opts = benchmark.BenchOptions()
+    assert "skipped" in benchmark._conversion_overhead(synth, opts, lambda s: None)
+    assert "skipped" in benchmark._node_overhead(opts, synth, lambda s: None)
+
+
+def test_flop_count_matches_a_real_forward():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from svsgan_core.benchmark import count_gflops
+
+    g = generator().eval()
+    lab = torch.randint(0, 19, (1, 64, 128))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        g(lab, lab, torch.zeros(1, 3, 64, 128))
+    assert count_gflops(g.cfg)["continuing"] == pytest.approx(counter.get_total_flops() / 1e9)

@@ -267,6 +267,11 @@ def main(args=None) -> int:
     except (SvsganError, ParameterException) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
         code = 1
+    except RuntimeError:
+        # SIGINT shuts the context down under the executor; a take that was in flight then fails
+        # inside rclpy's bindings. That is the shutdown we asked for, not an error; anything else is.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

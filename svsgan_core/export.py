@@ -24,10 +24,12 @@ flow net and image encoder on a first frame, once per sequence.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shlex
+import sys
 import warnings
 from pathlib import Path
 
@@ -36,7 +38,7 @@ import torch
 from torch import nn
 
 from svsgan_core.config import ModelConfig
-from svsgan_core.errors import InputError
+from svsgan_core.errors import CheckpointError, InputError
 from svsgan_core.fast import Settings
 from svsgan_core.inference import Stream, VideoSynthesizer, prepare_for_inference
 from svsgan_core.labels import get_label_space
@@ -166,6 +168,68 @@ def available_providers(preference: str | list[str] = "auto") -> list[str]:
     return [p for p in wanted if p in have] or ["CPUExecutionProvider"]
 
 
+EXPORT_VERSION = 1  # bump when GeneratorStep's graph changes: cached exports then no longer match
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are cached: $SVSGAN_CACHE_DIR, else $XDG_CACHE_HOME/svsgan, else ~/.cache/svsgan."""
+    root = os.environ.get("SVSGAN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "svsgan"
+    return Path(root) / "onnx"
+
+
+def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int] | None = None,
+                opset: int = DEFAULT_OPSET) -> Path:
+    """The step graph of a checkpoint, exported on first use and reused while its files are unchanged.
+
+    Keyed by the SHA-256 of the weights and config, so a retrained checkpoint in the same folder gets
+    a new graph. Several processes starting together (convert workers, a node) export once: the
+    first holds a lock file, the others wait and then read its result.
+    """
+    import hashlib
+
+    from svsgan_core.checkpoint import CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator
+
+    folder = checkpoint_dir(checkpoint)
+    digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}-opset{opset}-{resolution}".encode())
+    for name in (CONFIG_NAME, GENERATOR_NAME):
+        file = folder / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    out = cache_dir() / f"{digest.hexdigest()[:24]}.onnx"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out.with_suffix(".lock")):
+        if not out.is_file():
+            print(f"svsgan: exporting {folder} to ONNX for onnxruntime, once (cached as {out})",
+                  file=sys.stderr, flush=True)
+            tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp")
+            try:
+                export_onnx(load_generator(folder), tmp, resolution=resolution, opset=opset)
+                os.replace(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
+    return out
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: concurrent first exports each write their own temp file
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class OnnxSynthesizer(VideoSynthesizer):
     """The streaming contract (reset / step / step_batch / stream) over an exported step in onnxruntime.
 
@@ -197,6 +261,13 @@ class OnnxSynthesizer(VideoSynthesizer):
         self.providers = available_providers(providers)
         self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
         self.settings = Settings("onnxruntime:" + ",".join(self.providers), "fp32", False, None)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | None = "cpu", threads: int | None = None,
+                        resolution: str | tuple[int, int] | None = None, **_ignored) -> "OnnxSynthesizer":
+        """A checkpoint's cached step graph (`cached_onnx`); CUDA/TensorRT providers when device is not the CPU."""
+        providers = ["CPUExecutionProvider"] if str(device or "cpu") == "cpu" else "auto"
+        return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
 
     def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
         b, (h, w) = labels.shape[0], self.resolution

@@ -77,6 +77,33 @@ def resolve(device: str | torch.device | None = "auto", precision: str | None = 
     return Settings(str(dev), precision, bool(channels_last), compile)
 
 
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def onnxruntime_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def pick_backend(backend: str, settings: Settings, optimize: str = "auto") -> str:
+    """"auto" runs the exported graph in onnxruntime where that is the fastest measured path: on the
+    CPU in fp32 (1.5-1.7x PyTorch eager here, docs/performance.md) when onnxruntime is installed and
+    no PyTorch-only choice (channels_last, compile) was asked for; PyTorch everywhere else."""
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "onnxruntime":
+        if settings.precision != "fp32" or settings.compile or settings.channels_last:
+            raise InputError("the onnxruntime backend runs the fp32 graph: drop precision/channels_last/compile "
+                             "or use backend='torch'")
+        return backend
+    if backend == "torch" or optimize != "auto":
+        return "torch"
+    if settings.device != "cpu" or settings.precision != "fp32" or settings.channels_last or settings.compile:
+        return "torch"
+    return "onnxruntime" if onnxruntime_available() else "torch"
+
+
 def apply(generator: torch.nn.Module, settings: Settings) -> torch.nn.Module:
     """Move an inference-prepared generator to its device and memory format, compile it if asked."""
     dev = torch.device(settings.device)

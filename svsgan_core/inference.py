@@ -10,6 +10,7 @@ several streams (cameras) share one model, and `step_batch` runs them in one for
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
@@ -19,7 +20,7 @@ from torch.nn.utils import parametrize
 
 from svsgan_core.checkpoint import load_generator
 from svsgan_core.config import ModelConfig, preset
-from svsgan_core.errors import InputError
+from svsgan_core.errors import InputError, SvsganError
 from svsgan_core.labels import get_label_space
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -81,9 +82,29 @@ class VideoSynthesizer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto",
                         channels_last: bool | str | None = "auto", compile: str | None = None,
-                        optimize: str = "auto") -> "VideoSynthesizer":
-        """Load a checkpoint for streaming; by default on the fastest device and path this machine has."""
-        return cls(load_generator(path), device, precision, channels_last, compile, optimize)
+                        optimize: str = "auto", backend: str = "auto") -> "VideoSynthesizer":
+        """Load a checkpoint for streaming; by default on the fastest device and path this machine has.
+
+        backend "auto" may return an `export.OnnxSynthesizer` (same contract; on the CPU the exported
+        graph in onnxruntime is the fastest path, see `fast.pick_backend`); its graph is exported once
+        per checkpoint and cached (`export.cached_onnx`). "torch" or optimize="none" keep PyTorch.
+        """
+        from svsgan_core import fast
+
+        settings = fast.resolve(device, precision, channels_last, compile, optimize)
+        if fast.pick_backend(backend, settings, optimize) == "onnxruntime":
+            from svsgan_core.export import OnnxSynthesizer
+
+            try:
+                return OnnxSynthesizer.from_checkpoint(path, device=settings.device)
+            except (SvsganError, FileNotFoundError):
+                raise
+            except Exception as exc:  # an exporter or runtime problem: PyTorch still works
+                if backend == "onnxruntime":
+                    raise
+                warnings.warn(f"onnxruntime path unavailable ({type(exc).__name__}: {exc}); using PyTorch")
+        return cls(load_generator(path), settings.device, settings.precision, settings.channels_last,
+                   settings.compile, "none")
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **kw) -> "VideoSynthesizer":

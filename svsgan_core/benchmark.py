@@ -200,6 +200,7 @@ class BenchOptions:
     channels_last: str = "auto"  # auto | on | off
     compile: str | None = None
     optimize: str = "auto"
+    backend: str = "auto"  # which one the overhead measurements use; both are timed when it is onnxruntime
     cameras: int = 1
     frames: int = 10
     warmup: int = 2
@@ -237,23 +238,29 @@ def run_benchmark(opts: BenchOptions, log: Log = _stderr) -> dict[str, Any]:
     result["first_frame_gflops"] = flops["first_frame"]
     result["load_before"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     synth = VideoSynthesizer(gen, opts.device, opts.precision, cl, opts.compile, opts.optimize)
+    backend = fast.pick_backend(opts.backend, synth.settings, opts.optimize)
     result["settings"] = dataclasses.asdict(synth.settings)
+    result["backend"] = backend
     result["threads"] = torch.get_num_threads()
-    log(f"timing the synthesizer: {synth.settings.describe()}, {opts.cameras} camera(s), "
+    log(f"timing PyTorch: {synth.settings.describe()}, {opts.cameras} camera(s), "
         f"{cfg.width}x{cfg.height}, {opts.warmup} warm-up + {opts.frames} timed steps")
     t0 = time.perf_counter()
     result["pytorch"] = time_synthesizer(synth, opts.cameras, opts.frames, opts.warmup, "pytorch", log)
     result["pytorch"]["wall_s"] = time.perf_counter() - t0
-    if opts.onnx:
-        result["onnx"] = _bench_onnx(gen, synth, opts, log)
-    if opts.overhead:
-        result["conversion_overhead"] = _conversion_overhead(synth, opts, log)
-        result["node_overhead"] = _node_overhead(opts, synth, log)
+    fastest = synth
+    with tempfile.TemporaryDirectory(prefix="svsgan-bench-onnx-") as tmp:
+        if opts.onnx or backend == "onnxruntime":
+            result["onnx"], osynth = _bench_onnx(gen, synth, opts, Path(tmp), log)
+            if backend == "onnxruntime" and osynth is not None:
+                fastest = osynth
+        if opts.overhead:
+            result["conversion_overhead"] = _conversion_overhead(fastest, opts, log)
+            result["node_overhead"] = _node_overhead(opts, fastest, log)
     result["load_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return result
 
 
-def _bench_onnx(gen, synth, opts: BenchOptions, log: Log) -> dict[str, Any]:
+def _bench_onnx(gen, synth, opts: BenchOptions, tmp: Path, log: Log):
     """The exported step in onnxruntime, timed the same way right after PyTorch."""
     try:
         import onnxruntime  # noqa: F401
@@ -261,19 +268,18 @@ def _bench_onnx(gen, synth, opts: BenchOptions, log: Log) -> dict[str, Any]:
         from svsgan_core.export import OnnxSynthesizer, export_onnx
     except ImportError as exc:
         log(f"skipping ONNX: {exc} (pip install 'svsgan[export]')")
-        return {"skipped": str(exc)}
-    with tempfile.TemporaryDirectory(prefix="svsgan-bench-onnx-") as tmp:
-        log("exporting the step graph to ONNX")
-        t0 = time.perf_counter()
-        path = export_onnx(gen, Path(tmp) / "step.onnx")
-        export_s = time.perf_counter() - t0
-        providers = "auto" if synth.device.type == "cuda" else ["CPUExecutionProvider"]
-        osynth = OnnxSynthesizer(path, providers=providers, threads=opts.threads)
-        log(f"timing onnxruntime ({', '.join(osynth.providers)})")
-        out = time_synthesizer(osynth, opts.cameras, opts.frames, opts.warmup, "onnxruntime", log)
+        return {"skipped": str(exc)}, None
+    log("exporting the step graph to ONNX")
+    t0 = time.perf_counter()
+    path = export_onnx(gen, tmp / "step.onnx")
+    export_s = time.perf_counter() - t0
+    providers = "auto" if synth.device.type == "cuda" else ["CPUExecutionProvider"]
+    osynth = OnnxSynthesizer(path, providers=providers, threads=opts.threads)
+    log(f"timing onnxruntime ({', '.join(osynth.providers)})")
+    out = time_synthesizer(osynth, opts.cameras, opts.frames, opts.warmup, "onnxruntime", log)
     out["export_s"] = export_s
     out["providers"] = osynth.providers
-    return out
+    return out, osynth
 
 
 def _conversion_overhead(synth, opts: BenchOptions, log: Log) -> dict[str, Any]:
@@ -350,7 +356,7 @@ def table(result: dict[str, Any]) -> str:
         f"machine      {result['machine']['cpu']}"
         + (f" + {result['machine']['gpu']}" if result["machine"].get("gpu") else "")
         + f", {result['threads']} threads, load {result['load_before']:.1f} -> {result['load_after']:.1f}",
-        f"settings     {result['settings']}",
+        f"settings     {result['settings']}; from_checkpoint picks {result['backend']}",
         "",
         f"{'path':<14}{'ms/frame':>10}{'p90':>10}{'frames/s':>10}{'peak MB':>10}",
     ]

@@ -109,12 +109,53 @@ def test_cuda_graph_modes_are_refused_on_the_cpu():
         VideoSynthesizer(generator(), "cpu", compile="reduce-overhead")
 
 
-def test_from_checkpoint_uses_the_auto_path_by_default(tmp_path):
+def test_from_checkpoint_uses_the_fastest_path_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVSGAN_CACHE_DIR", str(tmp_path / "cache"))
     path = save_checkpoint(tmp_path / "c", generator())
     synth = VideoSynthesizer.from_checkpoint(path)
-    assert synth.settings == fast.resolve("auto", optimize="auto")
+    if fast.onnxruntime_available() and not torch.cuda.is_available():
+        from svsgan_core.export import OnnxSynthesizer
+
+        assert isinstance(synth, OnnxSynthesizer)  # the fastest CPU path measured here
     plain = VideoSynthesizer.from_checkpoint(path, device="cpu", optimize="none")
-    assert plain.settings == fast.Settings("cpu", "fp32", False, None)
+    assert type(plain) is VideoSynthesizer and plain.settings == fast.Settings("cpu", "fp32", False, None)
+    torch_synth = VideoSynthesizer.from_checkpoint(path, device="cpu", backend="torch")
+    assert type(torch_synth) is VideoSynthesizer and torch_synth.settings == fast.resolve("cpu")
+    for s in (synth, plain):
+        s.reset()
+    lab = labels(3)
+    for _ in range(3):
+        a, b = synth.step(lab), plain.step(lab)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+        lab = np.roll(lab, 4, axis=1)
+
+
+def test_backend_choice():
+    cpu = fast.resolve("cpu")
+    ort_here = "onnxruntime" if fast.onnxruntime_available() else "torch"
+    assert fast.pick_backend("auto", cpu) == ort_here
+    assert fast.pick_backend("auto", cpu, optimize="none") == "torch"
+    assert fast.pick_backend("torch", cpu) == "torch"
+    assert fast.pick_backend("auto", fast.resolve("cpu", channels_last=True)) == "torch"
+    assert fast.pick_backend("auto", fast.resolve("cpu", "bf16")) == "torch"
+    with pytest.raises(InputError, match="fp32 graph"):
+        fast.pick_backend("onnxruntime", fast.resolve("cpu", "bf16"))
+    with pytest.raises(InputError, match="backend"):
+        fast.pick_backend("tensorflow", cpu)
+
+
+def test_exported_graph_is_cached_per_checkpoint_content(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from svsgan_core.export import cached_onnx
+
+    monkeypatch.setenv("SVSGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = save_checkpoint(tmp_path / "c", generator())
+    first = cached_onnx(path)
+    stamp = first.stat().st_mtime_ns
+    assert cached_onnx(path) == first and first.stat().st_mtime_ns == stamp  # reused, not re-exported
+    save_checkpoint(tmp_path / "c", generator(seed=1))  # retrained in place
+    assert cached_onnx(path) != first
+    assert not list((tmp_path / "cache" / "onnx").glob("*.tmp"))
 
 
 @cuda

@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "max-autotune-no-cudagraphs (default: eager)")
     p.add_argument("--optimize", default="auto", choices=["auto", "none"],
                    help="auto: fastest known path for what is not set explicitly; none: plain fp32 eager")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="the path the overhead measurements use (auto: what from_checkpoint picks; "
+                        "onnxruntime is then timed too)")
     p.add_argument("--cameras", type=int, default=1, help="cameras batched into one forward pass")
     p.add_argument("--frames", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first is a first frame)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     opts = BenchOptions(
         preset=args.preset if args.preset or args.checkpoint else "tiny", checkpoint=args.checkpoint,
         resolution=args.resolution, device=args.device, precision=args.precision,
-        channels_last=args.channels_last, compile=args.compile, optimize=args.optimize, cameras=args.cameras,
+        channels_last=args.channels_last, compile=args.compile, optimize=args.optimize, backend=args.backend,
+        cameras=args.cameras,
         frames=args.frames, warmup=args.warmup, threads=args.threads, onnx=args.onnx, overhead=args.overhead,
         overhead_frames=args.overhead_frames,
     )

@@ -6,8 +6,6 @@ convolutional generator on tensor cores, to be confirmed with `svsgan bench --de
 """
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
 
 import torch
@@ -18,9 +16,10 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZE = ("auto", "none")
 
-# CPU choices, measured on the development machine (2-core AMD EPYC Zen 3, AVX2; docs/performance.md):
-# bf16 autocast has no native kernels without AVX512-BF16/AMX and ran ~80x slower than fp32 for this
-# generator, with visibly different frames; channels_last: see CPU_CHANNELS_LAST's measurement there.
+# CPU choices, measured on the development machine (2-core AMD EPYC Zen 3, AVX2; docs/performance.md,
+# scripts/bench_cpu_paths.py): channels_last took 1.06-1.11x the contiguous time for the 512x256
+# generator; bf16 autocast has no native kernels without AVX512-BF16/AMX and took ~100x, with visibly
+# different frames. The fastest CPU path is not PyTorch at all: see pick_backend.
 CPU_CHANNELS_LAST = False
 CPU_PRECISION = "fp32"
 
@@ -88,7 +87,7 @@ def onnxruntime_available() -> bool:
 
 def pick_backend(backend: str, settings: Settings, optimize: str = "auto") -> str:
     """"auto" runs the exported graph in onnxruntime where that is the fastest measured path: on the
-    CPU in fp32 (1.5-1.7x PyTorch eager here, docs/performance.md) when onnxruntime is installed and
+    CPU in fp32 (1.5-1.6x PyTorch eager for the paper generators here, docs/performance.md) when onnxruntime is installed and
     no PyTorch-only choice (channels_last, compile) was asked for; PyTorch everywhere else."""
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -124,15 +123,3 @@ def apply(generator: torch.nn.Module, settings: Settings) -> torch.nn.Module:
 def uses_cuda_graphs(settings: Settings) -> bool:
     """Outputs of a CUDA-graph replay are overwritten by the next replay: callers must copy what they keep."""
     return settings.device.startswith("cuda") and settings.compile in ("reduce-overhead", "max-autotune")
-
-
-def cpu_threads() -> int:
-    """Physical cores available to this process: PyTorch's own default, and the best setting here."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def replace(settings: Settings, **kw) -> Settings:
-    return dataclasses.replace(settings, **kw)

@@ -1,4 +1,6 @@
 """ONNX export of the per-frame step: matches PyTorch, one graph for both modes, streams like VideoSynthesizer."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,27 @@ def test_tensorrt_engine_builds(exported, tmp_path):
     _, path = exported
     engine = build_tensorrt_engine(path, tmp_path / "g.plan", max_batch=2, fp16=True)
     assert engine.stat().st_size > 0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_onnx_stream_memory_stays_flat(exported, tmp_path):
+    """The CPU default path must also keep memory flat over long streams (DESIGN.md: 10,000 frames)."""
+    g, _ = exported
+    synth = OnnxSynthesizer(export_onnx(g, tmp_path / "small.onnx", resolution="64x32"))
+    synth.reset()
+    lab, rss = labels(0, 32, 64), []
+    for i in range(400):
+        lab = np.roll(lab, 1, axis=1)
+        out = synth.step(lab)
+        if i % 100 == 99:
+            rss.append(_rss_mb())
+    assert out.std() > 0 and torch.isfinite(synth._default.prev_image).all()
+    assert rss[-1] - rss[1] < 10, rss  # MB

@@ -177,7 +177,7 @@ class VideoSynthesizer:
         dtype = PRECISIONS[self.precision]
         if prev_image is not None and self.channels_last:
             prev_image = prev_image.contiguous(memory_format=torch.channels_last)
-        if self._copy_outputs:
+        if self._copy_outputs and hasattr(torch.compiler, "cudagraph_mark_step_begin"):  # torch >= 2.2
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             image = self.generator(labels, prev_labels, prev_image).image

@@ -109,18 +109,23 @@ def save_checkpoint(path: str | os.PathLike, generator: torch.nn.Module, meta: d
         save_file(_contiguous(generator.state_dict()), str(tmp / GENERATOR_NAME))
         for name, module in (extra or {}).items():
             save_file(_contiguous(module.state_dict()), str(tmp / f"{name}.safetensors"))
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
+        replace_folder(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def replace_folder(staging: Path, dest: Path) -> None:
+    """Move a fully written `staging` folder to `dest`, replacing any previous one by renames only."""
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        dest.rename(old)
+        staging.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(dest)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from svsgan_core.checkpoint import save_checkpoint
+from svsgan_core.checkpoint import replace_folder, save_checkpoint
 from svsgan_core.errors import CheckpointError
 
 STATE_TENSORS = "train_state.safetensors"
@@ -94,14 +94,7 @@ def write_training_checkpoint(path: Path, ema_generator: torch.nn.Module, module
         info["optimizers"][name] = m
     save_file(tensors, str(staging / STATE_TENSORS))
     (staging / STATE_JSON).write_text(json.dumps(info))
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)
-        staging.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(path)
+    replace_folder(staging, path)
     return path
 
 

@@ -39,13 +39,7 @@ DT = 50_000_000
 BACKWARD_AT = 4  # the ids camera's stamp jumps back 10 s here: a new sequence
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine are slower than one; restore afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_config() -> ModelConfig:

@@ -24,14 +24,9 @@ def checkpoint(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", SVSGenerator(preset("tiny")))
 
 
-def test_demo_on_a_shortened_sequence_writes_every_promised_file(tmp_path, checkpoint, capsys):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rc = cli_main(["demo", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "demo"),
-                       "--frames", str(FRAMES), "--no-progress"])
-    finally:
-        torch.set_num_threads(threads)
+def test_demo_on_a_shortened_sequence_writes_every_promised_file(tmp_path, checkpoint, capsys, one_thread):
+    rc = cli_main(["demo", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "demo"),
+                   "--frames", str(FRAMES), "--no-progress"])
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     out = tmp_path / "demo"

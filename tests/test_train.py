@@ -83,13 +83,7 @@ def test_resume_continues_exactly(synthetic_root, tmp_path):
     assert torch.allclose(sa[0]["exp_avg_sq"], sb[0]["exp_avg_sq"], rtol=1e-5, atol=1e-9)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared by many: one intra-op thread is several times faster than two here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _free_port() -> int:

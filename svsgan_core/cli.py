@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("svsgan_core.commands.demo", "run the whole pipeline on the bundled sequence (or your bag) and show the result"),
     "train": ("svsgan_core.commands.train", "train SVS-GAN from a YAML config (works under torchrun)"),
     "prepare-flow": ("svsgan_core.commands.prepare_flow", "compute and cache pseudo-ground-truth optical flow for a dataset"),
+    "pseudo-label": ("svsgan_core.commands.pseudo_label", "label every frame of an image tree with a segmentation network (Cityscapes, KITTI-360, RGB-only drives)"),
     "make-synthetic": ("svsgan_core.commands.make_synthetic", "write procedural synthetic street sequences as a dataset folder"),
     "convert": ("svsgan_core.commands.convert", "add generated camera topics to ROS 2 bags (.db3/.mcap), offline, no ROS needed"),
     "extract": ("svsgan_core.commands.extract", "turn a recorded bag (RGB + semantic camera) into a training dataset"),

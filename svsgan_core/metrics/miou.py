@@ -71,39 +71,67 @@ class ConfusionAccumulator:
         return mean_iou(self.matrix)
 
 
-class Segmenter:
-    """A user-supplied segmentation network (TorchScript `.pt` or ONNX `.onnx`) plus its label mapping.
+#: Hugging Face architectures whose output is per-query masks and classes (turned into per-class scores
+#: the way their semantic post-processing does); every other model_type is read as N x K x h x w logits.
+MASK_CLASSIFIERS = ("mask2former", "oneformer", "maskformer")
 
-    The network takes N x 3 x H x W float32 RGB, normalised as (x / 255 - mean) / std, and returns
-    N x K x h x w class scores (any h x w: they are argmax-ed, then resized to the label map with
-    nearest neighbour). `label_map[k]` is the dataset class of output channel k (IGNORE_LABEL where the
-    dataset has no such class). A JSON file may hold the mapping and the input conventions:
-    `{"label_map": [...] or {"k": id}, "mean": [r, g, b], "std": [r, g, b], "input_size": [H, W]}`.
+
+class Segmenter:
+    """A user-supplied segmentation network plus its label mapping: one loader for mIoU and pseudo-labels.
+
+    Three kinds of local file, nothing is downloaded:
+    - TorchScript `.pt` or ONNX `.onnx`: takes N x 3 x H x W float32 RGB, normalised as
+      (x / 255 - mean) / std, and returns N x K x h x w class scores;
+    - a Hugging Face `transformers` folder written by `save_pretrained` (SegFormer, UperNet and other
+      semantic-segmentation heads; Mask2Former / OneFormer via their mask and class queries). Its
+      config's `id2label` names the classes and `preprocessor_config.json` (if present) gives mean/std.
+    Scores of any h x w are argmax-ed, then resized to the image with nearest neighbour.
+
+    Output class k becomes dataset class `label_map[k]` (IGNORE_LABEL where the dataset has no such
+    class). With a `label_space`, classes are matched by name instead (`class_names`, or the HF
+    id2label): every name must exist in the space, else an InputError lists the missing ones;
+    `class_map` renames model classes first ({"person": "pedestrian"}; null = ignore the class).
+    A JSON file may hold the mapping and the input conventions: `{"label_map": [...] or {"k": id},
+    "class_names": [...], "class_map": {...}, "mean": [r, g, b], "std": [r, g, b], "input_size": [H, W]}`.
     DRN-D-105 on Cityscapes uses mean [0.2902, 0.3281, 0.2870], std [0.1830, 0.1866, 0.1845] and its 19
     outputs are the train ids, so its label_map is the identity on train ids.
     """
 
     def __init__(self, model_path: str | os.PathLike, label_map: Sequence[int] | Mapping[int, int] | None = None,
-                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
-                 input_size: tuple[int, int] | None = None, device: str = "cpu"):
-        path = require_weights(model_path, "segmenter")
-        self.path = path
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
-        self.std = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 input_size: tuple[int, int] | None = None, device: str = "cpu", label_space=None,
+                 class_names: Sequence[str] | None = None, class_map: Mapping[str, str | None] | None = None):
+        if model_path is not None and os.path.isdir(model_path):
+            self.path = os.fspath(model_path)
+            self._run, hf_names, hf_mean, hf_std = _load_transformers(self.path, device)
+            class_names = class_names or hf_names
+            mean = hf_mean if mean is None else mean
+            std = hf_std if std is None else std
+            self.multiple = 32  # backbone strides: feed sizes they divide
+        else:
+            path = require_weights(model_path, "segmenter")
+            self.path = path
+            self.multiple = 1
+            if path.endswith(".onnx"):
+                self._run = self._load_onnx(path)
+            elif is_torchscript(path):
+                self._run = self._load_torchscript(path, device)
+            else:
+                raise CheckpointError(f"{path!r} is neither a TorchScript archive, an .onnx file nor a "
+                                      f"transformers folder; export the segmentation network with "
+                                      f"torch.jit.script/trace or torch.onnx.export, or save_pretrained it")
+        self.mean = np.asarray((0.485, 0.456, 0.406) if mean is None else mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray((0.229, 0.224, 0.225) if std is None else std, dtype=np.float32).reshape(1, 3, 1, 1)
         self.input_size = tuple(input_size) if input_size else None
         self.device = device
+        self.class_names = tuple(class_names) if class_names else None
+        if label_map is None and label_space is not None and self.class_names:
+            label_map = label_map_by_name(self.class_names, label_space, class_map)
         self._label_map = label_map
-        if path.endswith(".onnx"):
-            self._run = self._load_onnx(path)
-        elif is_torchscript(path):
-            self._run = self._load_torchscript(path, device)
-        else:
-            raise CheckpointError(f"{path!r} is neither a TorchScript archive nor an .onnx file; export the "
-                                  f"segmentation network with torch.jit.script/trace or torch.onnx.export")
 
     @classmethod
-    def from_files(cls, model_path, mapping_path=None, device: str = "cpu") -> "Segmenter":
-        """Network plus an optional JSON with label_map / mean / std / input_size (see class doc)."""
+    def from_files(cls, model_path, mapping_path=None, device: str = "cpu", label_space=None) -> "Segmenter":
+        """Network plus an optional JSON with label_map / class_names / class_map / mean / std / input_size."""
         kwargs = {}
         if mapping_path is not None:
             try:
@@ -115,8 +143,9 @@ class Segmenter:
                 raise InputError(f"label mapping {mapping_path!r} is not valid JSON: {exc}") from None
             if isinstance(spec, list):
                 spec = {"label_map": spec}
-            kwargs = {k: spec[k] for k in ("label_map", "mean", "std", "input_size") if k in spec}
-        return cls(model_path, device=device, **kwargs)
+            kwargs = {k: spec[k] for k in ("label_map", "class_names", "class_map", "mean", "std", "input_size")
+                      if k in spec}
+        return cls(model_path, device=device, label_space=label_space, **kwargs)
 
     @staticmethod
     def _load_onnx(path: str):
@@ -165,10 +194,12 @@ class Segmenter:
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise InputError(f"expected uint8 RGB images N x H x W x 3, got {images.shape} {images.dtype}")
         n, h, w, _ = images.shape
+        size = self.input_size or (h, w)
+        m = self.multiple
+        size = (max(m, round(size[0] / m) * m), max(m, round(size[1] / m) * m))
         batch = images
-        if self.input_size and self.input_size != (h, w):
-            batch = np.stack([cv2.resize(im, self.input_size[::-1], interpolation=cv2.INTER_LINEAR)
-                              for im in images])
+        if size != (h, w):
+            batch = np.stack([cv2.resize(im, size[::-1], interpolation=cv2.INTER_LINEAR) for im in images])
         x = (batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - self.mean) / self.std
         scores = np.asarray(self._run(np.ascontiguousarray(x, dtype=np.float32)))
         if scores.ndim != 4 or scores.shape[0] != n:
@@ -178,3 +209,97 @@ class Segmenter:
             classes = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_NEAREST) for c in classes])
         labels = self._lookup(scores.shape[1])[classes]
         return labels[0] if single else labels
+
+
+def _normalise_name(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").replace("-", " ").split())
+
+
+def label_map_by_name(class_names: Sequence[str], label_space, class_map: Mapping[str, str | None] | None = None
+                      ) -> list[int]:
+    """Output index -> id in `label_space`, matching class names (case, '_' and '-' ignored).
+
+    `class_map` renames a model class to a space class first, or to None to send it to IGNORE_LABEL.
+    Any other name the space lacks is an InputError that lists them all.
+    """
+    from svsgan_core.labels import get_label_space
+
+    space = get_label_space(label_space)
+    ids = {_normalise_name(n): i for i, n in enumerate(space.class_names)}
+    renames = {_normalise_name(k): v for k, v in (class_map or {}).items()}
+    table, missing = [], []
+    for name in class_names:
+        key = _normalise_name(name)
+        if key in renames:
+            if renames[key] is None:
+                table.append(IGNORE_LABEL)
+                continue
+            key = _normalise_name(renames[key])
+        if key in ids:
+            table.append(ids[key])
+        else:
+            table.append(IGNORE_LABEL)
+            missing.append(str(name))
+    if missing:
+        raise InputError(f"label space {space.name!r} has no class named {', '.join(repr(m) for m in missing)} "
+                         f"(segmenter classes); give a class_map in the --segmenter-labels JSON, e.g. "
+                         f'{{"class_map": {{"{missing[0]}": "<a {space.name} class>" or null to ignore}}}}')
+    return table
+
+
+def _load_transformers(folder: str, device: str):
+    """A save_pretrained folder -> (run(x) -> N x K x h x w scores, class names, mean, std)."""
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        raise InputError(f"{folder!r} is a Hugging Face model folder; reading it needs transformers: "
+                         f"pip install 'svsgan[segment]' (or pip install transformers)") from None
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise CheckpointError(f"segmenter folder {folder!r} has no config.json: save the model there with "
+                              f"model.save_pretrained(folder) (Hugging Face transformers)")
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        if config.model_type in MASK_CLASSIFIERS:
+            model = transformers.AutoModelForUniversalSegmentation.from_pretrained(folder, local_files_only=True)
+        else:
+            model = transformers.AutoModelForSemanticSegmentation.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"cannot load the transformers segmenter in {folder!r}: {exc}") from None
+    model = model.to(device).eval()
+    id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+    names = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]
+    mean = std = None
+    processor_file = os.path.join(folder, "preprocessor_config.json")
+    if os.path.isfile(processor_file):
+        with open(processor_file) as f:
+            spec = json.load(f)
+        mean, std = spec.get("image_mean"), spec.get("image_std")
+    task_inputs = _oneformer_task_inputs(folder) if config.model_type == "oneformer" else None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        pixels = torch.from_numpy(x).to(device)
+        with torch.inference_mode():
+            if config.model_type in MASK_CLASSIFIERS:
+                extra = {} if task_inputs is None else {"task_inputs": task_inputs.to(device).expand(len(x), -1)}
+                out = model(pixel_values=pixels, **extra)
+                classes = out.class_queries_logits.softmax(-1)[..., :-1]  # the last class is "no object"
+                scores = torch.einsum("nqk,nqhw->nkhw", classes, out.masks_queries_logits.sigmoid())
+            else:
+                scores = model(pixel_values=pixels).logits
+        return scores.float().cpu().numpy()
+    return run, names, mean, std
+
+
+def _oneformer_task_inputs(folder: str):
+    """OneFormer is told its task in text; the tokenised "the task is semantic" comes from its processor."""
+    import transformers
+
+    try:
+        processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
+        return processor(images=np.zeros((32, 32, 3), np.uint8), task_inputs=["semantic"],
+                         return_tensors="pt")["task_inputs"]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: "
+                              f"processor.save_pretrained({folder!r}) ({exc})") from None

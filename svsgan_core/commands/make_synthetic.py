@@ -8,6 +8,7 @@ write the same data. See docs/datasets.md.
 Examples:
   svsgan make-synthetic data/synthetic/train --sequences 64 --frames 30 --size 256x128 --seed 0
   svsgan make-synthetic data/synthetic/val --sequences 8 --frames 30 --size 256x128 --seed 1
+  svsgan make-synthetic data/random/val --sequences 8 --appearance random --seed 1   # colours per sequence
 """
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the whole set; sequence i gets a seed derived from (seed, i)")
     p.add_argument("--supersample", type=int, default=2,
                    help="samples per pixel along each axis (default 2: anti-aliased edges, 4x the render time)")
+    p.add_argument("--appearance", choices=("default", "random"), default="default",
+                   help="default: each class looks like itself (asphalt grey, vegetation green); random: every "
+                        "class gets a colour, contrast and texture drawn per sequence, so the labels cannot "
+                        "predict them and only the frames seen before can (same layout and labels as default)")
     p.add_argument("--no-flow", action="store_true", help="do not write the exact flow files")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
 
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(root / name, ignore_errors=True)
             bar.set_postfix_str(name, refresh=False)
             rendered = generate_sequence(seed, args.frames, height, width, return_flow=not args.no_flow,
-                                         supersample=args.supersample)
+                                         supersample=args.supersample, appearance=args.appearance)
             for i in range(args.frames):
                 frame = write_frame(root, name, i, rendered[0][i], rendered[1][i])
                 if not args.no_flow and i > 0:
@@ -83,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
     write_dataset_info(
         root, LABEL_SPACE, source="svsgan make-synthetic", size=[width, height], frames=args.frames,
-        seed=args.seed, supersample=args.supersample, flow="exact" if not args.no_flow else "none",
+        seed=args.seed, supersample=args.supersample, appearance=args.appearance, flow="exact" if not args.no_flow else "none",
         sequences=[{"name": n, "seed": s} for n, s in zip(names, seeds)],
     )
     print(f"wrote {args.sequences} sequences of {args.frames} frames ({width}x{height}) to {root}")

@@ -39,8 +39,12 @@ _SIDE_OFFSET = 1.0e8  # separates the two facade rows' block keys; pads (_NO_BLO
 _NO_BLOCK = 1.0e7
 
 
+APPEARANCES = ("default", "random")
+
+
 def generate_sequence(
-    seed: int, num_frames: int, height: int, width: int, *, return_flow: bool = False, supersample: int = 1
+    seed: int, num_frames: int, height: int, width: int, *, return_flow: bool = False, supersample: int = 1,
+    appearance: str = "default",
 ) -> tuple[np.ndarray, ...]:
     """Render one synthetic driving sequence; the same arguments always give the same frames.
 
@@ -52,15 +56,23 @@ def generate_sequence(
 
     `supersample` s renders s×s samples per pixel and averages them (labels take the sample nearest
     the pixel centre): edges then move smoothly instead of stepping a pixel at a time, at s² the cost.
+
+    `appearance="random"` repaints every class with a colour, contrast and world-anchored texture drawn
+    per sequence (from an RNG of its own, so layout, labels and flow are those of "default"): the
+    labels then cannot predict the colours, only the frames seen before can.
     """
     if num_frames < 1 or height < 8 or width < 8:
         raise InputError(f"synthetic sequence needs num_frames >= 1 and a size of at least 8x8, got "
                          f"{num_frames} frames of {width}x{height}")
     if not 1 <= int(supersample) <= 8:
         raise InputError(f"supersample must be 1..8, got {supersample}")
+    if appearance not in APPEARANCES:
+        raise InputError(f"appearance must be one of {', '.join(APPEARANCES)}, got {appearance!r}")
     s = int(supersample)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5C5]))
     scene = _build_scene(rng, num_frames, height * s, width * s)
+    if appearance == "random":
+        scene.appearance = _random_appearance(np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0xA99])))
     renderer = _Renderer(scene, height * s, width * s)
     images = np.empty((num_frames, height, width, 3), np.uint8)
     labels = np.empty((num_frames, height, width), np.uint8)
@@ -241,6 +253,58 @@ class _Scene:
     light: dict
     noise: np.ndarray
     hood: float  # ego hood height as a fraction of the image, 0 for none
+    appearance: "_Appearance | None" = None  # per-sequence repainting of every class ("random" mode)
+
+
+@dataclass
+class _Appearance:
+    """Per-class look of one sequence in "random" mode; tables are indexed by trainId (0..255)."""
+
+    colour: np.ndarray  # (256, 3) base colour
+    contrast: np.ndarray  # (256,) exponent on the rendered shading: 0 flat, 1 as rendered
+    texture: np.ndarray  # (256,) strength of the extra texture
+    scale: np.ndarray  # (256,) texture cells per metre
+    offset: np.ndarray  # (256, 2) where in the noise tile each class's texture starts
+    grey: np.ndarray  # (256,) rendered luminance that maps to `colour`: the class's mean where first seen
+
+
+def _random_appearance(rng: np.random.Generator) -> _Appearance:
+    """Colours uniform in RGB, so a class's colour over many sequences averages to grey."""
+    colour = rng.uniform(0.06, 0.94, (256, 3)).astype(np.float32)
+    texture = rng.uniform(0.0, 0.45, 256).astype(np.float32)
+    texture[SKY] = 0.0  # the sky is at infinity: no surface to anchor a texture to
+    return _Appearance(colour=colour, contrast=rng.uniform(0.3, 1.2, 256).astype(np.float32), texture=texture,
+                       scale=rng.uniform(0.7, 6.0, 256).astype(np.float32),
+                       offset=rng.uniform(0, _TILE, (256, 2)).astype(np.float32),
+                       grey=np.full(256, np.nan, np.float32))
+
+
+def _repaint(look: _Appearance, noise: np.ndarray, labels: np.ndarray, colour: np.ndarray, point: np.ndarray,
+             velocity: np.ndarray, t: float) -> np.ndarray:
+    """colour_c × (rendered shading / its class mean)^contrast_c × texture_c: keeps the drawn detail (markings, windows,
+    shadows) as shading and the motion of every surface (the texture is sampled at the point in the
+    object's own frame), but the hue and brightness come from this sequence's draw."""
+    lum = np.maximum(colour.mean(-1), 1e-3)
+    new = np.unique(labels[np.isnan(look.grey[labels])])
+    for c in new.tolist():  # fixed once per sequence, so the shading cannot flicker
+        look.grey[c] = lum[labels == c].mean()
+    shading = np.power(lum / look.grey[labels], look.contrast[labels])
+    body = point.copy()  # object coordinates: actors move at constant velocity
+    body[:, 0] -= velocity[:, 0] * np.float32(t)
+    body[:, 2] -= velocity[:, 1] * np.float32(t)
+    strength = look.texture[labels]
+    grain = np.ones_like(shading)
+    textured = np.flatnonzero((strength > 0) & np.isfinite(body).all(-1))
+    if textured.size:
+        lab, b = labels[textured], body[textured]
+        scale = look.scale[lab]
+        # a linear projection that is one-to-one on the ground (Y=0), the facades (X const) and the
+        # camera-facing planes (Z const), reduced into the tile so far points keep fp32 precision
+        u = np.mod((b[:, 0] + 0.7 * b[:, 2]) * scale, _TILE) + look.offset[lab, 0]
+        v = np.mod((b[:, 1] + 0.3 * b[:, 2]) * scale, _TILE) + look.offset[lab, 1]
+        n = _sample_noise_smooth(noise, u, v)
+        grain[textured] = 1 + strength[textured] * (n[:, 0] * 0.5 + n[:, 1] * 0.5 - 0.5) * 4
+    return (look.colour[labels] * (shading * grain)[:, None]).astype(np.float32)
 
 
 _BUILDING_COLOURS = np.array([
@@ -934,6 +998,8 @@ class _Renderer:
                      for f in a.faces(a, t, cx, cz)]
             self._draw_faces(faces, centre, rot, rays, depth, labels, colour, point, velocity)
 
+        if scene.appearance is not None:
+            colour = _repaint(scene.appearance, scene.noise, labels, colour, point, velocity, t)
         h, w = self.h, self.w
         depth, labels, colour, point, velocity = (a.reshape((h, w) + a.shape[1:])
                                                   for a in (depth, labels, colour, point, velocity))

@@ -2,6 +2,8 @@
 the params file and the ament_python package layout."""
 import ast
 import configparser
+import queue
+import random
 import sys
 import threading
 import xml.etree.ElementTree as ET
@@ -116,6 +118,77 @@ def test_live_keeps_only_the_newest_frame_and_counts_drops():
     assert synth.batches == [[4]]
     cam = engine.status()['cameras'][0]
     assert (cam['received'], cam['published'], cam['dropped_live'], cam['pending']) == (5, 1, 4, 0)
+
+
+class GatedSynth(FakeSynth):
+    """A model as slow as the test says: each step_batch reports its labels, then waits for `go`."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered: queue.Queue = queue.Queue()
+        self.go = threading.Semaphore(0)
+
+    def step_batch(self, labels, streams):
+        self.entered.put([int(m[0, 0]) for m in labels])
+        assert self.go.acquire(timeout=60), 'the test never let this step finish'  # safety net only
+        return super().step_batch(labels, streams)
+
+
+def test_live_worker_behind_a_busy_model_keeps_one_pending_frame_and_publishes_the_newest():
+    """Live mode's invariants, with the model's time per frame in the test's hands: while a step runs,
+    at most one frame waits per camera, the one that waits is the newest, every received frame is
+    published, dropped or pending, and the last frame in is the last frame out."""
+    synth, log, published = GatedSynth(), Log(), queue.Queue()
+    engine = SynthesisEngine(synth, [CameraConfig('/in', '/out', 'ids')],
+                             lambda i, rgb, msg: published.put(int(msg.header.frame_id)), log, mode='live')
+
+    def arrive(k):
+        msg = mono(k % 19, 1 + 0.01 * k)
+        msg.header.frame_id = str(k)
+        engine.submit(0, msg)
+
+    def finish():
+        """The model finishes its step; the frame it had goes out; the worker takes what waits."""
+        waiting = engine.pending() == [1]
+        synth.go.release()
+        out.append(published.get(timeout=60))
+        if waiting:
+            synth.entered.get(timeout=60)
+        return waiting
+
+    engine.start()
+    try:
+        rng = random.Random(0)
+        received, out, in_flight = 0, [], None
+        for _ in range(400):
+            if in_flight is None or rng.random() < 0.6:  # a frame arrives
+                arrive(received)
+                received += 1
+                if in_flight is None:  # an idle worker takes it at once
+                    synth.entered.get(timeout=60)
+                    in_flight = received - 1
+                    assert engine.pending() == [0]
+            else:
+                newest = received - 1
+                waiting = finish()
+                assert out[-1] == in_flight
+                in_flight = newest if waiting else None  # checked when it comes out
+            assert engine.pending()[0] <= 1
+            cam = engine.status()['cameras'][0]
+            assert cam['received'] == received
+            assert cam['received'] == cam['published'] + cam['dropped_live'] + cam['pending'] + (in_flight is not None)
+        while in_flight is not None:
+            newest = received - 1
+            waiting = finish()
+            assert out[-1] == in_flight
+            in_flight = newest if waiting else None
+        assert out[-1] == received - 1  # the newest frame is the last one published
+        assert out == sorted(set(out)) and 0 < len(out) < received  # in order; the arrivals did outrun the model
+        assert not log.lines[1:], log.lines  # only the first frame's new-sequence line
+    finally:
+        for _ in range(4):
+            synth.go.release()
+        engine.stop(timeout=10)
 
 
 def test_a_backward_stamp_on_a_skipped_frame_still_starts_a_new_sequence():
@@ -242,7 +315,7 @@ def test_topic_naming_follows_image_transport():
 
 def test_qos_defaults():
     assert qos_choice('auto', 0, 'live', 'input') == ('best_effort', 5)
-    assert qos_choice('auto', 0, 'lossless', 'input') == ('reliable', 100)
+    assert qos_choice('auto', 0, 'lossless', 'input') == ('reliable', 0)  # keep_all
     assert qos_choice('auto', 7, 'live', 'output') == ('reliable', 7)
     assert qos_choice('best_effort', 0, 'lossless', 'output') == ('best_effort', 100)
 

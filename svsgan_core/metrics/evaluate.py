@@ -45,6 +45,7 @@ class EvalOptions:
     videomae: str | None = None
     segmenter: str | None = None
     segmenter_labels: str | None = None
+    label_space: str | None = None  # maps a named-class segmenter (transformers id2label) by name
     num_classes: int = 19
     ignore_index: int | None = 255
     device: str = "cpu"
@@ -96,10 +97,11 @@ class Evaluator:
         else:
             self.videomae = self._try("fvd_cd", lambda: fvd.VideoMAEFeatureExtractor(o.videomae, o.device))
         if "miou" in o.metrics and o.segmenter is None:
-            self.skip("miou", "no segmentation network: pass --segmenter PATH (.pt TorchScript or .onnx) "
+            self.skip("miou", "no segmentation network: pass --segmenter PATH (.pt TorchScript, .onnx or a transformers folder) "
                               "and --segmenter-labels JSON (e.g. DRN-D-105 for Cityscapes)")
         else:
-            self.segmenter = self._try("miou", lambda: Segmenter.from_files(o.segmenter, o.segmenter_labels, o.device))
+            self.segmenter = self._try("miou", lambda: Segmenter.from_files(o.segmenter, o.segmenter_labels, o.device,
+                                                                          o.label_space))
         if self.segmenter is not None:
             self.confusion = ConfusionAccumulator(o.num_classes, 255 if o.ignore_index is None else o.ignore_index)
         for name, extractor in (("fvd_i3d", self.i3d), ("fvd_cd", self.videomae)):

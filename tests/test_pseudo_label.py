@@ -1,0 +1,204 @@
+"""`svsgan pseudo-label` and the one segmenter loader it shares with mIoU, on tiny random SegFormers.
+
+The models are random-initialised and saved with save_pretrained into tmp folders: nothing is
+downloaded. Random weights give arbitrary (but deterministic) classes, so the tests compare against
+the model run directly through transformers rather than against fixed pictures.
+"""
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from svsgan_core.cli import main
+from svsgan_core.commands.pseudo_label import folder_jobs, pseudo_label
+from svsgan_core.data.layouts import cityscapes_sequences, find_sequences, read_label
+from svsgan_core.errors import CheckpointError, InputError
+from svsgan_core.labels import get_label_space
+from svsgan_core.metrics.miou import IGNORE_LABEL, Segmenter, label_map_by_name
+
+transformers = pytest.importorskip("transformers")
+
+CITYSCAPES = get_label_space("cityscapes").class_names
+
+
+def save_segformer(folder, names, seed=0):
+    """A two-stage SegFormer with a few thousand weights; id2label = `names`."""
+    torch.manual_seed(seed)
+    config = transformers.SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
+        strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16,
+        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    model = transformers.SegformerForSemanticSegmentation(config).eval()
+    with torch.no_grad():  # spread the classifier so several classes win somewhere
+        model.decode_head.classifier.weight.mul_(50)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def segformer(tmp_path_factory):
+    return save_segformer(tmp_path_factory.mktemp("segformer"), CITYSCAPES)
+
+
+def raw_classes(folder, images):
+    """Argmax of the transformers model itself at full resolution (what the loader should reproduce)."""
+    model = transformers.AutoModelForSemanticSegmentation.from_pretrained(folder, local_files_only=True).eval()
+    x = (images.transpose(0, 3, 1, 2).astype(np.float32) / 255 - np.float32([[[[0.485]], [[0.456]], [[0.406]]]])) \
+        / np.float32([[[[0.229]], [[0.224]], [[0.225]]]])
+    with torch.no_grad():
+        logits = model(pixel_values=torch.from_numpy(x)).logits
+    classes = logits.argmax(1).numpy().astype(np.int32)
+    h, w = images.shape[1:3]
+    return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_NEAREST) for c in classes])
+
+
+def random_images(n, h=64, w=96, seed=0):
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 255, (n * 4, 6, 3)).astype(np.uint8), (w, h * n), interpolation=cv2.INTER_CUBIC)
+    return np.stack(np.split(base, n))
+
+
+def write_png(path, rgb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def test_folder_layout_writes_a_trainable_dataset_in_the_label_space(tmp_path, segformer, capsys):
+    images = random_images(5)
+    for i in range(3):
+        write_png(tmp_path / "drive" / "seq_a" / "images" / f"{i:06d}.png", images[i])
+    for i in range(2):
+        write_png(tmp_path / "drive" / "seq_b" / "images" / f"{i:06d}.png", images[3 + i])
+    (tmp_path / "drive" / "dataset.yaml").write_text(yaml.safe_dump({"source": "drive.mcap"}))
+    out = tmp_path / "labelled"
+    assert main(["pseudo-label", str(tmp_path / "drive"), str(out), "--segmenter", str(segformer),
+                 "--label-space", "kitti360", "--batch", "2", "--device", "cpu", "--no-progress"]) == 0
+    assert "wrote 5 label maps" in capsys.readouterr().out
+
+    sequences = find_sequences("folder", out)  # the datasets read what was written
+    assert [(s.name, len(s), s.label_space) for s in sequences] == [("seq_a", 3, "kitti360"), ("seq_b", 2, "kitti360")]
+    info = yaml.safe_load((out / "dataset.yaml").read_text())
+    assert info["source"] == "drive.mcap" and info["pseudo_labels"]["segmenter"] == str(segformer)
+    # kitti360 ids are Cityscapes labelIds: trainId k of the model -> the labelId of the same name
+    to_kitti = np.array(label_map_by_name(CITYSCAPES, "kitti360"))
+    expected = to_kitti[raw_classes(segformer, images)]
+    labels = np.stack([read_label(f.label) for s in sequences for f in s.frames])
+    assert labels.shape == (5, 64, 96) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, expected)
+    assert len(np.unique(labels)) > 1 and set(np.unique(labels)) <= set(to_kitti.tolist())
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_cityscapes_layout_mirrors_leftimg8bit_sequence(tmp_path, segformer):
+    images = random_images(4, 32, 64, seed=1)
+    root = tmp_path / "cityscapes"
+    for i in range(4):
+        write_png(root / "leftImg8bit_sequence" / "val" / "lindau" / f"lindau_000001_{19 + i:06d}_leftImg8bit.png",
+                  images[i])
+    assert main(["pseudo-label", str(root), str(root / "pseudo_labels_sequence"), "--segmenter", str(segformer),
+                 "--batch", "3", "--no-progress"]) == 0
+    [sequence] = cityscapes_sequences(root, split="val")  # default label root and suffix
+    assert sequence.name == "val/lindau_000001_000019" and len(sequence) == 4
+    assert sequence.frames[0].label.name == "lindau_000001_000019_labelTrainIds.png"
+    labels = np.stack([read_label(f.label) for f in sequence.frames])
+    np.testing.assert_array_equal(labels, raw_classes(segformer, images))
+    assert labels.shape == (4, 32, 64) and labels.max() < 19
+
+
+def test_classes_are_matched_by_name_not_by_position(tmp_path):
+    names = ["Sky", "road", "traffic_light", "person", "lamp post"]
+    assert label_map_by_name(names, "cityscapes", {"lamp post": None}) == [10, 0, 6, 11, IGNORE_LABEL]
+    assert label_map_by_name(names[:4], "kitti360") == [23, 7, 19, 24]
+    assert label_map_by_name(["person"], "carla", {"person": "pedestrian"}) == [12]
+
+    folder = save_segformer(tmp_path / "shuffled", names[:4], seed=3)
+    seg = Segmenter(folder, label_space="cityscapes")
+    images = random_images(2, seed=2)
+    np.testing.assert_array_equal(seg.predict(images), np.array([10, 0, 6, 11])[raw_classes(folder, images)])
+
+
+def test_names_the_label_space_lacks_are_one_clear_error(tmp_path, capsys):
+    folder = save_segformer(tmp_path / "ade", ["road", "lamp post", "sky", "chandelier"])
+    with pytest.raises(InputError, match=r"no class named 'lamp post', 'chandelier'"):
+        Segmenter(folder, label_space="cityscapes")
+    write_png(tmp_path / "frames" / "000000.png", random_images(1)[0])
+    assert main(["pseudo-label", str(tmp_path / "frames"), str(tmp_path / "out"), "--segmenter", str(folder),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "lamp post" in err and "class_map" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_keeps_finished_files_and_overwrite_relabels(tmp_path, segformer):
+    images = random_images(4, 32, 48, seed=4)
+    for i in range(4):
+        write_png(tmp_path / "in" / "s" / f"{i:06d}.png", images[i])
+    out = tmp_path / "out"
+    seen = []
+
+    class Counting(Segmenter):
+        def predict(self, batch):
+            seen.append(len(batch))
+            return super().predict(batch)
+
+    seg = Counting(segformer, label_space="cityscapes")
+    jobs = folder_jobs(tmp_path / "in", out)
+    first = pseudo_label(jobs, seg, "cityscapes", batch=3, progress=False)
+    assert (first.written, first.skipped, seen) == (4, 0, [3, 1])
+    inodes = {j.label: j.label.stat().st_ino for j in jobs}
+    jobs[2].label.unlink()  # as if interrupted before this file
+    seen.clear()
+    again = pseudo_label(jobs, seg, "cityscapes", batch=3, progress=False)
+    assert (again.written, again.skipped, seen) == (1, 3, [1])
+    assert all(j.label.stat().st_ino == inodes[j.label] for j in jobs if j is not jobs[2])
+    seen.clear()
+    forced = pseudo_label(jobs, seg, "cityscapes", batch=3, overwrite=True, progress=False)
+    assert (forced.written, forced.skipped, seen) == (4, 0, [3, 1])
+
+
+def test_unreadable_images_are_reported_skipped_and_counted(tmp_path, segformer, capsys):
+    images = random_images(3, 32, 48, seed=5)
+    for i in range(3):
+        write_png(tmp_path / "in" / "s" / "images" / f"{i:06d}.png", images[i])
+    (tmp_path / "in" / "s" / "images" / "000001.png").write_bytes(b"not a png")
+    assert main(["pseudo-label", str(tmp_path / "in"), str(tmp_path / "in"), "--segmenter", str(segformer),
+                 "--batch", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 2 label maps" in out and "skipped 1 unreadable" in out and "000001.png" in out
+    labels = sorted(p.name for p in (tmp_path / "in" / "s" / "labels").iterdir())
+    assert labels == ["000000.png", "000002.png"]
+
+
+def test_miou_uses_the_same_loader_and_agrees_with_the_pseudo_labels(tmp_path, segformer):
+    from svsgan_core.metrics.evaluate import EvalOptions, Evaluator
+
+    images = random_images(3, 32, 64, seed=6)
+    for i in range(3):
+        write_png(tmp_path / "in" / "s" / f"{i:06d}.png", images[i])
+    jobs = folder_jobs(tmp_path / "in", tmp_path / "out")
+    pseudo_label(jobs, Segmenter(segformer, label_space="cityscapes"), "cityscapes", progress=False)
+    labels = np.stack([read_label(j.label) for j in jobs])
+
+    options = EvalOptions(metrics=["miou"], segmenter=str(segformer), label_space="cityscapes")
+    evaluator = Evaluator(options, log=lambda _: None)
+    assert "miou" not in evaluator.skipped
+    evaluator.add_sequence(images, labels=labels)
+    assert evaluator.results()["miou"] == pytest.approx(100.0)  # percent, as the paper reports it
+
+    other = Evaluator(options, log=lambda _: None)
+    other.add_sequence(images, labels=np.where(labels == labels.flat[0], (labels.flat[0] + 1) % 19, labels))
+    assert other.results()["miou"] < 90
+
+
+def test_missing_folder_pieces_and_missing_transformers_are_clear(tmp_path, segformer, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json"):
+        Segmenter(tmp_path / "empty")
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(InputError, match=r"pip install 'svsgan\[segment\]'"):
+        Segmenter(segformer)

@@ -174,8 +174,10 @@ def test_unreadable_images_are_reported_skipped_and_counted(tmp_path, segformer,
     assert labels == ["000000.png", "000002.png"]
 
 
-def test_miou_uses_the_same_loader_and_agrees_with_the_pseudo_labels(tmp_path, segformer):
+def test_miou_uses_the_same_loader_and_agrees_with_the_pseudo_labels(tmp_path):
     from svsgan_core.metrics.evaluate import EvalOptions, Evaluator
+
+    segformer = save_segformer(tmp_path / "reversed", CITYSCAPES[::-1], seed=6)  # by name != by position
 
     images = random_images(3, 32, 64, seed=6)
     for i in range(3):
@@ -193,6 +195,18 @@ def test_miou_uses_the_same_loader_and_agrees_with_the_pseudo_labels(tmp_path, s
     other = Evaluator(options, log=lambda _: None)
     other.add_sequence(images, labels=np.where(labels == labels.flat[0], (labels.flat[0] + 1) % 19, labels))
     assert other.results()["miou"] < 90
+
+
+def test_classes_outside_the_space_become_its_ignore_id_or_an_error():
+    from svsgan_core.commands.pseudo_label import to_space
+
+    out = np.array([[3, IGNORE_LABEL]])
+    np.testing.assert_array_equal(to_space(out, get_label_space("kitti360"), IGNORE_LABEL), [[3, 0]])
+    np.testing.assert_array_equal(to_space(out, get_label_space("cityscapes"), IGNORE_LABEL), [[3, 255]])
+    with pytest.raises(InputError, match="no ignore id"):
+        to_space(out, get_label_space("carla"), IGNORE_LABEL)
+    with pytest.raises(InputError, match="outside label space"):
+        to_space(np.array([[40]]), get_label_space("cityscapes"), IGNORE_LABEL)
 
 
 def test_missing_folder_pieces_and_missing_transformers_are_clear(tmp_path, segformer, monkeypatch):

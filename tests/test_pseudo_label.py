@@ -216,3 +216,35 @@ def test_missing_folder_pieces_and_missing_transformers_are_clear(tmp_path, segf
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(InputError, match=r"pip install 'svsgan\[segment\]'"):
         Segmenter(segformer)
+
+
+def test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset(tmp_path, segformer):
+    """`svsgan extract` without --labels, then `svsgan pseudo-label` in place: the folder dataset loads it."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    t = store.types
+    frames = random_images(5, 32, 64, seed=7)  # multiples of 32: fed to the model unresized
+    bag = tmp_path / "drive"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for i, frame in enumerate(frames):
+            ns = 10**9 + i * 50_000_000 + (5 * 10**9 if i >= 3 else 0)  # a 5 s gap: a second sequence
+            header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
+                                              frame_id="cam")
+            msg = t["sensor_msgs/msg/Image"](header=header, height=32, width=64, encoding="rgb8", is_bigendian=0,
+                                             step=64 * 3, data=frame.reshape(-1))
+            w.write(conn, ns, store.serialize_cdr(msg, conn.msgtype))
+    data = tmp_path / "data"
+    assert main(["extract", str(bag), str(data), "--rgb", "/camera/image_raw", "--no-progress"]) == 0
+    with pytest.raises(InputError, match="label_space"):
+        find_sequences("folder", data)  # no labels yet
+    assert main(["pseudo-label", str(data), str(data), "--segmenter", str(segformer), "--no-progress"]) == 0
+    sequences = find_sequences("folder", data)
+    assert [(s.name, len(s), s.label_space) for s in sequences] == [("drive_000", 3, "cityscapes"),
+                                                                    ("drive_001", 2, "cityscapes")]
+    assert yaml.safe_load((data / "dataset.yaml").read_text())["rgb_topic"] == "/camera/image_raw"
+    labels = np.stack([read_label(f.label) for s in sequences for f in s.frames])
+    np.testing.assert_array_equal(labels, raw_classes(segformer, frames))
+    assert not list(data.rglob("*.tmp"))

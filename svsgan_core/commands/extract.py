@@ -18,6 +18,7 @@ only when complete.
 Example:
   svsgan extract drive.mcap data/carla_drive --rgb /carla/ego_vehicle/rgb_front/image \\
       --labels /carla/ego_vehicle/semantic_segmentation_front/image
+  svsgan extract drive.mcap data/my_drive --rgb /camera/image_raw   # RGB only: then svsgan pseudo-label
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", help="the recording: a bag folder or a .db3/.mcap file")
     p.add_argument("out_dir", help="dataset folder to create")
     p.add_argument("--rgb", required=True, metavar="TOPIC", help="RGB camera topic (Image or CompressedImage)")
-    p.add_argument("--labels", required=True, metavar="TOPIC", help="semantic camera topic (Image or CompressedImage)")
+    p.add_argument("--labels", metavar="TOPIC", help="semantic camera topic (Image or CompressedImage); without it "
+                   "only the RGB frames are written, to be labelled with `svsgan pseudo-label OUT_DIR OUT_DIR`")
     p.add_argument("--label-encoding", default="auto", choices=("auto", "ids", "carla_palette", "carla_raw"),
                    help="auto: class ids for mono8/mono16 images, CARLA palette colours for colour images")
     p.add_argument("--label-space", default="cityscapes",
@@ -180,7 +182,58 @@ def extract_bag(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_top
                          len(stamps[rgb_topic]) - len(pairs), duplicates)
 
 
+def extract_rgb(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_topic: str, *, reset_gap: float = 1.0,
+                typestore: str | None = None, overwrite: bool = False) -> ExtractResult:
+    """A drive recorded without a semantic camera: RGB frames only, sequences split by the same time rule.
+
+    dataset.yaml names no label space yet; `svsgan pseudo-label` writes the labels and the label space.
+    """
+    import yaml
+
+    from svsgan_core.bags import AtomicDirectory, BagReader
+    from svsgan_core.data.layouts import DATASET_FILE, folder_frame, frame_name, write_image
+    from svsgan_core.rosio import rgb_from_msg
+    from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+
+    with BagReader(bag_path, typestore) as bag:
+        bag.require(rgb_topic)
+        name = (bag.path.stem if bag.path.is_file() else bag.path.name) or "bag"
+        timeline = SequenceTimeline(reset_gap)
+        sequences: dict[str, int] = {}
+        duplicates = 0
+        with AtomicDirectory(out_dir, overwrite, inputs=[bag.path]) as target:
+            current = None
+            for msg in bag.messages([rgb_topic]):
+                ros_msg = bag.decode(msg)
+                if timeline.observe(stamp_to_ns(ros_msg.header.stamp)) is not None:
+                    current = f"{name}_{len(sequences):03d}"
+                    sequences[current] = 0
+                elif timeline.is_duplicate:
+                    duplicates += 1
+                    continue
+                try:
+                    rgb = rgb_from_msg(ros_msg)
+                except InputError as exc:
+                    raise InputError(f"{bag.path}: {bag.where(msg)}: {exc}") from None
+                write_image(folder_frame(target.path / current, frame_name(sequences[current]), ".png").image, rgb)
+                sequences[current] += 1
+            if not sequences:
+                raise InputError(f"{bag.path}: no {rgb_topic} frames")
+            (target.path / DATASET_FILE).write_text(yaml.safe_dump(
+                {"format": "svsgan-sequences", "version": 1, "labels": "none yet: run svsgan pseudo-label",
+                 "source": str(bag.path), "rgb_topic": rgb_topic, "reset_gap": reset_gap}, sort_keys=False))
+            output = target.commit()
+    return ExtractResult(output, "", sequences, 0, 0, duplicates)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.labels is None:
+        result = extract_rgb(args.bag, args.out_dir, args.rgb, reset_gap=args.reset_gap, typestore=args.typestore,
+                             overwrite=args.overwrite)
+        print(f"{result.output}: {result.frames} RGB frames in {len(result.sequences)} sequence(s), no labels; "
+              f"left out {result.duplicates} repeated stamps. Next: svsgan pseudo-label {result.output} "
+              f"{result.output} --segmenter PATH")
+        return 0
     result = extract_bag(args.bag, args.out_dir, args.rgb, args.labels, label_encoding=args.label_encoding,
                          label_space=args.label_space, carla_version=args.carla_version, max_dt=args.max_dt,
                          reset_gap=args.reset_gap, typestore=args.typestore, overwrite=args.overwrite,

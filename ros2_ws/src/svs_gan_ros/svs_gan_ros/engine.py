@@ -43,19 +43,42 @@ def camera_info_topic(image_topic: str) -> str:
     return f'{base}{sep}camera_info'
 
 
+def _payload_bytes(msg: Any) -> int:
+    data = getattr(msg, 'data', None)
+    try:
+        return len(data) if data is not None else 0
+    except TypeError:
+        return 0
+
+
 def format_stamp(ns: int) -> str:
     sign = '-' if ns < 0 else ''
     sec, nsec = divmod(abs(ns), 1_000_000_000)
     return f'{sign}{sec}.{nsec:09d}'
 
 
-class Throttle:
-    """Says whether a message of a kind may be logged now, and how many were held back."""
+STATS_WINDOW = 1024  # latencies and batch timings kept between status reports (bounded memory)
 
-    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic):
+
+def message_kind(text: str) -> str:
+    """What a warning is about, without what varies from message to message (numbers, quoted
+    values such as an encoding name), so that throttling keys on the kind, not on the text."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+", '#', text)
+
+
+class Throttle:
+    """Says whether a message of a kind may be logged now, and how many were held back.
+
+    At most ``max_kinds`` kinds are remembered (the least recently logged is forgotten), so input
+    that invents a new kind per message cannot grow the table."""
+
+    def __init__(
+        self, period_s: float, clock: Callable[[], float] = time.monotonic, max_kinds: int = 256
+    ):
         self.period_s = period_s
         self.clock = clock
-        self._last: dict[Any, float] = {}
+        self.max_kinds = max_kinds
+        self._last: collections.OrderedDict[Any, float] = collections.OrderedDict()
         self._held: collections.Counter = collections.Counter()
 
     def __call__(self, key: Any) -> int | None:
@@ -66,6 +89,10 @@ class Throttle:
             self._held[key] += 1
             return None
         self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_kinds:
+            old, _ = self._last.popitem(last=False)
+            self._held.pop(old, None)
         return self._held.pop(key, 0)
 
 
@@ -87,6 +114,7 @@ class Frame:
     reason_ns: int | None = (
         None  # the stamp that broke the sequence (a skipped frame's, in live mode)
     )
+    size: int = 0  # payload bytes, for max_pending_mb
 
     def inherit(self, older: 'Frame') -> None:
         """Take over the sequence break of a frame that will not be processed."""
@@ -105,8 +133,11 @@ class CameraStats:
     dropped_live: int = 0
     dropped_bad: int = 0
     dropped_overflow: int = 0
+    lost: int = 0  # the subscription's message-lost events (DDS lost them before the callback)
     sequences: int = 0
-    latencies: list[float] = field(default_factory=list)
+    latencies: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=STATS_WINDOW)
+    )
     last_received: int = 0
     last_published: int = 0
 
@@ -124,6 +155,7 @@ class Camera:
         self.stream = stream
         self.timeline = SequenceTimeline(reset_gap_s)
         self.queue: collections.deque[Frame] = collections.deque()
+        self.queued_bytes = 0  # payload bytes of the frames in queue (max_pending_mb)
         self.references: collections.deque[tuple[int, Any]] = collections.deque(maxlen=8)
         self.carry: Frame | None = None  # a sequence start whose frame could not be used
         self.stats = CameraStats()
@@ -148,6 +180,7 @@ class SynthesisEngine:
         carla_version: str = '0.9.16',
         reset_gap_s: float = 1.0,
         max_pending: int = 1000,
+        max_pending_mb: float = 512.0,
         reference_max_offset_s: float = 0.02,
         reference_wait_s: float = 0.2,
         log_throttle_s: float = 5.0,
@@ -161,6 +194,7 @@ class SynthesisEngine:
         self.publish = publish
         self.log = log
         self.max_pending = max_pending
+        self.max_pending_bytes = int(max_pending_mb * 2**20)
         self.reference_max_offset_ns = int(round(reference_max_offset_s * 1e9))
         self.reference_wait_s = reference_wait_s
         target = synth.cfg.label_space
@@ -178,7 +212,7 @@ class SynthesisEngine:
         self._throttle = Throttle(log_throttle_s)
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._infer: list[tuple[float, int]] = []
+        self._infer: collections.deque[tuple[float, int]] = collections.deque(maxlen=STATS_WINDOW)
         self._infer_total = [
             0.0,
             0,
@@ -194,26 +228,51 @@ class SynthesisEngine:
         except (InputError, AttributeError) as exc:
             self._bad(cam, exc)
             return
+        size = _payload_bytes(msg)
         with self._cond:
             cam.stats.received += 1
             prev = cam.timeline.last_ns
-            frame = Frame(msg, stamp, received, cam.timeline.observe(stamp), prev, stamp)
+            frame = Frame(msg, stamp, received, cam.timeline.observe(stamp), prev, stamp, size)
             if self.mode == 'live':
                 if cam.queue:
-                    frame.inherit(cam.queue.pop())
+                    older = cam.queue.pop()
+                    cam.queued_bytes -= older.size
+                    frame.inherit(older)
                     cam.stats.dropped_live += 1
-            elif len(cam.queue) >= self.max_pending:
+            elif len(cam.queue) >= self.max_pending or (
+                cam.queue and cam.queued_bytes + size > self.max_pending_bytes
+            ):
                 cam.stats.dropped_overflow += 1
                 cam.carry = cam.carry or (frame if frame.reason else None)
                 self._warn(
                     cam,
                     'error',
-                    f'{cam.name}: lossless queue full ({self.max_pending} frames, '
-                    'max_pending); dropping new frames: the model is slower than the input',
+                    f'{cam.name}: lossless queue full ({len(cam.queue)} frames, '
+                    f'{cam.queued_bytes / 2**20:.1f} MiB; max_pending {self.max_pending}, '
+                    f'max_pending_mb {self.max_pending_bytes / 2**20:g}); dropping new frames: '
+                    'the model is slower than the input',
                 )
                 return
             cam.queue.append(frame)
+            cam.queued_bytes += size
             self._cond.notify_all()
+
+    def message_lost(self, index: int, count: int) -> None:
+        """The subscription's message-lost event: DDS lost messages before they reached us (a
+        best-effort or shallow publisher). Counted in the status and logged, never silent."""
+        if count <= 0:
+            return
+        cam = self.cameras[index]
+        with self._cond:
+            cam.stats.lost += count
+            total = cam.stats.lost
+        self._warn(
+            cam,
+            'error',
+            f'{cam.name}: {count} message(s) lost in transport before reaching the node '
+            f'({total} so far); for lossless input the publisher must be reliable with a '
+            'history deep enough for its bursts (or keep_all)',
+        )
 
     def submit_reference(self, index: int, msg: Any) -> None:
         cam = self.cameras[index]
@@ -254,7 +313,10 @@ class SynthesisEngine:
         with self._cond:
             if not any(c.queue for c in self.cameras) and not self._stopping:
                 self._cond.wait(timeout)
-            return [(c, c.queue.popleft()) for c in self.cameras if c.queue]
+            taken = [(c, c.queue.popleft()) for c in self.cameras if c.queue]
+            for c, frame in taken:
+                c.queued_bytes -= frame.size
+            return taken
 
     def process_once(self, timeout: float = 0.0) -> int:
         """Generate one frame for every camera with a pending one (oldest first in lossless), in
@@ -368,8 +430,8 @@ class SynthesisEngine:
         self._warn(cam, 'warning', f'{cam.name}: dropped a bad {what}: {exc}')
 
     def _warn(self, cam: Camera, level: str, text: str) -> None:
-        """Log at most once per log_throttle_s per camera and kind of problem (numbers ignored)."""
-        held = self._throttle((cam.index, re.sub(r'\d+', '#', text)))
+        """Log at most once per log_throttle_s per camera and kind of problem (message_kind)."""
+        held = self._throttle((cam.index, message_kind(text)))
         if held is None:
             return
         if held:
@@ -386,12 +448,14 @@ class SynthesisEngine:
         with self._cond:
             dt = max(now - self._last_status, 1e-9)
             self._last_status = now
-            infer, self._infer = self._infer, []
+            infer = list(self._infer)
+            self._infer.clear()
             infer_total, frames_total = self._infer_total
             cameras = []
             for c in self.cameras:
                 s = c.stats
-                lat, s.latencies = s.latencies, []
+                lat = list(s.latencies)
+                s.latencies.clear()
                 cameras.append(
                     {
                         'input': c.cfg.input_topic,
@@ -401,7 +465,9 @@ class SynthesisEngine:
                         'dropped_live': s.dropped_live,
                         'dropped_bad': s.dropped_bad,
                         'dropped_overflow': s.dropped_overflow,
+                        'lost': s.lost,
                         'pending': len(c.queue),
+                        'pending_mb': round(c.queued_bytes / 2**20, 3),
                         'sequences': s.sequences,
                         'input_hz': round((s.received - s.last_received) / dt, 3),
                         'output_hz': round((s.published - s.last_published) / dt, 3),
@@ -436,7 +502,8 @@ def status_line(status: dict) -> str:
             f"{c['input']} -> {c['output']}: in {c['input_hz']:.2f} Hz, "
             f"out {c['output_hz']:.2f} Hz, "
             f"latency {lat}, dropped {c['dropped_live']} stale / {c['dropped_bad']} bad / "
-            f"{c['dropped_overflow']} overflow, pending {c['pending']}"
+            f"{c['dropped_overflow']} overflow / {c.get('lost', 0)} lost in transport, "
+            f"pending {c['pending']}"
         )
     infer = status['infer_ms_per_batch']
     tail = f'; model {infer:.0f} ms per batch of {status["frames_per_batch"]:.2f}' if infer else ''

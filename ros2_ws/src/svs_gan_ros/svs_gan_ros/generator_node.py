@@ -16,6 +16,7 @@ import cv2
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -32,7 +33,7 @@ from svs_gan_ros.engine import (
     is_compressed_topic,
     status_line,
 )
-from svs_gan_ros.params import LABEL_ENCODINGS, PARAMS, qos_choice
+from svs_gan_ros.params import LABEL_ENCODINGS, PARAMS, qos_choice, qos_text
 from svsgan_core import rosio
 from svsgan_core.errors import InputError, SvsganError
 
@@ -83,6 +84,7 @@ class GeneratorNode(Node):
             carla_version=p['carla_version'],
             reset_gap_s=p['reset_gap_s'],
             max_pending=p['max_pending'],
+            max_pending_mb=p['max_pending_mb'],
             reference_max_offset_s=p['reference_max_offset_s'],
             reference_wait_s=p['reference_wait_s'],
             log_throttle_s=p['log_throttle_s'],
@@ -92,7 +94,13 @@ class GeneratorNode(Node):
         self._outputs: list[_Outputs] = []
         for i, cam in enumerate(cameras):
             kind = CompressedImage if is_compressed_topic(cam.input_topic) else Image
-            self.create_subscription(kind, cam.input_topic, partial(self.engine.submit, i), in_qos)
+            self.create_subscription(
+                kind,
+                cam.input_topic,
+                partial(self.engine.submit, i),
+                in_qos,
+                event_callbacks=SubscriptionEventCallbacks(message_lost=partial(self._lost, i)),
+            )
             out = _Outputs(self.create_publisher(Image, cam.output_topic, out_qos))
             if p['publish_compressed']:
                 out.compressed = self.create_publisher(
@@ -128,7 +136,7 @@ class GeneratorNode(Node):
         self.get_logger().info(
             f"ready: {len(cameras)} camera(s), mode {p['mode']}, model {w}x{h} "
             f"{self.synth.cfg.label_space} on {p['device']} ({p['precision']}); "
-            f"input QoS {in_choice}; "
+            f"input QoS {qos_text(in_choice)}; "
             + '; '.join(
                 f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}] -> '
                 f'{self.resolve_topic_name(c.output_topic)}'
@@ -196,11 +204,14 @@ class GeneratorNode(Node):
     def _qos(self, reliability: str, depth: int, direction: str) -> QoSProfile:
         reliability, depth = qos_choice(reliability, depth, self._p['mode'], direction)
         return QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=depth,
+            history=HistoryPolicy.KEEP_ALL if depth == 0 else HistoryPolicy.KEEP_LAST,
+            depth=depth or 1,
             reliability=_RELIABILITY[reliability],
             durability=DurabilityPolicy.VOLATILE,
         )
+
+    def _lost(self, index: int, info) -> None:
+        self.engine.message_lost(index, info.total_count_change)
 
     def _on_camera_info(self, out: _Outputs, msg: CameraInfo) -> None:
         out.last_info = msg
@@ -239,7 +250,7 @@ class GeneratorNode(Node):
             node=self.get_fully_qualified_name(), now_ns=self.get_clock().now().nanoseconds
         )
         counts = [
-            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'])
+            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'], c['lost'])
             for c in status['cameras']
         ]
         if counts != self._logged_counts:

@@ -129,6 +129,13 @@ PARAMS: tuple[Param, ...] = (
         int_range=(1, 1000000),
     ),
     Param(
+        'max_pending_mb',
+        512.0,
+        'lossless mode: MiB of queued message data per camera before new frames are dropped '
+        'with an error (the memory bound for large frames; 1,000 bgra8 1024x512 frames are 2 GiB)',
+        float_range=(1.0, 1.0e6),
+    ),
+    Param(
         'input_reliability',
         'auto',
         'input QoS reliability; auto: best_effort in live mode '
@@ -138,7 +145,8 @@ PARAMS: tuple[Param, ...] = (
     Param(
         'input_depth',
         0,
-        'input QoS history depth (0: 5 in live mode, 100 in lossless mode)',
+        'input QoS history depth (0: 5 in live mode; keep_all in lossless mode, so that DDS '
+        'flow control holds a reliable publisher back instead of overwriting frames)',
         int_range=(0, 100000),
     ),
     Param(
@@ -195,8 +203,21 @@ BY_NAME = {p.name: p for p in PARAMS}
 
 def qos_choice(reliability: str, depth: int, mode: str, direction: str) -> tuple[str, int]:
     """Resolve 'auto' and depth 0: inputs follow sensor-data practice (best effort, shallow) in
-    live mode and are reliable with a deep queue in lossless mode; outputs are reliable, which
-    every subscriber, reliable or best effort, can receive."""
+    live mode and are reliable with keep_all history (depth 0 in the result) in lossless mode;
+    outputs are reliable, which every subscriber, reliable or best effort, can receive.
+
+    A keep_last history overwrites what the callback has not taken yet, silently: a burst from a
+    reliable publisher then loses frames. keep_all makes the reader stop acknowledging when it is
+    full, so the publisher waits (DDS flow control) and nothing is lost."""
     if reliability == 'auto':
         reliability = 'best_effort' if direction == 'input' and mode == 'live' else 'reliable'
-    return reliability, depth or (5 if mode == 'live' else 100)
+    if depth:
+        return reliability, depth
+    if mode == 'live':
+        return reliability, 5
+    return reliability, 0 if direction == 'input' else 100
+
+
+def qos_text(choice: tuple[str, int]) -> str:
+    reliability, depth = choice
+    return f"{reliability}, {'keep_all' if depth == 0 else f'keep_last {depth}'}"

@@ -147,6 +147,37 @@ def fill_image(msg: Any, image: np.ndarray, encoding: str) -> Any:
 # CompressedImage
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PIXELS = 64_000_000  # default limit for a compressed image's declared size (64 MP)
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def declared_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) a PNG or JPEG declares in its header, read without decoding; None when the
+    header cannot be read (the decoder then refuses the data itself)."""
+    head = data[:24].tobytes()
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    if head[:2] != b"\xff\xd8":
+        return None
+    buf = data.tobytes() if data.size < 1 << 16 else data[: 1 << 20].tobytes()
+    i = 2
+    while i + 9 <= len(buf):
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7):
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2 : i + 4], "big")
+        if marker in _JPEG_SOF:
+            return int.from_bytes(buf[i + 5 : i + 7], "big"), int.from_bytes(buf[i + 7 : i + 9], "big")
+        if marker == 0xDA or length < 2:  # scan data before any frame header
+            return None
+        i += 2 + length
+    return None
 _CODECS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg"}
 
 
@@ -190,11 +221,14 @@ _FROM_BGR = {
 }
 
 
-def decode_compressed(msg: Any) -> tuple[np.ndarray, str]:
+def decode_compressed(msg: Any, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
     """CompressedImage-like -> (array, encoding), restoring the original encoding named in the
     format string the way image_transport's subscriber does (``"rgb8; jpeg compressed bgr8"``
     gives RGB). A bare ``"png"``/``"jpeg"`` gives OpenCV's order: mono8/mono16, bgr8, bgra8.
     16-bit PNG stays 16-bit.
+
+    An image whose header declares more than ``max_pixels`` pixels is refused before decoding: a
+    few hundred KB of PNG can declare 16384x16384 (a decompression bomb of gigabytes).
     """
     original, codec, depth = _parse_format(getattr(msg, "format", ""))
     data = _as_bytes_array(msg.data, "CompressedImage")
@@ -202,6 +236,12 @@ def decode_compressed(msg: Any) -> tuple[np.ndarray, str]:
         raise InputError(f"CompressedImage: no data (format {msg.format!r})")
     if depth and data[:8].tobytes() != _PNG_SIGNATURE and data[12:20].tobytes() == _PNG_SIGNATURE:
         data = data[12:]  # compressedDepth's ConfigHeader (format enum + 2 depth-quantisation floats)
+    size = declared_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise InputError(
+            f"CompressedImage: the {codec} header declares {size[1]}x{size[0]} "
+            f"({size[0] * size[1] / 1e6:.0f} MP), over the limit of {max_pixels / 1e6:g} MP; not decoded"
+        )
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise InputError(f"CompressedImage: could not decode {data.size} bytes as {codec} (format {msg.format!r})")
@@ -283,17 +323,17 @@ def is_compressed(msg: Any) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
-def message_to_numpy(msg: Any) -> tuple[np.ndarray, str]:
-    """Either message kind -> (array, encoding)."""
+def message_to_numpy(msg: Any, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
+    """Either message kind -> (array, encoding); compressed images over max_pixels are refused."""
     if is_compressed(msg):
-        return decode_compressed(msg)
+        return decode_compressed(msg, max_pixels)
     image = image_to_numpy(msg)
     return image, _encoding_info(msg.encoding, "Image message")[0]
 
 
-def labels_from_msg(msg: Any, decoder: LabelDecoder) -> np.ndarray:
+def labels_from_msg(msg: Any, decoder: LabelDecoder, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Image or CompressedImage carrying a segmentation -> HxW uint8 ids of the decoder's target space."""
-    image, encoding = message_to_numpy(msg)
+    image, encoding = message_to_numpy(msg, max_pixels)
     return decoder.decode(image, encoding)
 
 
@@ -309,9 +349,9 @@ _TO_RGB = {
 }
 
 
-def rgb_from_msg(msg: Any) -> np.ndarray:
+def rgb_from_msg(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Image or CompressedImage from an 8-bit camera -> HxWx3 uint8 RGB (a reference first frame)."""
-    image, encoding = message_to_numpy(msg)
+    image, encoding = message_to_numpy(msg, max_pixels)
     if encoding not in _TO_RGB:
         raise InputError(f"cannot use a {encoding} image as an RGB frame; expected 8-bit colour or mono8")
     conversion = _TO_RGB[encoding]

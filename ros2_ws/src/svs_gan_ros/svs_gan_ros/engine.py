@@ -181,6 +181,7 @@ class SynthesisEngine:
         reset_gap_s: float = 1.0,
         max_pending: int = 1000,
         max_pending_mb: float = 512.0,
+        max_megapixels: float = rosio.MAX_PIXELS / 1e6,
         reference_max_offset_s: float = 0.02,
         reference_wait_s: float = 0.2,
         log_throttle_s: float = 5.0,
@@ -195,6 +196,7 @@ class SynthesisEngine:
         self.log = log
         self.max_pending = max_pending
         self.max_pending_bytes = int(max_pending_mb * 2**20)
+        self.max_pixels = int(max_megapixels * 1e6)
         self.reference_max_offset_ns = int(round(reference_max_offset_s * 1e9))
         self.reference_wait_s = reference_wait_s
         target = synth.cfg.label_space
@@ -325,7 +327,7 @@ class SynthesisEngine:
         labels, items = [], []
         for cam, frame in batch:
             try:
-                label_map = rosio.labels_from_msg(frame.msg, cam.decoder)
+                label_map = rosio.labels_from_msg(frame.msg, cam.decoder, self.max_pixels)
             except (
                 Exception
             ) as exc:  # message content is untrusted: whatever fails, drop this one only
@@ -417,7 +419,7 @@ class SynthesisEngine:
                     return None
                 self._cond.wait(remaining)
         try:
-            return rosio.rgb_from_msg(msg)
+            return rosio.rgb_from_msg(msg, self.max_pixels)
         except InputError as exc:
             self._bad(cam, exc, what='reference image')
             return None

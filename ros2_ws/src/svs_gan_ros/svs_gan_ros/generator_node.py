@@ -85,6 +85,7 @@ class GeneratorNode(Node):
             reset_gap_s=p['reset_gap_s'],
             max_pending=p['max_pending'],
             max_pending_mb=p['max_pending_mb'],
+            max_megapixels=p['max_megapixels'],
             reference_max_offset_s=p['reference_max_offset_s'],
             reference_wait_s=p['reference_wait_s'],
             log_throttle_s=p['log_throttle_s'],

@@ -136,6 +136,13 @@ PARAMS: tuple[Param, ...] = (
         float_range=(1.0, 1.0e6),
     ),
     Param(
+        'max_megapixels',
+        64.0,
+        'a compressed (png/jpeg) input whose header declares more pixels than this is dropped '
+        'before decoding (decompression bombs)',
+        float_range=(0.001, 10000.0),
+    ),
+    Param(
         'input_reliability',
         'auto',
         'input QoS reliability; auto: best_effort in live mode '

@@ -177,13 +177,63 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_path(out: Path) -> Path:
+    return out.with_name(out.name + ".sha256")
+
+
+def _entry_ok(out: Path) -> bool:
+    """The cached file is the one we wrote: its SHA-256 matches the digest stored beside it."""
+    record = _digest_path(out)
+    try:
+        return out.is_file() and record.read_text().strip() == _file_sha256(out)
+    except OSError:
+        return False
+
+
+def drop_cache_entry(out: Path, why: str) -> None:
+    """Delete a cached graph (and its digest) that cannot be trusted, saying so; the next use rebuilds it."""
+    print(f"svsgan: cached ONNX graph {out} {why}; deleting it and exporting again", file=sys.stderr, flush=True)
+    for path in (out, _digest_path(out)):
+        path.unlink(missing_ok=True)
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Temp exports (`<key>.<pid>.tmp`) of processes that no longer exist (killed mid-export)."""
+    for tmp in folder.glob("*.tmp"):
+        pid = tmp.stem.rpartition(".")[2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int] | None = None,
                 opset: int = DEFAULT_OPSET) -> Path:
     """The step graph of a checkpoint, exported on first use and reused while its files are unchanged.
 
     Keyed by the SHA-256 of the weights and config, so a retrained checkpoint in the same folder gets
-    a new graph. Several processes starting together (convert workers, a node) export once: the
-    first holds a lock file, the others wait and then read its result.
+    a new graph. The exported file's own SHA-256 is stored beside it (`<key>.onnx.sha256`) and checked
+    before every use: a planted or corrupt file is deleted and exported again, never used. Several
+    processes starting together (convert workers, a node) export once: the first holds a lock file,
+    the others wait and then read its result; the lock file is removed after the export.
     """
     import hashlib
 
@@ -199,19 +249,26 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
             for block in iter(lambda: f.read(1 << 22), b""):
                 digest.update(block)
     out = cache_dir() / f"{digest.hexdigest()[:24]}.onnx"
-    if out.is_file():
+    if _entry_ok(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out.with_suffix(".lock")):
-        if not out.is_file():
-            print(f"svsgan: exporting {folder} to ONNX for onnxruntime, once (cached as {out})",
-                  file=sys.stderr, flush=True)
-            tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp")
-            try:
-                export_onnx(load_generator(folder), tmp, resolution=resolution, opset=opset)
-                os.replace(tmp, out)
-            finally:
-                tmp.unlink(missing_ok=True)
+    lock = out.with_suffix(".lock")
+    with _locked(lock):
+        if _entry_ok(out):
+            return out
+        if out.exists():
+            drop_cache_entry(out, "does not match its stored digest")
+        _remove_stale_temp_files(out.parent)
+        print(f"svsgan: exporting {folder} to ONNX for onnxruntime, once (cached as {out})",
+              file=sys.stderr, flush=True)
+        tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp")
+        try:
+            export_onnx(load_generator(folder), tmp, resolution=resolution, opset=opset)
+            _digest_path(out).write_text(_file_sha256(tmp) + "\n")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)  # still held: a process waiting on it re-checks the entry
     return out
 
 
@@ -267,7 +324,12 @@ class OnnxSynthesizer(VideoSynthesizer):
                         resolution: str | tuple[int, int] | None = None, **_ignored) -> "OnnxSynthesizer":
         """A checkpoint's cached step graph (`cached_onnx`); CUDA/TensorRT providers when device is not the CPU."""
         providers = ["CPUExecutionProvider"] if str(device or "cpu") == "cpu" else "auto"
-        return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
+        out = cached_onnx(path, resolution)
+        try:
+            return cls(out, providers=providers, threads=threads)
+        except Exception as exc:  # a cached file that cannot be loaded: rebuild it once
+            drop_cache_entry(out, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
+            return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
 
     def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
         b, (h, w) = labels.shape[0], self.resolution

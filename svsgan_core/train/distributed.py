@@ -1,10 +1,11 @@
 """Data-parallel training under torchrun: NCCL on GPUs, gloo on the CPU.
 
-Gradients are averaged with one coalesced all-reduce per network after each backward (as StyleGAN3's
-training loop does) instead of wrapping the networks in DistributedDataParallel: a GAN step runs
-G and the discriminators several times per update, uses D inside G's loss without updating it, and
-leaves parts of G idle in first-frame mode, all of which DDP's reducer handles badly. The result is
-the same update as one process on the combined batch, since every loss is a mean over samples.
+G, D_I and D_V (D_V's windowed scorer) are wrapped in torch's DistributedDataParallel by `wrap`,
+which averages gradients in buckets that overlap with backward. Since every loss is a mean over
+samples, the update equals one process's on the combined batch. This module keeps what DDP does
+not do: joining the process group torchrun describes (one node or several), one broadcast of the
+buffers (DDP is told not to broadcast them every forward), sums of small statistics, and gathering
+RNG states for checkpoints.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass
@@ -62,37 +64,29 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
-def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
-    """Mean of every parameter's gradient over the processes.
+def wrap(module: torch.nn.Module, info: DistInfo, find_unused: bool = False,
+         static_graph: bool = False) -> torch.nn.Module:
+    """`module` in DistributedDataParallel when running under torchrun, else `module` itself.
 
-    A parameter no process used keeps grad None (Adam skips it, as one process would); one that
-    some process used counts as zero where it was not.
+    broadcast_buffers=False: the spectral-norm vectors advance identically on every process (the
+    power iteration sees only the weights, which DDP keeps equal), so broadcasting them each forward
+    would only cost time. gradient_as_bucket_view=True: gradients live in DDP's buckets, no copy.
+    find_unused: some forwards leave parameters without gradient (G in first-frame mode, D_V
+    scales whose window does not fit); static_graph: the same parameters are used every update.
     """
     if not info.enabled:
-        return
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        return
-    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=params[0].device)
-    dist.all_reduce(used, op=dist.ReduceOp.SUM)
-    params = [p for p, u in zip(params, used.tolist()) if u > 0]
-    if not params:
-        return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= info.world_size
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
+        return module
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None,
+                                   broadcast_buffers=False, gradient_as_bucket_view=True,
+                                   find_unused_parameters=find_unused, static_graph=static_graph)
 
 
-def broadcast_module(module: torch.nn.Module, info: DistInfo) -> None:
-    """Start every process from rank 0's parameters and buffers."""
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Start every process from rank 0's buffers (DDP syncs the parameters when it wraps a module)."""
     if not info.enabled:
         return
-    for t in list(module.parameters()) + list(module.buffers()):
+    for t in module.buffers():
         dist.broadcast(t.data, src=0)
 
 

@@ -8,6 +8,10 @@
                                                 scaler state, numpy/python RNG states, per process
 Tensors go to safetensors and the rest to JSON, so loading never unpickles. The folder is assembled
 under a temporary name and renamed into place, so a crash never leaves half a checkpoint.
+
+`save_training` / `resume_training` move a Trainer's whole state to and from such a folder: the
+networks (unwrapped, so the files do not depend on the number of processes), optimizers, scalers,
+counters and every process's RNG state.
 """
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from svsgan_core.checkpoint import replace_folder, save_checkpoint
+from svsgan_core.checkpoint import (CONFIG_NAME, GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config,
+                                   read_weights, replace_folder, save_checkpoint)
 from svsgan_core.errors import CheckpointError
+from svsgan_core.train import distributed as D
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -108,3 +114,68 @@ def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
         return load_file(str(tfile)), json.loads(jfile.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"training state in {path} is corrupt ({exc})") from None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder (its checkpoints/latest) or a checkpoint folder."""
+    p = Path(path).expanduser()
+    if (p / "checkpoints" / "latest" / CONFIG_NAME).is_file():
+        return p / "checkpoints" / "latest"
+    return checkpoint_dir(p)
+
+
+def training_counters(trainer) -> dict[str, Any]:
+    """The loop's position and scaler state (train_state.json, without optimizers and RNG)."""
+    return {
+        "step": trainer.step, "epoch": trainer.epoch, "step_in_epoch": trainer.step_in_epoch,
+        "ema_updates": trainer.ema.updates, "world_size": trainer.info.world_size,
+        "scaler_g": trainer.scaler_g.state_dict(), "scaler_d": trainer.scaler_d.state_dict(),
+    }
+
+
+def save_training(trainer) -> Path:
+    """checkpoints/latest (and a step-N snapshot when the options keep them); every process calls it."""
+    rngs = D.gather_objects(rng_state(), trainer.info)
+    run_dir = Path(trainer.run_dir)
+    path = run_dir / "checkpoints" / "latest"
+    if trainer.info.is_main:
+        meta = {"step": trainer.step, "epoch": trainer.epoch, "run": str(run_dir),
+                "trained_with": "svsgan train", "image_size": [trainer.cfg.width, trainer.cfg.height]}
+        info = dict(training_counters(trainer), rng=rngs)
+        modules = {"generator_train": trainer.G, "d_image": trainer.D_I, "d_video": trainer.D_V}
+        optimizers = {"g": trainer.opt_g, "d": trainer.opt_d}
+        write_training_checkpoint(path, trainer.ema.model, modules, optimizers, info, meta)
+        if trainer.opts.log.keep_snapshots:
+            write_training_checkpoint(run_dir / "checkpoints" / f"step-{trainer.step:07d}", trainer.ema.model,
+                                      modules, optimizers, info, meta)
+    D.barrier(trainer.info)
+    return path
+
+
+def resume_training(trainer, path: str | Path) -> Path:
+    """Continue exactly where checkpoint `path` (a run folder or checkpoint folder) stopped."""
+    ckpt = resolve_checkpoint(path)
+    cfg, _ = read_config(ckpt)
+    if cfg.to_dict() != trainer.cfg.to_dict():
+        raise CheckpointError(f"{ckpt} holds a different model than these options describe")
+    tensors, info = read_training_state(ckpt)
+    for module, name in ((trainer.G, "generator_train.safetensors"), (trainer.ema.model, GENERATOR_NAME),
+                         (trainer.D_I, "d_image.safetensors"), (trainer.D_V, "d_video.safetensors")):
+        sd = read_weights(ckpt, name)
+        check_state_dict(module, sd, str(ckpt / name))
+        module.load_state_dict(sd)
+    load_optimizer_state(trainer.opt_g, "opt.g", tensors, info["optimizers"]["g"])
+    load_optimizer_state(trainer.opt_d, "opt.d", tensors, info["optimizers"]["d"])
+    trainer.scaler_g.load_state_dict(info["scaler_g"])
+    trainer.scaler_d.load_state_dict(info["scaler_d"])
+    trainer.step, trainer.epoch, trainer.step_in_epoch = info["step"], info["epoch"], info["step_in_epoch"]
+    trainer.ema.updates = info["ema_updates"]
+    rngs = info.get("rng") or []
+    if len(rngs) == trainer.info.world_size:
+        set_rng_state(rngs[trainer.info.rank])
+    elif trainer.info.is_main:
+        print(f"svsgan train: checkpoint written by {len(rngs)} processes, resuming with "
+              f"{trainer.info.world_size}: RNG states are not restored (the loop's own draws still are)")
+    if trainer.info.is_main:
+        print(f"svsgan train: resumed from {ckpt} at step {trainer.step} (epoch {trainer.epoch})")
+    return ckpt

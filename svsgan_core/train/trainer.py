@@ -11,11 +11,15 @@ memory at any clip length (V2V does the same).
 Randomness in the loop (reference or first-frame mode, LabelMix masks) is drawn from (seed, step,
 frame, global sample index) and the data's from (seed, epoch, index), so a resumed run, or the same
 global batch split over several processes, makes the same decisions.
+
+Split as NVlabs' StyleGAN3/EDM training code is: train/loss.py (TrainingLoss) makes every network
+call of a chunk; Trainer.train_step is the loop over chunks and phases (optimizer steps, EMA);
+train/state.py saves and resumes; train/distributed.py joins the process group and wraps the
+networks in DistributedDataParallel.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from pathlib import Path
@@ -25,19 +29,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from svsgan_core.checkpoint import CONFIG_NAME, GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
+from svsgan_core.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
 from svsgan_core.config import ModelConfig
 from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
 from svsgan_core.losses.total import SVSGANLoss
 from svsgan_core.models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from svsgan_core.train import distributed as D
 from svsgan_core.train.ema import EMA
+from svsgan_core.train.loss import TrainingLoss, VideoWindows, mix_seed, unwrap
 from svsgan_core.train.monitor import RunLog, side_by_side, to_uint8, write_video
 from svsgan_core.train.options import TrainOptions, save_options
 from svsgan_core.train.schedule import Schedule
-from svsgan_core.train.state import (read_training_state, load_optimizer_state, rng_state, set_rng_state,
-                                     write_training_checkpoint)
+from svsgan_core.train.state import resolve_checkpoint, resume_training, save_training, training_counters
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -57,17 +60,12 @@ class ShardedBatchSampler(Sampler):
         return max(0, self.n // (self.b * self.info.world_size) - self.start)
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(_mix(self.seed, self.epoch, 0x5A3))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, 0x5A3))
         perm = torch.randperm(self.n, generator=g).tolist()
         gb = self.b * self.info.world_size
         for k in range(self.start, self.n // gb):
             lo = k * gb + self.info.rank * self.b
             yield perm[lo: lo + self.b]
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from a tuple of integers (no collisions between nearby tuples)."""
-    return int(np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values]).generate_state(2, np.uint64)[0] >> 1)
 
 
 def collate(items: list[dict]) -> dict:
@@ -84,14 +82,6 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     numbers = [int(p.name.split("-", 1)[0]) for p in out.iterdir() if p.name.split("-", 1)[0].isdigit()]
     return out / f"{max(numbers, default=-1) + 1:05d}-{name}"
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder (its checkpoints/latest) or a checkpoint folder."""
-    p = Path(path).expanduser()
-    if (p / "checkpoints" / "latest" / CONFIG_NAME).is_file():
-        return p / "checkpoints" / "latest"
-    return checkpoint_dir(p)
 
 
 class Trainer:
@@ -121,9 +111,17 @@ class Trainer:
         if opts.model.init_from:
             self._init_from_lower_stage(opts.model.init_from)
         for m in (self.G, self.D_I, self.D_V):
-            D.broadcast_module(m, self.info)
+            D.broadcast_buffers(m, self.info)
         self.ema = EMA(self.G, opts.optim.ema_decay)
-        self.loss = SVSGANLoss(opts.loss, self.cfg.num_classes, vgg).to(self.device)
+        self.criteria = SVSGANLoss(opts.loss, self.cfg.num_classes, vgg).to(self.device)
+        # G leaves its flow net and image encoder idle in first-frame mode: unused parameters unless
+        # every chunk has a frame with a previous one (frames_per_step >= 2 and clips of >= 2 frames)
+        g_static = opts.optim.frames_per_step >= 2 and min(opts.schedule.seq_lengths) >= 2
+        self.loss = TrainingLoss(D.wrap(self.G, self.info, find_unused=not g_static, static_graph=g_static),
+                                 D.wrap(self.D_I, self.info, static_graph=True),
+                                 D.wrap(VideoWindows(self.D_V), self.info, find_unused=True),
+                                 self.criteria, self.cfg.num_classes, opts.loss, opts.run.seed, self.info,
+                                 self._autocast)
 
         self.lr_g, self.lr_d = opts.optim.learning_rates()
         betas = tuple(opts.optim.betas)
@@ -225,21 +223,21 @@ class Trainer:
         """Frame 0 real (reference) or generated (first-frame mode), the same on every process."""
         if frames < 2:
             return False
-        u = np.random.default_rng(_mix(self.opts.run.seed, step, 0x8EF)).random()
+        u = np.random.default_rng(mix_seed(self.opts.run.seed, step, 0x8EF)).random()
         return bool(u < self.opts.schedule.reference_prob)
 
     def train_step(self, batch: dict) -> dict[str, float]:
+        """One batch of clips: per chunk of frames, a G update (then EMA) and a D update."""
         dev = self.device
         images = batch["images"].to(dev, non_blocking=True)
         labels = batch["labels"].to(dev, non_blocking=True)
         flow = batch["flow"].to(dev) if "flow" in batch else None
         conf = batch["flow_conf"].to(dev) if "flow_conf" in batch else None
-        b, t = labels.shape[:2]
-        self.G.train()
-        self.D_I.train()
-        self.D_V.train()
+        t = labels.shape[1]
+        for m in (self.G, self.D_I, self.D_V):
+            m.train()
         reference = self.use_reference(self.step, t)
-        hist_len = max(self.D_V.span(k) for k in range(len(self.D_V.strides))) - 1
+        hist_len = unwrap(self.loss.D_V).history_length()
         history: dict[str, list[torch.Tensor]] = {"fake": [], "real": [], "labels": []}
         prev = None
         start = 0
@@ -249,19 +247,26 @@ class Trainer:
                 history[key].append(v)
             start = 1
         sums: dict[str, list[float]] = {}
+        phases = (("G", self.G, (self.D_I, self.D_V), self.opt_g, self.scaler_g),
+                  ("D", None, (), self.opt_d, self.scaler_d))
         for c0 in range(start, t, self.opts.optim.frames_per_step):
             c1 = min(t, c0 + self.opts.optim.frames_per_step)
-            outs = []
-            with self._autocast():
-                for i in range(c0, c1):
-                    if prev is None:
-                        out = self.G(labels[:, i])
-                    else:
-                        out = self.G(labels[:, i], labels[:, i - 1], prev)
-                    outs.append(out)
-                    prev = out.image.detach()
-            for k, v in self._update(outs, c0, c1, images, labels, flow, conf, history).items():
-                sums.setdefault(k, []).append(v)
+            outs = self.loss.generate(labels, c0, c1, prev)
+            prev = outs[-1].image.detach()
+            chunk = self.loss.chunk(outs, c0, images, labels, flow, conf, history, self.step)
+            for phase, trained, frozen, opt, scaler in phases:
+                for m in frozen:
+                    m.requires_grad_(False)
+                opt.zero_grad(set_to_none=True)
+                terms = self.loss.accumulate_gradients(phase, chunk, scaler)
+                scaler.step(opt)
+                scaler.update()
+                if trained is self.G:
+                    self.ema.update(self.G)
+                for m in frozen:
+                    m.requires_grad_(True)
+                for k, v in terms.items():
+                    sums.setdefault(k, []).append(float(v.detach()))
             for key, v in (("fake", torch.stack([o.image.detach() for o in outs], 1)),
                            ("real", images[:, c0:c1]), ("labels", labels[:, c0:c1])):
                 history[key].extend(v.unbind(1))
@@ -269,108 +274,6 @@ class Trainer:
         scalars = {k: sum(v) / len(v) for k, v in sums.items()}  # each term over the updates that had it
         scalars["reference"] = float(reference)
         return scalars
-
-    def _video_windows(self, seq_fake, seq_real, seq_lab, new: int, fake_grad: bool, real_grad: bool):
-        """D_V scores of every window of each temporal scale that contains at least one new frame."""
-        out_fake, out_real = [], []
-        total = seq_fake.shape[1]
-        for k, net in enumerate(self.D_V.nets):
-            span = self.D_V.span(k)
-            first = max(0, total - new - (span - 1))
-            if total - first < span:
-                continue
-            f, y = self.D_V.clips(k, seq_fake[:, first:], seq_lab[:, first:])
-            r, _ = self.D_V.clips(k, seq_real[:, first:], seq_lab[:, first:])
-            with torch.set_grad_enabled(fake_grad):
-                out_fake.append(net(f, y))
-            with torch.set_grad_enabled(real_grad):
-                out_real.append(net(r, y))
-        return out_fake, out_real
-
-    def _labelmix_masks(self, lab: torch.Tensor, c0: int, frames: int) -> torch.Tensor:
-        """One LabelMix mask per (sample, frame), drawn from (seed, step, frame, global sample index)."""
-        b = lab.shape[0] // frames
-        masks = []
-        for s in range(b):
-            for j in range(frames):
-                g = torch.Generator().manual_seed(_mix(self.opts.run.seed, self.step, c0 + j,
-                                                       self.info.rank * b + s, 0x1AB))
-                masks.append(labelmix_mask(lab[s * frames + j: s * frames + j + 1], self.cfg.num_classes, g))
-        return torch.cat(masks)
-
-    def _update(self, outs, c0, c1, images, labels, flow, conf, history) -> dict[str, float]:
-        n = self.cfg.num_classes
-        lc = self.opts.loss
-        frames = c1 - c0
-        fake = torch.stack([o.image for o in outs], 1)
-        real, lab = images[:, c0:c1], labels[:, c0:c1]
-        fake_flat, real_flat, lab_flat = fake.flatten(0, 1), real.flatten(0, 1), lab.flatten(0, 1)
-        alpha = class_balance_weights(D.all_reduce_sum(class_counts(lab_flat, n), self.info))
-
-        def sequence(key: str, current: torch.Tensor) -> torch.Tensor:
-            past = history[key]
-            return torch.cat([torch.stack(past, 1), current], 1) if past else current
-
-        # ---- generator: equation (7)
-        self.D_I.requires_grad_(False)
-        self.D_V.requires_grad_(False)
-        with self._autocast():
-            d_fake = self.D_I(fake_flat)
-            real_feats = None
-            if lc.fm > 0:
-                with torch.no_grad():
-                    real_feats = self.D_I(real_flat)[1]
-            terms = self.loss.generator_image(fake_flat, real_flat, lab_flat, alpha, d_fake, real_feats)
-            with_prev = [j for j, o in enumerate(outs) if o.flow is not None]
-            if with_prev:
-                idx = [c0 + j for j in with_prev]
-
-                def frames_at(x: torch.Tensor | None, shift: int = 0) -> torch.Tensor | None:
-                    return None if x is None else torch.cat([x[:, i + shift] for i in idx])
-
-                terms.update(self.loss.generator_flow(
-                    torch.cat([outs[j].flow for j in with_prev]), torch.cat([outs[j].occlusion for j in with_prev]),
-                    frames_at(images), frames_at(images, -1), frames_at(labels), frames_at(labels, -1),
-                    frames_at(flow), frames_at(conf)))
-            seq_fake, seq_real, seq_lab = sequence("fake", fake), sequence("real", real), sequence("labels", lab)
-            dv_fake, dv_real = self._video_windows(seq_fake, seq_real, seq_lab, frames, True, False)
-            terms.update(self.loss.generator_video(dv_fake, dv_real))
-            loss_g = self.loss.total(terms)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss_g).backward()
-        D.average_gradients(self.G, self.info)
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
-        self.ema.update(self.G)
-        self.D_I.requires_grad_(True)
-        self.D_V.requires_grad_(True)
-
-        # ---- discriminators: equations (1) and (3), LabelMix
-        fake_d = fake_flat.detach()
-        with self._autocast():
-            logits_real, _ = self.D_I(real_flat)
-            logits_fake, _ = self.D_I(fake_d)
-            d_terms = self.loss.discriminator_image(logits_real, logits_fake, lab_flat, alpha)
-            if lc.labelmix > 0:
-                mask = self._labelmix_masks(lab_flat, c0, frames)
-                mixed = mask * real_flat + (1 - mask) * fake_d
-                logits_mixed, _ = self.D_I(mixed)
-                d_terms["D_labelmix"] = labelmix_loss(logits_mixed, logits_real, logits_fake, mask)
-            dv_fake, dv_real = self._video_windows(seq_fake.detach(), seq_real, seq_lab, frames, True, True)
-            d_terms.update(self.loss.discriminator_video(dv_real, dv_fake))
-            loss_d = self.loss.total(d_terms)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss_d).backward()
-        D.average_gradients(self.D_I, self.info)
-        D.average_gradients(self.D_V, self.info)
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-
-        out = {k: float(v.detach()) for k, v in terms.items()}
-        out.update({k: float(v.detach()) for k, v in d_terms.items()})
-        out["G_total"] = float(loss_g.detach())
-        out["D_total"] = float(loss_d.detach())
-        return out
 
     # -- the loop ----------------------------------------------------------------------------------
     def total_steps(self) -> int:
@@ -492,56 +395,16 @@ class Trainer:
                              to_uint8(images))
         return write_video(self.run_dir / "samples" / f"step-{self.step:07d}.mp4", video)
 
-    # -- checkpoints -------------------------------------------------------------------------------
+    # -- checkpoints (train/state.py) ----------------------------------------------------------
     def state_info(self) -> dict[str, Any]:
-        return {
-            "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "ema_updates": self.ema.updates, "world_size": self.info.world_size,
-            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
-        }
+        return training_counters(self)
 
     def save(self) -> Path:
-        rngs = D.gather_objects(rng_state(), self.info)
-        path = self.run_dir / "checkpoints" / "latest"
-        if self.info.is_main:
-            meta = {"step": self.step, "epoch": self.epoch, "run": str(self.run_dir),
-                    "trained_with": "svsgan train", "image_size": [self.cfg.width, self.cfg.height]}
-            info = dict(self.state_info(), rng=rngs)
-            modules = {"generator_train": self.G, "d_image": self.D_I, "d_video": self.D_V}
-            optimizers = {"g": self.opt_g, "d": self.opt_d}
-            write_training_checkpoint(path, self.ema.model, modules, optimizers, info, meta)
-            if self.opts.log.keep_snapshots:
-                write_training_checkpoint(self.run_dir / "checkpoints" / f"step-{self.step:07d}", self.ema.model,
-                                          modules, optimizers, info, meta)
-        D.barrier(self.info)
-        return path
+        return save_training(self)
 
     def resume(self, path: str | Path) -> None:
         """Continue exactly where checkpoint `path` (a run folder or checkpoint folder) stopped."""
-        ckpt = resolve_checkpoint(path)
-        cfg, _ = read_config(ckpt)
-        if cfg.to_dict() != self.cfg.to_dict():
-            raise CheckpointError(f"{ckpt} holds a different model than these options describe")
-        tensors, info = read_training_state(ckpt)
-        for module, name in ((self.G, "generator_train.safetensors"), (self.ema.model, GENERATOR_NAME),
-                             (self.D_I, "d_image.safetensors"), (self.D_V, "d_video.safetensors")):
-            sd = read_weights(ckpt, name)
-            check_state_dict(module, sd, str(ckpt / name))
-            module.load_state_dict(sd)
-        load_optimizer_state(self.opt_g, "opt.g", tensors, info["optimizers"]["g"])
-        load_optimizer_state(self.opt_d, "opt.d", tensors, info["optimizers"]["d"])
-        self.scaler_g.load_state_dict(info["scaler_g"])
-        self.scaler_d.load_state_dict(info["scaler_d"])
-        self.step, self.epoch, self.step_in_epoch = info["step"], info["epoch"], info["step_in_epoch"]
-        self.ema.updates = info["ema_updates"]
-        rngs = info.get("rng") or []
-        if len(rngs) == self.info.world_size:
-            set_rng_state(rngs[self.info.rank])
-        elif self.info.is_main:
-            print(f"svsgan train: checkpoint written by {len(rngs)} processes, resuming with "
-                  f"{self.info.world_size}: RNG states are not restored (the loop's own draws still are)")
-        if self.info.is_main:
-            print(f"svsgan train: resumed from {ckpt} at step {self.step} (epoch {self.epoch})")
+        resume_training(self, path)
 
     def write_options(self, extra: dict[str, Any] | None = None) -> None:
         if not self.info.is_main:

@@ -35,6 +35,9 @@ class ModelConfig:
     dv_frames: int = 3
     dv_strides: list[int] = field(default_factory=lambda: [1, 3])  # the two temporal scales
     dv_downsample: int = 2  # D_V looks at half-resolution clips
+    # how the occlusion map balances generated and carried content (models/generator.py, docs/training.md)
+    normalise_skips: bool = False  # True: image skips go through SPADE's instance norm with the decoder features
+    occlusion_composite: bool = True  # output = OC * generated + (1 - OC) * WI_{i-1}
 
     def __post_init__(self) -> None:
         self.validate()

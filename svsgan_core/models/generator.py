@@ -11,6 +11,14 @@ Level l works at (H / 2**l, W / 2**l), level 0 finest. Both encoders see their i
 `grow()` prepend a finer level while the trained levels keep computing exactly what they did.
 First-frame mode (no previous frame) is the same network with WI = 0 and OC = 1: every image feature
 is gated off, so the output depends on S_i alone and no external image-synthesis model is needed.
+
+How the occlusion map balances generated and carried content (Section 3.1; the ablation that chose
+this is in docs/training.md):
+- the gated skips join each SPADE block *after* its instance norm (`ModelConfig.normalise_skips`
+  False): normalising them per channel removed exactly what is to be carried, the warped frame's
+  absolute colour, and the decoder could only re-add class-dependent colour from S_i;
+- the U-Net's outermost skip is WI_{i-1} itself, and the output is OC * generated + (1 - OC) * WI_{i-1}
+  (`ModelConfig.occlusion_composite`): where OC says "visible" the warped appearance is kept as it is.
 """
 from __future__ import annotations
 
@@ -86,10 +94,16 @@ class Pyramid(nn.Module):
 
 
 class ImageEncoder(Pyramid):
-    """Pyramid 1: features of the warped previous frame WI_{i-1}, the U-Net skips of the decoder."""
+    """Pyramid 1: features of the warped previous frame WI_{i-1}, the U-Net skips of the decoder.
+
+    Returns one feature map per level and, last, WI_{i-1} itself: the U-Net's outermost skip.
+    """
 
     def __init__(self, channels: list[int]):
         super().__init__(3, channels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return super().forward(x) + [x]
 
 
 class SemanticEncoder(Pyramid):
@@ -117,27 +131,44 @@ class OcclusionFusion(nn.Module):
     """
 
     def forward(self, feats: list[torch.Tensor], occlusion: torch.Tensor) -> list[torch.Tensor]:
-        return [f * (1.0 - _pool_to(occlusion, l)) for l, f in enumerate(feats)]
+        """feats: the ImageEncoder's levels (finest first) and, last, the full-resolution WI_{i-1}."""
+        levels = list(range(len(feats) - 1)) + [0]
+        return [f * (1.0 - _pool_to(occlusion, l)) for l, f in zip(levels, feats)]
 
 
 class SPADE(nn.Module):
-    """Parameter-free instance norm, then per-pixel scale and shift predicted from the condition."""
+    """Parameter-free instance norm, then per-pixel scale and shift predicted from the condition.
+
+    `raw` channels (the gated image skip) are concatenated after the norm: modulated like the rest,
+    but not normalised, so the warped frame's absolute colour reaches the convolution.
+    """
 
     def __init__(self, channels: int, cond_channels: int, hidden: int):
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.shared = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
         h = self.shared(cond)
-        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+        n = F.instance_norm(x, eps=1e-5)
+        if raw is not None:
+            n = torch.cat((n, raw), 1)
+        return n * (1 + self.gamma(h)) + self.beta(h)
 
 
 class SPADEResBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, cond_channels: int, hidden: int):
+    """SPADE ResNet block over the decoder features x and the gated image skip of its level.
+
+    normalise_skip=False: the skip joins after the instance norm (absolute colour survives);
+    True: x and skip are concatenated first and normalised together. Same parameters either way.
+    """
+
+    def __init__(self, channels: int, skip_channels: int, out_channels: int, cond_channels: int, hidden: int,
+                 normalise_skip: bool = False):
         super().__init__()
+        self.normalise_skip = normalise_skip
+        in_channels = channels + skip_channels
         mid = min(in_channels, out_channels)
         self.norm0 = SPADE(in_channels, cond_channels, hidden)
         self.conv0 = spectral_norm(nn.Conv2d(in_channels, mid, 3, padding=1))
@@ -149,11 +180,17 @@ class SPADEResBlock(nn.Module):
             self.shortcut = spectral_norm(nn.Conv2d(in_channels, out_channels, 1, bias=False))
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        skip = x if self.shortcut is None else self.shortcut(self.norm_s(x, cond))
-        h = self.conv0(self.act(self.norm0(x, cond)))
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        raw = skip
+        if self.normalise_skip:
+            x, raw = torch.cat((x, skip), 1), None
+        if self.shortcut is None:
+            res = torch.cat((x, skip), 1) if raw is not None else x
+        else:
+            res = self.shortcut(self.norm_s(x, cond, raw))
+        h = self.conv0(self.act(self.norm0(x, cond, raw)))
         h = self.conv1(self.act(self.norm1(h, cond)))
-        return skip + h
+        return res + h
 
 
 class GeneratorOutput(NamedTuple):
@@ -178,12 +215,17 @@ class SVSGenerator(nn.Module):
         self.decoder_in = nn.Conv2d(cfg.sem_channels[-1] + cfg.img_channels[-1], cfg.dec_channels[-1], 3, padding=1)
         self.decoder = nn.ModuleList(self._block(l) for l in range(L))
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(cfg.dec_channels[0], 3, 3, padding=1), nn.Tanh())
+        # fade-in after grow() (ProGAN): 0 = the grown model outputs the previous stage upsampled, 1 = the
+        # new finest block alone; the trainer advances it (schedule.fade_steps). A plain attribute, not a
+        # buffer: checkpoints hold finished models, and a resumed run recomputes it from its step.
+        self.fade = 1.0
 
     def _block(self, l: int) -> SPADEResBlock:
         c = self.cfg
         cond = c.sem_channels[l] + c.bottleneck_channels + 1
         hidden = min(c.spade_hidden, max(32, c.dec_channels[l]))
-        return SPADEResBlock(c.dec_channels[l] + c.img_channels[l], c.dec_channels[max(l - 1, 0)], cond, hidden)
+        return SPADEResBlock(c.dec_channels[l], c.img_channels[l], c.dec_channels[max(l - 1, 0)], cond, hidden,
+                             c.normalise_skips)
 
     def forward(self, labels: torch.Tensor, prev_labels: torch.Tensor | None = None,
                 prev_image: torch.Tensor | None = None) -> GeneratorOutput:
@@ -196,6 +238,7 @@ class SVSGenerator(nn.Module):
             flow = warped = None
             occlusion = seg.new_ones(b, 1, h, w)
             skips = [seg.new_zeros(b, c, h >> l, w >> l) for l, c in enumerate(self.cfg.img_channels)]
+            skips.append(seg.new_zeros(b, 3, h, w))
         else:
             prev_seg = prev_labels if prev_labels.dim() == 4 else one_hot(prev_labels, n)
             flow, occlusion = self.flow_net(prev_seg, seg)
@@ -204,21 +247,36 @@ class SVSGenerator(nn.Module):
         return GeneratorOutput(self.decode(conds, skips, occlusion), flow, occlusion, warped)
 
     def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor) -> torch.Tensor:
-        """Pyramid 3, shared by forward() and the exported per-frame step (svsgan_core.export)."""
+        """Pyramid 3, shared by forward() and the exported per-frame step (svsgan_core.export).
+
+        skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1}.
+        """
+        L = self.cfg.levels
         conds = [torch.cat((c, _pool_to(occlusion, l)), 1) for l, c in enumerate(conds)]
-        x = self.decoder_in(torch.cat((conds[-1][:, : self.cfg.sem_channels[-1]], skips[-1]), 1))
-        for l in reversed(range(self.cfg.levels)):
-            x = self.decoder[l](torch.cat((x, skips[l]), 1), conds[l])
+        x = self.decoder_in(torch.cat((conds[-1][:, : self.cfg.sem_channels[-1]], skips[L - 1]), 1))
+        previous_stage, x_coarse = None, x
+        for l in reversed(range(L)):
+            if l == 0 and self.fade < 1.0 and L > 1:
+                previous_stage = F.interpolate(self.to_rgb(x_coarse), scale_factor=2, mode="nearest")
+            x = self.decoder[l](x, skips[l], conds[l])
             if l > 0:
+                x_coarse = x
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return self.to_rgb(x)
+        image = self.to_rgb(x)
+        if previous_stage is not None:
+            image = torch.lerp(previous_stage, image, float(self.fade))
+        if self.cfg.occlusion_composite:
+            image = occlusion * image + skips[L]
+        return image
 
     @torch.no_grad()
-    def grow(self, img_channels: int | None = None, sem_channels: int | None = None) -> None:
+    def grow(self, img_channels: int | None = None, sem_channels: int | None = None, fade: bool = True) -> None:
         """Progressive growing (Section 4.1): one more SPADE block doubles the output resolution.
 
         Trained weights are kept; the trained levels now see 2x-downsampled inputs, the new finest
         level joins through zero-initialised strided convs, and the flow net keeps its working size.
+        With `fade` the new block starts blended out (self.fade = 0): on labels upsampled 2x the grown
+        model then outputs the previous stage's image upsampled 2x, and set_fade() blends the block in.
         """
         self.cfg = self.cfg.grown(img_channels=img_channels, sem_channels=sem_channels)
         c = self.cfg
@@ -227,3 +285,8 @@ class SVSGenerator(nn.Module):
         self.semantic_encoder.grow(c.sem_channels[0])
         device = self.to_rgb[1].weight.device
         self.decoder.insert(0, self._block(0).to(device))
+        self.fade = 0.0 if fade else 1.0
+
+    def set_fade(self, alpha: float) -> None:
+        """Blend of the newest finest block after grow(): 0 = previous stage upsampled, 1 = new block."""
+        self.fade = min(1.0, max(0.0, float(alpha)))

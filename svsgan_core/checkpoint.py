@@ -36,6 +36,8 @@ def checkpoint_dir(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"{p} is not a checkpoint folder (expected {CONFIG_NAME} and {GENERATOR_NAME} inside)")
     return p
 
+MAX_SIDE = 4096  # the paper tops out at 2048x1024; a larger config is a mistake, not a model
+
 
 def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
     """The model configuration and the free-form metadata (training run, label space notes)."""
@@ -54,6 +56,10 @@ def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
         cfg = ModelConfig.from_dict(data["model"])
     except (InputError, TypeError) as exc:
         raise CheckpointError(f"{cfg_path}: invalid model configuration: {exc}") from None
+    size = (cfg.height, cfg.width)
+    if not all(isinstance(v, int) and 8 <= v <= MAX_SIDE for v in size):
+        raise CheckpointError(f"{cfg_path}: height x width {size[0]} x {size[1]} is outside 8..{MAX_SIDE} "
+                              "pixels a side (checked before anything is allocated)")
     return cfg, dict(data.get("meta") or {})
 
 
@@ -93,6 +99,10 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     state = read_weights(path)
     gen = SVSGenerator(cfg)
     check_state_dict(gen, state, str(checkpoint_dir(path) / GENERATOR_NAME))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{checkpoint_dir(path) / GENERATOR_NAME}: {len(bad)} weight tensor(s) hold NaN or "
+                              f"infinity (e.g. {', '.join(bad[:3])}); they would give black frames")
     gen.load_state_dict(state)
     return gen.to(device)
 

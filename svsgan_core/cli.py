@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 
 from svsgan_core.errors import SvsganError
@@ -68,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (SvsganError, FileNotFoundError) as exc:
         print(f"svsgan {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # read-only folder, disk full, a path through a file: the user's to fix
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"svsgan {name}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # a .db3 output on a full disk: "database or disk is full"
+        print(f"svsgan {name}: error: writing the .db3 bag failed: {exc}", file=sys.stderr)
         return 1
 
 

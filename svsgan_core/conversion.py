@@ -15,6 +15,7 @@ shows and what the benchmark measures is what users run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -79,6 +80,8 @@ class ConvertOptions:
             raise InputError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"the frame limit must be at least 1, got {self.max_frames}")
+        if not math.isfinite(self.reset_gap_s):
+            raise InputError(f"the reset gap must be a finite number of seconds, got {self.reset_gap_s}")
         SequenceTimeline(self.reset_gap_s)
 
 

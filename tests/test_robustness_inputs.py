@@ -117,3 +117,125 @@ def test_a_planted_or_corrupt_cache_entry_is_rebuilt_and_a_load_failure_rebuilds
     synth = OnnxSynthesizer.from_checkpoint(tiny_checkpoint)
     assert 'could not be loaded' in capsys.readouterr().err
     assert synth.step(np.zeros((64, 128), np.uint8)).shape == (64, 128, 3)
+
+
+# -- user-facing failures: one line, non-zero exit, no traceback --------------------------------------
+
+def _one_line_error(capsys, rc, part):
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and 'Traceback' not in err and part in err, err
+    assert len([line for line in err.splitlines() if 'exporting' not in line]) == 1, err
+    return err
+
+
+@pytest.fixture()
+def bag_and_checkpoint(tmp_path, monkeypatch):
+    import torch
+    from test_bags import PALETTE_CAM, small_config, write_input
+
+    from svsgan_core.checkpoint import save_checkpoint
+    from svsgan_core.models import SVSGenerator
+
+    monkeypatch.setenv('SVSGAN_CACHE_DIR', str(tmp_path / 'cache'))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / 'small', SVSGenerator(small_config()))
+    return write_input(tmp_path / 'in', 'mcap', 'jazzy', frames=3), ckpt, PALETTE_CAM
+
+
+@pytest.mark.parametrize('extra, part', [(['--reset-gap', 'inf'], 'the reset gap must be a finite number'),
+                                         (['--device', 'foo'], "--device 'foo' is not a torch device")])
+def test_bad_convert_values_are_one_clear_line(bag_and_checkpoint, tmp_path, capsys, extra, part):
+    from svsgan_core.cli import main
+    bag, ckpt, cam = bag_and_checkpoint
+    rc = main(['convert', str(bag), str(tmp_path / 'out'), '--checkpoint', str(ckpt), '--map', f'{cam}:/gen',
+               '--no-progress'] + extra)
+    _one_line_error(capsys, rc, part)
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'db3'])
+def test_output_errors_are_one_clear_line_and_leave_nothing(bag_and_checkpoint, tmp_path, capsys, monkeypatch,
+                                                            storage):
+    import errno
+
+    from svsgan_core.cli import main
+    bag, ckpt, cam = bag_and_checkpoint
+    (tmp_path / 'afile').write_text('x')
+    args = ['--checkpoint', str(ckpt), '--map', f'{cam}:/gen', '--no-progress', '--format', storage]
+    rc = main(['convert', str(bag), str(tmp_path / 'afile' / 'out')] + args)  # the parent is a file
+    _one_line_error(capsys, rc, 'afile')
+
+    import builtins
+    import io
+    real_open = io.open  # disk full while the bag is written: every write to the partial output fails
+
+    class FullFile:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, 'No space left on device', self._f.name)
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self._f.close()
+
+    def opener(file, mode='r', *a, **kw):
+        f = real_open(file, mode, *a, **kw)
+        return FullFile(f) if 'w' in mode and 'svsgan-partial' in str(file) else f
+
+    out = tmp_path / 'full'
+    monkeypatch.setattr(builtins, 'open', opener)
+    monkeypatch.setattr(io, 'open', opener)
+    if storage == 'db3':
+        import sqlite3
+        real_connect = sqlite3.connect
+
+        class FullDb:
+            def __init__(self, conn):
+                self._c = conn
+
+            def __getattr__(self, name):
+                if name in ('execute', 'executemany', 'commit'):
+                    def fail(*a, **kw):
+                        raise sqlite3.OperationalError('database or disk is full')
+                    return fail
+                return getattr(self._c, name)
+
+        monkeypatch.setattr(sqlite3, 'connect', lambda *a, **kw: FullDb(real_connect(*a, **kw)))
+    rc = main(['convert', str(bag), str(out)] + args)
+    err = capsys.readouterr().err.strip()
+    monkeypatch.undo()
+    assert rc == 1 and 'Traceback' not in err, err
+    assert len([line for line in err.splitlines() if 'exporting' not in line]) == 1, err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if 'partial' in p.name]
+
+
+def test_impossible_config_and_non_finite_weights_are_refused_at_load(tmp_path):
+    import torch
+    import yaml
+    from test_bags import small_config
+
+    from svsgan_core.checkpoint import load_generator, save_checkpoint
+    from svsgan_core.errors import CheckpointError
+    from svsgan_core.models import SVSGenerator
+
+    torch.manual_seed(0)
+    gen = SVSGenerator(small_config())
+    ckpt = save_checkpoint(tmp_path / 'ok', gen)
+    cfg_file = ckpt / 'config.yaml'
+    data = yaml.safe_load(cfg_file.read_text())
+    data['model'].update(height=100_000, width=200_000)
+    cfg_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(CheckpointError, match='outside 8..4096 pixels a side'):
+        load_generator(ckpt)
+
+    with torch.no_grad():
+        next(gen.parameters()).fill_(float('nan'))
+    with pytest.raises(CheckpointError, match='hold NaN or infinity'):
+        load_generator(save_checkpoint(tmp_path / 'nan', gen))

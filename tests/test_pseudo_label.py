@@ -45,11 +45,16 @@ def segformer(tmp_path_factory):
     return save_segformer(tmp_path_factory.mktemp("segformer"), CITYSCAPES)
 
 
+def imagenet_pixels(images):
+    """N x 3 x H x W float32 as the loader feeds models without a preprocessor_config.json."""
+    mean, std = np.float32([0.485, 0.456, 0.406]), np.float32([0.229, 0.224, 0.225])
+    return ((images.astype(np.float32) / 255 - mean) / std).transpose(0, 3, 1, 2).copy()
+
+
 def raw_classes(folder, images):
     """Argmax of the transformers model itself at full resolution (what the loader should reproduce)."""
     model = transformers.AutoModelForSemanticSegmentation.from_pretrained(folder, local_files_only=True).eval()
-    x = (images.transpose(0, 3, 1, 2).astype(np.float32) / 255 - np.float32([[[[0.485]], [[0.456]], [[0.406]]]])) \
-        / np.float32([[[[0.229]], [[0.224]], [[0.225]]]])
+    x = imagenet_pixels(images)
     with torch.no_grad():
         logits = model(pixel_values=torch.from_numpy(x)).logits
     classes = logits.argmax(1).numpy().astype(np.int32)
@@ -266,8 +271,7 @@ def test_mask2former_queries_become_the_semantic_map_transformers_computes(tmp_p
     images = random_images(2, 64, 96, seed=8)
     labels = Segmenter(tmp_path / "m2f", label_space="kitti360").predict(images)
 
-    x = (images.transpose(0, 3, 1, 2).astype(np.float32) / 255 - np.float32([[[[0.485]], [[0.456]], [[0.406]]]])) \
-        / np.float32([[[[0.229]], [[0.224]], [[0.225]]]])
+    x = imagenet_pixels(images)
     with torch.no_grad():
         out = model(pixel_values=torch.from_numpy(x))
     h, w = out.masks_queries_logits.shape[-2:]

@@ -81,6 +81,7 @@ class ScheduleOptions:
     decay_epochs: int = 20
     reference_prob: float = 0.5  # share of steps whose frame 0 is the real frame (else first-frame mode)
     max_steps: int | None = None  # stop early (tests, budgeted runs)
+    fade_steps: int = 1000  # resolution stage (model.init_from): steps over which the grown block fades in
 
 
 @dataclass
@@ -153,6 +154,8 @@ class TrainOptions:
             raise InputError(f"{where}: schedule.reference_prob must be in [0, 1]")
         if s.max_steps is not None and s.max_steps < 0:
             raise InputError(f"{where}: schedule.max_steps must be >= 0")
+        if s.fade_steps < 0:
+            raise InputError(f"{where}: schedule.fade_steps must be >= 0")
         if not self.data.root:
             raise InputError(f"{where}: data.root must name the dataset folder")
 

@@ -236,6 +236,10 @@ class Trainer:
         t = labels.shape[1]
         for m in (self.G, self.D_I, self.D_V):
             m.train()
+        if self.opts.model.init_from:  # resolution stage: fade the grown block in over schedule.fade_steps
+            fade_steps = self.opts.schedule.fade_steps
+            for g in (self.G, self.ema.model):
+                g.set_fade(self.step / fade_steps if fade_steps else 1.0)
         reference = self.use_reference(self.step, t)
         hist_len = unwrap(self.loss.D_V).history_length()
         history: dict[str, list[torch.Tensor]] = {"fake": [], "real": [], "labels": []}

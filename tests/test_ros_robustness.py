@@ -54,3 +54,17 @@ def test_lossless_burst_from_a_reliable_publisher_loses_nothing(ros, checkpoint,
     assert got == stamps[:len(got)]  # in order, none skipped
     assert 'keep_all' in node.output()  # the ready line names the input history
     assert_clean_exit(node)
+
+
+@needs_ros
+def test_every_entry_point_prints_help_instead_of_starting():
+    import shutil
+    import subprocess
+    from test_ros_node import node_executable
+
+    for exe in (node_executable(), shutil.which('convert_bag')):
+        assert exe, 'the svs_gan_ros console scripts are not installed'
+        out = subprocess.run([exe, '--help'], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and 'usage:' in out.stdout and 'Traceback' not in out.stderr, out
+    out = subprocess.run([node_executable(), '--help'], capture_output=True, text=True, timeout=120).stdout
+    assert 'max_pending_mb' in out and 'max_megapixels' in out and 'ready:' not in out

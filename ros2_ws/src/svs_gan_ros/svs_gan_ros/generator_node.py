@@ -267,7 +267,29 @@ class GeneratorNode(Node):
         super().destroy_node()
 
 
+def usage() -> str:
+    """`generator_node --help`: what it does and every parameter, without starting ROS."""
+    lines = [
+        'usage: ros2 run svs_gan_ros generator_node --ros-args -p checkpoint:=DIR [-p name:=value ...]',
+        '       (or --params-file config/params.yaml; see docs/ros.md)',
+        '',
+        'SVS-GAN generator node: semantic-segmentation image topics in, generated frames out.',
+        '',
+        'parameters:',
+    ]
+    for spec in PARAMS:
+        default = '(unset)' if spec.default == 'string_array' else repr(spec.default)
+        extra = f' [{spec.constraints}]' if spec.constraints else ''
+        lines.append(f'  {spec.name} = {default}{extra}\n      {spec.description}')
+    return '\n'.join(lines)
+
+
 def main(args=None) -> int:
+    argv = sys.argv[1:] if args is None else list(args)
+    own = argv[: argv.index('--ros-args')] if '--ros-args' in argv else argv
+    if '-h' in own or '--help' in own:
+        print(usage())
+        return 0
     rclpy.init(args=args)
     node = None
     code = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import sqlite3
 import struct
 from collections import defaultdict
@@ -345,7 +346,7 @@ def check_destination(dest: str | os.PathLike, overwrite: bool, inputs: Iterable
     return dest
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -365,10 +366,17 @@ def partial_dirs(dest: str | os.PathLike) -> list[Path]:
 
 
 def remove_stale_partials(dest: str | os.PathLike) -> None:
-    """Delete what killed writers of `dest` left behind (folders named after a process that is gone)."""
-    for folder in partial_dirs(dest):
+    """Delete what killed writers left behind in `dest`'s folder, whatever output they were writing
+    (folders named after a process that is gone), and say so: a kill -9 mid-conversion leaves a
+    hidden folder as large as the output."""
+    parent = Path(dest).expanduser().absolute().parent
+    if not parent.is_dir():
+        return
+    for folder in sorted(parent.glob(f".*{_PARTIAL}*")):
         match = re.search(rf"{re.escape(_PARTIAL)}(\d+)$", folder.name)
-        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            print(f"svsgan: removing {folder}, left by an interrupted run (process {match.group(1)} is gone)",
+                  file=sys.stderr, flush=True)
             shutil.rmtree(folder, ignore_errors=True)
 
 

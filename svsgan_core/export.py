@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from svsgan_core.bags import pid_alive
 from svsgan_core.config import ModelConfig
 from svsgan_core.errors import CheckpointError, InputError
 from svsgan_core.fast import Settings
@@ -211,18 +212,8 @@ def _remove_stale_temp_files(folder: Path) -> None:
     """Temp exports (`<key>.<pid>.tmp`) of processes that no longer exist (killed mid-export)."""
     for tmp in folder.glob("*.tmp"):
         pid = tmp.stem.rpartition(".")[2]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int] | None = None,

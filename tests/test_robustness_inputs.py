@@ -239,3 +239,18 @@ def test_impossible_config_and_non_finite_weights_are_refused_at_load(tmp_path):
         next(gen.parameters()).fill_(float('nan'))
     with pytest.raises(CheckpointError, match='hold NaN or infinity'):
         load_generator(save_checkpoint(tmp_path / 'nan', gen))
+
+
+def test_the_next_run_in_a_folder_removes_partial_outputs_of_dead_processes(tmp_path, capsys):
+    import os
+
+    from svsgan_core.bags import AtomicDirectory
+
+    dead = tmp_path / '.other_output.svsgan-partial-999999999'  # another output's, killed with -9
+    alive = tmp_path / f'.busy.svsgan-partial-{os.getppid()}'  # a writer still running
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / 'x.mcap').write_bytes(bytes(1000))
+    AtomicDirectory(tmp_path / 'new_output')
+    assert not dead.exists() and alive.exists()
+    assert f'removing {dead}, left by an interrupted run' in capsys.readouterr().err

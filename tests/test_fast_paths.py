@@ -190,7 +190,7 @@ def test_bench_runs_end_to_end_on_tiny_and_writes_the_promised_json(tmp_path, ca
     for path in ("pytorch", "onnx"):
         m = r[path]
         assert len(m["step_ms"]) == 2 and m["ms_per_frame_median"] == pytest.approx(m["ms_per_step_median"] / 2)
-        assert m["ms_per_frame_p90"] >= m["ms_per_frame_median"] > 0
+        assert m["ms_per_frame_median"] > 0
         assert m["frames_per_s"] == pytest.approx(2000 / m["ms_per_step_median"])
         assert "peak_memory_mb" in m and m["peak_memory_method"]
         if sys.platform == "linux":

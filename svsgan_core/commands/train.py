@@ -5,6 +5,8 @@ Examples:
   svsgan train --config training/configs/synthetic_cpu.yaml
   svsgan train --config training/configs/cityscapes_512x256.yaml --set data.root=/data/cityscapes
   torchrun --nproc_per_node 4 -m svsgan_core.cli train --config training/configs/cityscapes_512x256.yaml
+  torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint node0:29500 --rdzv_id run42 \\
+      -m svsgan_core.cli train --config ...    # several nodes (Slurm: docs/training.md)
   svsgan train --resume runs/00003-cityscapes_512x256          # continue exactly where it stopped
   svsgan train --config training/configs/cityscapes_1024x512.yaml \\
       --set model.init_from=runs/00003-cityscapes_512x256     # resolution stage (Section 4.1)

@@ -132,8 +132,11 @@ def test_two_gloo_processes_make_the_update_of_one_process_on_the_combined_batch
         grads = [k for k in one if k.startswith(f"grad.{net}.")]
         scale = max(float(one[k].abs().max()) for k in grads)
         assert scale > 0
-        for key in grads:  # summation order differs: compare at the precision of the network's gradients
-            assert torch.allclose(ddp[key], one[key], rtol=1e-4, atol=1e-5 * scale), key
+        # summation order differs: compare at the precision of the network's gradients. The occlusion
+        # composite gives G gradients up to ~4 at the output; the deep 16x8 and 8x4 levels (instance-
+        # normalised) then agree to ~3e-5 of that scale. A missing all-reduce differs by O(gradient).
+        for key in grads:
+            assert torch.allclose(ddp[key], one[key], rtol=1e-4, atol=1e-4 * scale), key
     # Adam's first step is lr * g / (|g| + eps): equal gradients, equal parameters, except where a
     # gradient is zero up to rounding (e.g. biases before an instance norm), whose sign is noise
     lr = single.opt_g.param_groups[0]["lr"]

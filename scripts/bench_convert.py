@@ -1,4 +1,4 @@
-"""Conversion frames/s against bare synthesizer frames/s, measured in one run (svsgan_core.conversion).
+"""Conversion frames/s against bare synthesizer frames/s, measured in one run (svsgan_core.io.conversion).
 
     python scripts/bench_convert.py --preset 512x256 --size 256x512 --frames 20
     python scripts/bench_convert.py --checkpoint svsgan_core/assets/demo_checkpoint --size 128x256 --frames 60
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from svsgan_core.conversion import measure_conversion_overhead
-    from svsgan_core.inference import VideoSynthesizer
+    from svsgan_core.io.conversion import measure_conversion_overhead
+    from svsgan_core.runtime.synthesizer import VideoSynthesizer
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -7,7 +7,7 @@ Paths: eager (fp32, contiguous: the plain PyTorch path), eager_1thread, channels
 autocast), ort (the exported step in onnxruntime, idle threads sleeping), compile (torch.compile,
 inductor with weight freezing; its compile time is printed). Each repetition runs every path once in
 turn, so load from other processes hits them alike; the ratios to eager are what to read. This is
-what set the CPU defaults in svsgan_core/fast.py (results: docs/performance.md).
+what set the CPU defaults in svsgan_core/runtime/backend.py (results: docs/performance.md).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import svsgan_core  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from svsgan_core.benchmark import load_generator_for  # noqa: E402
-from svsgan_core.export import export_onnx, folded_copy  # noqa: E402
+from svsgan_core.runtime.benchmark import load_generator_for  # noqa: E402
+from svsgan_core.runtime.export import export_onnx, folded_copy  # noqa: E402
 
 PATHS = ("eager", "eager_1thread", "channels_last", "bf16", "ort", "compile")
 

@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from svsgan_core.checkpoint import CONFIG_NAME, GENERATOR_NAME, load_generator  # noqa: E402
+from svsgan_core.runtime.checkpoint import CONFIG_NAME, GENERATOR_NAME, load_generator  # noqa: E402
 from svsgan_core.cli import main as svsgan  # noqa: E402
 from svsgan_core.data.datasets import build_dataset  # noqa: E402
 from svsgan_core.metrics.temporal import warping_error  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from svsgan_core.commands.demo import DEMO_BAG  # noqa: E402
-from svsgan_core.data.synthetic_bag import write_semantic_bag  # noqa: E402
+from svsgan_core.io.synthetic_bag import write_semantic_bag  # noqa: E402
 
 DEFAULTS = {"frames": 60, "height": 128, "width": 256, "seed": 1, "fps": 20.0}
 

@@ -11,7 +11,7 @@ import importlib
 import sqlite3
 import sys
 
-from svsgan_core.errors import SvsganError
+from .errors import SvsganError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

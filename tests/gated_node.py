@@ -21,7 +21,7 @@ import time
 import rclpy
 
 from svs_gan_ros.generator_node import main as node_main
-from svsgan_core.inference import VideoSynthesizer
+from svsgan_core.runtime.synthesizer import VideoSynthesizer
 
 
 def emit(**event) -> None:

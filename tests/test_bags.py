@@ -22,13 +22,13 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from svsgan_core.checkpoint import save_checkpoint
+from svsgan_core.runtime.checkpoint import save_checkpoint
 from svsgan_core.cli import main as cli_main
-from svsgan_core.config import ModelConfig
-from svsgan_core.conversion import ConvertOptions, TopicMap, convert_bag, measure_conversion_overhead
+from svsgan_core.models.config import ModelConfig
+from svsgan_core.io.conversion import ConvertOptions, TopicMap, convert_bag, measure_conversion_overhead
 from svsgan_core.errors import InputError
-from svsgan_core.inference import VideoSynthesizer
-from svsgan_core.labels import encode_palette
+from svsgan_core.runtime.synthesizer import VideoSynthesizer
+from svsgan_core.io.encoding import encode_palette
 from svsgan_core.models import SVSGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,7 +252,7 @@ def test_refuses_to_overwrite_unless_told_and_never_writes_over_its_input(tmp_pa
 _HOLD_AFTER_FRAMES = 3
 _DRIVER = textwrap.dedent(f"""
     import sys, threading
-    from svsgan_core import inference
+    from svsgan_core.runtime import synthesizer as inference
     step = inference.VideoSynthesizer.step_batch
     count = [0]
     def held(self, *args, **kwargs):
@@ -345,7 +345,7 @@ def test_measure_conversion_overhead_reports_both_rates(synth):
 def test_extraction_pairs_by_stamp_splits_sequences_and_loads_in_the_dataset_class(tmp_path):
     from svsgan_core.data.datasets import CarlaRecordingDataset
     from svsgan_core.data.layouts import find_sequences, read_image, read_label
-    from svsgan_core.labels import map_labels
+    from svsgan_core.data.labels import map_labels
 
     src = write_input(tmp_path / "in", "mcap", "jazzy", frames=FRAMES, rgb=True)
     before = digest(src)

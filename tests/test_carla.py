@@ -1,4 +1,4 @@
-"""The CARLA direct client (`svsgan carla`, svsgan_core/carla_client.py).
+"""The CARLA direct client (`svsgan carla`, svsgan_core/io/carla_client.py).
 
 No CARLA server can run here. The client's logic is tested against an in-process stand-in of the
 `carla` module (world, actors, blueprints, sensors, Traffic Manager) that records every attribute
@@ -27,10 +27,17 @@ carla = pytest.importorskip("carla")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from svsgan_core.carla_client import (  # noqa: E402
-    BagSink, CameraSpec, CarlaConfig, CarlaError, CarlaSession, Topics, drive, image_to_bgra,
+from svsgan_core.io.carla_client import (
+    BagSink,
+    CameraSpec,
+    CarlaConfig,
+    CarlaError,
+    CarlaSession,
+    Topics,
+    drive,
+    image_to_bgra,
 )
-from svsgan_core.labels import get_label_space, map_labels  # noqa: E402
+from svsgan_core.data.labels import get_label_space, map_labels  # noqa: E402
 
 # Blueprint attributes of the CARLA 0.9.16 (UE4) server. The client wheel holds no blueprint
 # definitions (the server makes them), so the names come from CARLA's server source at 0.9.16:
@@ -722,10 +729,10 @@ def test_cli_with_a_real_checkpoint_records_a_bag_and_restores_the_world(tmp_pat
     import torch
     from rosbags.highlevel import AnyReader
 
-    import svsgan_core.carla_client as carla_client
-    from svsgan_core.checkpoint import save_checkpoint
+    import svsgan_core.io.carla_client as carla_client
+    from svsgan_core.runtime.checkpoint import save_checkpoint
     from svsgan_core.cli import main
-    from svsgan_core.config import preset
+    from svsgan_core.models.config import preset
     from svsgan_core.models import SVSGenerator
 
     torch.manual_seed(0)
@@ -843,7 +850,7 @@ def test_cli_reports_a_dead_server_without_a_traceback():
 
 
 def test_ros_carla_and_bag_modules_are_imported_only_by_the_mode_that_needs_them():
-    code = ("import sys, svsgan_core.carla_client, svsgan_core.commands.carla; "
+    code = ("import sys, svsgan_core.io.carla_client, svsgan_core.commands.carla; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'rclpy', 'sensor_msgs', 'rosgraph_msgs', 'builtin_interfaces', 'rosbags', 'carla', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -856,7 +863,7 @@ def test_ros_carla_and_bag_modules_are_imported_only_by_the_mode_that_needs_them
 ROS_PUBLISHER = r"""
 import sys, time
 import numpy as np
-from svsgan_core.carla_client import Frame, RosSink, Topics
+from svsgan_core.io.carla_client import Frame, RosSink, Topics
 sink = RosSink(Topics(labels_encoding="bgra8"))
 bgra = np.zeros((4, 6, 4), np.uint8); bgra[:, :, 2] = 11
 for i in range(400):

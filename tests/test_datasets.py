@@ -17,7 +17,7 @@ from svsgan_core.data.datasets import (
 from svsgan_core.data.flow import save_flow
 from svsgan_core.data.layouts import write_dataset_info, write_frame, write_image, write_label
 from svsgan_core.errors import InputError
-from svsgan_core.labels import get_label_space
+from svsgan_core.data.labels import get_label_space
 
 CITYSCAPES = get_label_space("cityscapes")
 H, W = 32, 64

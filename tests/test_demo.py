@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from svsgan_core.bags import BagReader
-from svsgan_core.checkpoint import save_checkpoint
+from svsgan_core.io.bags import BagReader
+from svsgan_core.runtime.checkpoint import save_checkpoint
 from svsgan_core.cli import main as cli_main
 from svsgan_core.commands import demo
-from svsgan_core.config import preset
-from svsgan_core.data.synthetic_bag import CAMERA_INFO_TOPIC, CLOCK_TOPIC, SEMANTIC_TOPIC
-from svsgan_core.labels import LabelDecoder
+from svsgan_core.models.config import preset
+from svsgan_core.io.synthetic_bag import CAMERA_INFO_TOPIC, CLOCK_TOPIC, SEMANTIC_TOPIC
+from svsgan_core.io.encoding import LabelDecoder
 from svsgan_core.models import SVSGenerator
-from svsgan_core.rosio import message_to_numpy
+from svsgan_core.io.rosio import message_to_numpy
 
 FRAMES = 5
 

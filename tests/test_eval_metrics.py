@@ -106,8 +106,8 @@ def test_folder_mode_scores_the_class_mean_baseline_beside_the_model_into_json(t
 
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
-    from svsgan_core.checkpoint import save_checkpoint
-    from svsgan_core.config import preset
+    from svsgan_core.runtime.checkpoint import save_checkpoint
+    from svsgan_core.models.config import preset
     from svsgan_core.data.layouts import write_dataset_info, write_frame
     from svsgan_core.data.synthetic import generate_sequence
     from svsgan_core.models.generator import SVSGenerator

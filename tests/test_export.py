@@ -9,11 +9,16 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from svsgan_core.cli import main  # noqa: E402
-from svsgan_core.config import preset  # noqa: E402
+from svsgan_core.models.config import preset  # noqa: E402
 from svsgan_core.errors import InputError  # noqa: E402
-from svsgan_core.export import (OnnxSynthesizer, compare_with_pytorch, export_onnx, folded_copy,  # noqa: E402
-                                read_onnx_config, trtexec_command)
-from svsgan_core.inference import VideoSynthesizer  # noqa: E402
+from svsgan_core.runtime.export import (  # noqa: E402
+    compare_with_pytorch,
+    export_onnx,
+    folded_copy,
+    read_onnx_config,
+    trtexec_command,
+)
+from svsgan_core.runtime.synthesizer import OnnxSynthesizer, VideoSynthesizer  # noqa: E402
 from svsgan_core.models import SVSGenerator  # noqa: E402
 
 
@@ -151,7 +156,7 @@ def test_tensorrt_path_is_guarded_where_tensorrt_is_missing(exported, tmp_path, 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT needs a CUDA device")
 def test_tensorrt_engine_builds(exported, tmp_path):
     pytest.importorskip("tensorrt")
-    from svsgan_core.export import build_tensorrt_engine
+    from svsgan_core.runtime.export import build_tensorrt_engine
 
     _, path = exported
     engine = build_tensorrt_engine(path, tmp_path / "g.plan", max_batch=2, fp16=True)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from svsgan_core import fast
-from svsgan_core.checkpoint import save_checkpoint
+from svsgan_core.runtime import backend as fast
+from svsgan_core.runtime.checkpoint import save_checkpoint
 from svsgan_core.cli import main
-from svsgan_core.config import preset
+from svsgan_core.models.config import preset
 from svsgan_core.errors import InputError
-from svsgan_core.inference import VideoSynthesizer, fold_spectral_norm
+from svsgan_core.runtime.checkpoint import fold_spectral_norm
+from svsgan_core.runtime.synthesizer import VideoSynthesizer
 from svsgan_core.models import SVSGenerator
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -114,7 +115,7 @@ def test_from_checkpoint_uses_the_fastest_path_by_default(tmp_path, monkeypatch)
     path = save_checkpoint(tmp_path / "c", generator())
     synth = VideoSynthesizer.from_checkpoint(path)
     if fast.onnxruntime_available() and not torch.cuda.is_available():
-        from svsgan_core.export import OnnxSynthesizer
+        from svsgan_core.runtime.synthesizer import OnnxSynthesizer
 
         assert isinstance(synth, OnnxSynthesizer)  # the fastest CPU path measured here
     plain = VideoSynthesizer.from_checkpoint(path, device="cpu", optimize="none")
@@ -146,7 +147,7 @@ def test_backend_choice():
 
 def test_exported_graph_is_cached_per_checkpoint_content(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    from svsgan_core.export import cached_onnx
+    from svsgan_core.runtime.export import cached_onnx
 
     monkeypatch.setenv("SVSGAN_CACHE_DIR", str(tmp_path / "cache"))
     path = save_checkpoint(tmp_path / "c", generator())
@@ -200,9 +201,9 @@ def test_bench_runs_end_to_end_on_tiny_and_writes_the_promised_json(tmp_path, ca
 
 
 def test_bench_reports_missing_overhead_functions_as_skipped(monkeypatch):
-    from svsgan_core import benchmark
+    from svsgan_core.runtime import benchmark
 
-    monkeypatch.setitem(sys.modules, "svsgan_core.conversion", None)
+    monkeypatch.setitem(sys.modules, "svsgan_core.io.conversion", None)
     monkeypatch.setitem(sys.modules, "svs_gan_ros.bench", None)
     synth = VideoSynthesizer(generator())
     opts = benchmark.BenchOptions()
@@ -213,7 +214,7 @@ def test_bench_reports_missing_overhead_functions_as_skipped(monkeypatch):
 def test_flop_count_matches_a_real_forward():
     from torch.utils.flop_counter import FlopCounterMode
 
-    from svsgan_core.benchmark import count_gflops
+    from svsgan_core.runtime.benchmark import count_gflops
 
     g = generator().eval()
     lab = torch.randint(0, 19, (1, 64, 128))

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from svsgan_core.config import preset
+from svsgan_core.models.config import preset
 from svsgan_core.models import SVSGenerator
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from svsgan_core.checkpoint import load_generator, save_checkpoint
-from svsgan_core.config import preset
+from svsgan_core.runtime.checkpoint import load_generator, save_checkpoint
+from svsgan_core.models.config import preset
 from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.inference import VideoSynthesizer
+from svsgan_core.runtime.synthesizer import VideoSynthesizer
 from svsgan_core.models import SVSGenerator
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from svsgan_core import labels as L
+from svsgan_core.data import labels as L
+from svsgan_core.io import encoding as E
 from svsgan_core.errors import InputError
 
 SPACES = list(L.LABEL_SPACES)
@@ -44,10 +45,10 @@ def test_palettes_match_design_tables():
 def test_palette_round_trip_every_class(name):
     space = L.get_label_space(name)
     ids = np.array([space.valid_ids] * 2, np.uint8)
-    rgb = L.encode_palette(ids, space)
+    rgb = E.encode_palette(ids, space)
     assert rgb.shape == ids.shape + (3,) and rgb.dtype == np.uint8
     assert tuple(rgb[0, 0]) == space.color_of(int(ids[0, 0]))
-    back = L.decode_palette(rgb, space)
+    back = E.decode_palette(rgb, space)
     # a colour several ids share (cityscapes_ids: void 1..4 black like 0, polegroup like pole;
     # kitti360: gate like fence, smallpole like pole, ...) decodes to the lowest of them
     lowest = {}
@@ -60,22 +61,22 @@ def test_palette_round_trip_every_class(name):
 
 
 def test_decode_palette_unknown_colours_reported():
-    rgb = L.encode_palette(np.zeros((4, 4), np.uint8), "carla")
+    rgb = E.encode_palette(np.zeros((4, 4), np.uint8), "carla")
     rgb[0, :3] = (1, 2, 3)
     rgb[1, 0] = (9, 9, 9)
     with pytest.raises(InputError) as e:
-        L.decode_palette(rgb, "carla")
+        E.decode_palette(rgb, "carla")
     msg = str(e.value)
     assert "4 pixels" in msg and "(1,2,3)" in msg and "(9,9,9)" in msg
 
 
 def test_decode_palette_rejects_wrong_shape_and_dtype():
     with pytest.raises(InputError):
-        L.decode_palette(np.zeros((4, 4), np.uint8), "carla")
+        E.decode_palette(np.zeros((4, 4), np.uint8), "carla")
     with pytest.raises(InputError):
-        L.decode_palette(np.zeros((4, 4, 3), np.float32), "carla")
+        E.decode_palette(np.zeros((4, 4, 3), np.float32), "carla")
     with pytest.raises(InputError):
-        L.decode_palette(np.zeros((0, 4, 3), np.uint8), "carla")
+        E.decode_palette(np.zeros((0, 4, 3), np.uint8), "carla")
 
 
 @pytest.mark.parametrize("key", list(L.MAPPINGS))
@@ -167,18 +168,18 @@ def _bgra(rgb):
 def test_palette_decoder_needs_no_version(version):
     space = L.get_label_space(version)
     tags = np.array([list(range(space.num_classes))], np.uint8)
-    rgb = L.encode_palette(tags, space)
+    rgb = E.encode_palette(tags, space)
     expected = L.map_labels(tags, space, "cityscapes")
-    dec = L.LabelDecoder("carla_palette")
+    dec = E.LabelDecoder("carla_palette")
     np.testing.assert_array_equal(dec.decode(_bgra(rgb), "bgra8"), expected)
     np.testing.assert_array_equal(dec.decode(rgb, "rgb8"), expected)
     np.testing.assert_array_equal(dec.decode(np.ascontiguousarray(rgb[..., ::-1]), "bgr8"), expected)
-    ids = L.LabelDecoder("carla_palette", target_space="cityscapes_ids").decode(_bgra(rgb), "bgra8")
+    ids = E.LabelDecoder("carla_palette", target_space="cityscapes_ids").decode(_bgra(rgb), "bgra8")
     np.testing.assert_array_equal(ids, L.map_labels(tags, space, "cityscapes_ids"))
 
 
 def test_palette_decoder_fence_and_terrain_from_both_tables():
-    dec = L.LabelDecoder("carla_palette", target_space="carla")
+    dec = E.LabelDecoder("carla_palette", target_space="carla")
     rgb = np.array([[(190, 153, 153), (100, 40, 40), (152, 251, 152), (145, 170, 100)]], np.uint8)
     assert dec.decode(rgb, "rgb8").tolist() == [[5, 5, 10, 10]]
 
@@ -190,7 +191,7 @@ def test_raw_decoder_reads_red_channel_per_version(version):
     bgra = np.zeros(tags.shape + (4,), np.uint8)
     bgra[..., 2] = tags
     bgra[..., 0] = 77
-    dec = L.LabelDecoder("carla_raw", carla_version=version)
+    dec = E.LabelDecoder("carla_raw", carla_version=version)
     expected = L.map_labels(tags, space, "cityscapes")
     np.testing.assert_array_equal(dec.decode(bgra, "bgra8"), expected)
     np.testing.assert_array_equal(dec.decode(bgra[..., [2, 1, 0, 3]], "rgba8"), expected)
@@ -201,24 +202,24 @@ def test_raw_decoder_reads_red_channel_per_version(version):
 def test_raw_decoder_versions_differ():
     bgra = np.zeros((1, 1, 4), np.uint8)
     bgra[..., 2] = 7
-    assert L.LabelDecoder("carla_raw", carla_version="0.9.16").decode(bgra, "bgra8")[0, 0] == 6  # traffic light
-    assert L.LabelDecoder("carla_raw", carla_version="legacy").decode(bgra, "bgra8")[0, 0] == 0  # road
+    assert E.LabelDecoder("carla_raw", carla_version="0.9.16").decode(bgra, "bgra8")[0, 0] == 6  # traffic light
+    assert E.LabelDecoder("carla_raw", carla_version="legacy").decode(bgra, "bgra8")[0, 0] == 0  # road
 
 
 def test_raw_decoder_out_of_range_tag():
     bgra = np.zeros((2, 2, 4), np.uint8)
     bgra[0, 0, 2] = 29
     with pytest.raises(InputError, match="29.*carla_palette"):
-        L.LabelDecoder("carla_raw").decode(bgra, "bgra8")
+        E.LabelDecoder("carla_raw").decode(bgra, "bgra8")
 
 
 def test_ids_decoder():
-    dec = L.LabelDecoder("ids", source_space="cityscapes_ids")
+    dec = E.LabelDecoder("ids", source_space="cityscapes_ids")
     ids = np.array([[7, 26], [0, 33]], np.uint8)
     assert dec.decode(ids, "mono8").tolist() == [[0, 13], [255, 18]]
     assert dec.decode(ids.astype(np.uint16), "16UC1").tolist() == [[0, 13], [255, 18]]
     assert dec.decode(ids[..., None], "8UC1").shape == (2, 2)
-    same = L.LabelDecoder("ids")
+    same = E.LabelDecoder("ids")
     assert same.decode(np.array([[3, 255]], np.uint8), "mono8").tolist() == [[3, 255]]
 
 
@@ -242,25 +243,25 @@ def test_ids_decoder():
 )
 def test_decoder_rejects_bad_input(encoding, array, ros_encoding):
     with pytest.raises(InputError):
-        L.LabelDecoder(encoding).decode(array, ros_encoding)
+        E.LabelDecoder(encoding).decode(array, ros_encoding)
 
 
 def test_decoder_bad_configuration():
     with pytest.raises(InputError, match="ids, carla_palette, carla_raw"):
-        L.LabelDecoder("colours")
+        E.LabelDecoder("colours")
     with pytest.raises(InputError):
-        L.LabelDecoder("ids", target_space="nope")
+        E.LabelDecoder("ids", target_space="nope")
     with pytest.raises(InputError, match="no label mapping"):
-        L.LabelDecoder("ids", source_space="cityscapes", target_space="carla")
+        E.LabelDecoder("ids", source_space="cityscapes", target_space="carla")
     with pytest.raises(InputError):
-        L.LabelDecoder("carla_raw", source_space="cityscapes")
+        E.LabelDecoder("carla_raw", source_space="cityscapes")
 
 
 def test_custom_space_encodes_and_decodes():
     space = L.LabelSpace("two", ("a", "b"), ((1, 2, 3), (4, 5, 6)), ignore_index=9, ignore_color=(7, 7, 7))
     ids = np.array([[0, 1, 9]], np.uint8)
-    rgb = L.encode_palette(ids, space)
+    rgb = E.encode_palette(ids, space)
     assert rgb.tolist() == [[[1, 2, 3], [4, 5, 6], [7, 7, 7]]]
-    np.testing.assert_array_equal(L.decode_palette(rgb, space), ids)
+    np.testing.assert_array_equal(E.decode_palette(rgb, space), ids)
     with pytest.raises(InputError, match="2"):
         L.check_labels(np.array([2], np.uint8), space)

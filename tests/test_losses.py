@@ -7,9 +7,24 @@ import pytest
 import torch
 
 from svsgan_core.errors import MissingWeightsError
-from svsgan_core.losses import (LossConfig, SVSGANLoss, class_balance_weights, class_counts, feature_matching,
-                                flow_l1, labelmix_loss, labelmix_mask, oasis_d_loss, oasis_g_loss, occlusion_bce,
-                                occlusion_target, video_d_loss, video_g_loss, warp_l1, warp_labels)
+from svsgan_core.losses import (
+    LossConfig,
+    SVSGANLoss,
+    class_balance_weights,
+    class_counts,
+    feature_matching,
+    flow_l1,
+    labelmix_loss,
+    labelmix_mask,
+    oasis_d_loss,
+    oasis_g_loss,
+    occlusion_bce,
+    occlusion_target,
+    video_d_loss,
+    video_g_loss,
+    warp_l1,
+    warp_labels,
+)
 from svsgan_core.losses.vgg import LAYER_WEIGHTS, VGG19, VGG19_FILE, VGGLoss, find_vgg19_weights
 from svsgan_core.models.flow import warp
 

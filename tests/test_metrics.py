@@ -12,7 +12,14 @@ import torch
 from svsgan_core.errors import CheckpointError, MissingWeightsError
 from svsgan_core.metrics import fid as fidm
 from svsgan_core.metrics import fvd as fvdm
-from svsgan_core.metrics.miou import IGNORE_LABEL, ConfusionAccumulator, Segmenter, confusion_matrix, mean_iou, per_class_iou
+from svsgan_core.metrics.miou import (
+    IGNORE_LABEL,
+    ConfusionAccumulator,
+    Segmenter,
+    confusion_matrix,
+    mean_iou,
+    per_class_iou,
+)
 from svsgan_core.data.flow import DisFlow
 from svsgan_core.metrics.temporal import backward_warp, warping_error, warping_errors
 from svsgan_core.metrics.weights import fid_helper_inception_path
@@ -328,9 +335,9 @@ def test_eval_refuses_unpaired_folders(tmp_path, capsys):
 
 
 def test_eval_generates_from_a_checkpoint_with_the_real_first_frame(tmp_path):
-    from svsgan_core.checkpoint import save_checkpoint
+    from svsgan_core.runtime.checkpoint import save_checkpoint
     from svsgan_core.cli import main
-    from svsgan_core.config import preset
+    from svsgan_core.models.config import preset
     from svsgan_core.data.layouts import write_dataset_info, write_frame
     from svsgan_core.data.synthetic import generate_sequence
     from svsgan_core.models.generator import SVSGenerator

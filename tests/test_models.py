@@ -2,9 +2,15 @@
 import pytest
 import torch
 
-from svsgan_core.config import ModelConfig, preset
-from svsgan_core.models import (FlowOcclusionNet, OASISDiscriminator, SVSGenerator, VideoDiscriminators, one_hot,
-                                warp)
+from svsgan_core.models.config import ModelConfig, preset
+from svsgan_core.models import (
+    FlowOcclusionNet,
+    OASISDiscriminator,
+    SVSGenerator,
+    VideoDiscriminators,
+    one_hot,
+    warp,
+)
 
 
 def tiny() -> ModelConfig:

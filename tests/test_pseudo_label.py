@@ -18,7 +18,7 @@ from svsgan_core.cli import main
 from svsgan_core.commands.pseudo_label import folder_jobs, pseudo_label
 from svsgan_core.data.layouts import cityscapes_sequences, find_sequences, read_label
 from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.labels import get_label_space
+from svsgan_core.data.labels import get_label_space
 from svsgan_core.metrics.miou import IGNORE_LABEL, Segmenter, label_map_by_name
 
 transformers = pytest.importorskip("transformers")

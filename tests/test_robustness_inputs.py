@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from svsgan_core import rosio
+from svsgan_core.io import rosio
 from svsgan_core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def png_bomb(width: int, height: int) -> bytes:
 _DECODE = '''
 import sys
 from types import SimpleNamespace
-from svsgan_core import rosio
+from svsgan_core.io import rosio
 from svsgan_core.errors import InputError
 
 def status_kb(key):
@@ -86,8 +86,8 @@ def test_declared_size_reads_png_and_jpeg_headers_and_the_limit_is_a_parameter()
 def tiny_checkpoint(tmp_path, monkeypatch):
     import torch
 
-    from svsgan_core.checkpoint import save_checkpoint
-    from svsgan_core.config import preset
+    from svsgan_core.runtime.checkpoint import save_checkpoint
+    from svsgan_core.models.config import preset
     from svsgan_core.models import SVSGenerator
 
     monkeypatch.setenv('SVSGAN_CACHE_DIR', str(tmp_path / 'cache'))
@@ -97,7 +97,8 @@ def tiny_checkpoint(tmp_path, monkeypatch):
 
 def test_a_planted_or_corrupt_cache_entry_is_rebuilt_and_a_load_failure_rebuilds_once(tiny_checkpoint, capsys):
     pytest.importorskip('onnxruntime')
-    from svsgan_core.export import OnnxSynthesizer, cached_onnx
+    from svsgan_core.runtime.export import cached_onnx
+    from svsgan_core.runtime.synthesizer import OnnxSynthesizer
 
     out = cached_onnx(tiny_checkpoint)
     good = out.read_bytes()
@@ -142,7 +143,7 @@ def bag_and_checkpoint(tmp_path, monkeypatch):
     import torch
     from test_bags import PALETTE_CAM, small_config, write_input
 
-    from svsgan_core.checkpoint import save_checkpoint
+    from svsgan_core.runtime.checkpoint import save_checkpoint
     from svsgan_core.models import SVSGenerator
 
     monkeypatch.setenv('SVSGAN_CACHE_DIR', str(tmp_path / 'cache'))
@@ -230,7 +231,7 @@ def test_impossible_config_and_non_finite_weights_are_refused_at_load(tmp_path):
     import yaml
     from test_bags import small_config
 
-    from svsgan_core.checkpoint import load_generator, save_checkpoint
+    from svsgan_core.runtime.checkpoint import load_generator, save_checkpoint
     from svsgan_core.errors import CheckpointError
     from svsgan_core.models import SVSGenerator
 
@@ -253,7 +254,7 @@ def test_impossible_config_and_non_finite_weights_are_refused_at_load(tmp_path):
 def test_the_next_run_in_a_folder_removes_partial_outputs_of_dead_processes(tmp_path, capsys):
     import os
 
-    from svsgan_core.bags import AtomicDirectory
+    from svsgan_core.io.bags import AtomicDirectory
 
     dead = tmp_path / '.other_output.svsgan-partial-999999999'  # another output's, killed with -9
     alive = tmp_path / f'.busy.svsgan-partial-{os.getppid()}'  # a writer still running

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from svsgan_core import rosio
+from svsgan_core.io import rosio
 from svsgan_core.errors import InputError
-from svsgan_core.labels import encode_palette
+from svsgan_core.io.encoding import encode_palette
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / 'ros2_ws' / 'src' / 'svs_gan_ros'

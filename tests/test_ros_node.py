@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import yaml
 
-from svsgan_core import rosio
-from svsgan_core.labels import encode_palette
+from svsgan_core.io import rosio
+from svsgan_core.io.encoding import encode_palette
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / 'ros2_ws' / 'src' / 'svs_gan_ros'
@@ -190,8 +190,8 @@ def ros(tmp_path):
 def checkpoint(tmp_path_factory):
     import torch
 
-    from svsgan_core.checkpoint import save_checkpoint
-    from svsgan_core.config import preset
+    from svsgan_core.runtime.checkpoint import save_checkpoint
+    from svsgan_core.models.config import preset
     from svsgan_core.models import SVSGenerator
 
     torch.manual_seed(0)
@@ -288,7 +288,7 @@ def offline_frames(checkpoint, n):
     """The same sequence through VideoSynthesizer in this process (one thread, like the node's)."""
     import torch
 
-    from svsgan_core.inference import VideoSynthesizer
+    from svsgan_core.runtime.synthesizer import VideoSynthesizer
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

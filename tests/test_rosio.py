@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from svsgan_core import labels as L
-from svsgan_core import rosio
+from svsgan_core.data import labels as L
+from svsgan_core.io import encoding as E
+from svsgan_core.io import rosio
 from svsgan_core.errors import InputError
 
 TS = get_typestore(Stores.ROS2_JAZZY)
@@ -261,9 +262,9 @@ def test_labels_from_bgra8_palette_image_and_png():
     from sensor_msgs.msg import Image
 
     tags = np.array([[1, 24, 14], [5, 10, 0]], np.uint8)
-    rgb = L.encode_palette(tags, "carla")
+    rgb = E.encode_palette(tags, "carla")
     bgra = np.dstack([rgb[..., ::-1], np.full(tags.shape, 255, np.uint8)])
-    decoder = L.LabelDecoder("carla_palette")
+    decoder = E.LabelDecoder("carla_palette")
     expected = L.map_labels(tags, "carla", "cityscapes")
     msg = rosio.fill_image(Image(), bgra, "bgra8")
     np.testing.assert_array_equal(rosio.labels_from_msg(msg, decoder), expected)
@@ -277,15 +278,15 @@ def test_labels_from_raw_tag_and_id_messages():
     bgra = np.zeros((2, 2, 4), np.uint8)
     bgra[..., 2] = tags
     msg = rosio.fill_image(_bag_image(), bgra, "bgra8")
-    out = rosio.labels_from_msg(msg, L.LabelDecoder("carla_raw", carla_version="0.9.16"))
+    out = rosio.labels_from_msg(msg, E.LabelDecoder("carla_raw", carla_version="0.9.16"))
     np.testing.assert_array_equal(out, [[0, 0], [5, 255]])
 
     ids = np.array([[7, 26]], np.uint16)
     msg = _raw(ids, "16UC1", big=True)
-    out = rosio.labels_from_msg(msg, L.LabelDecoder("ids", source_space="cityscapes_ids"))
+    out = rosio.labels_from_msg(msg, E.LabelDecoder("ids", source_space="cityscapes_ids"))
     np.testing.assert_array_equal(out, [[0, 13]])
     fmt, data = rosio.compress(ids.astype(np.uint8), "png")
-    out = rosio.labels_from_msg(_compressed(fmt, data), L.LabelDecoder("ids", source_space="cityscapes_ids"))
+    out = rosio.labels_from_msg(_compressed(fmt, data), E.LabelDecoder("ids", source_space="cityscapes_ids"))
     np.testing.assert_array_equal(out, [[0, 13]])
 
 
@@ -293,5 +294,5 @@ def test_rosio_does_not_import_rclpy():
     import subprocess
     import sys
 
-    code = "import sys, svsgan_core.rosio; assert 'rclpy' not in sys.modules and 'sensor_msgs' not in sys.modules"
+    code = "import sys, svsgan_core.io.rosio; assert 'rclpy' not in sys.modules and 'sensor_msgs' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,7 +5,7 @@ import torch
 
 from svsgan_core.data.synthetic import generate_sequence
 from svsgan_core.errors import InputError
-from svsgan_core.labels import get_label_space
+from svsgan_core.data.labels import get_label_space
 from svsgan_core.models.flow import warp
 
 CITYSCAPES = get_label_space("cityscapes")

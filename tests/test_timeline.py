@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import pytest
 
 from svsgan_core.errors import InputError
-from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+from svsgan_core.io.timeline import SequenceTimeline, stamp_to_ns
 
 S = 1_000_000_000
 

@@ -206,7 +206,7 @@ def test_missing_vgg_weights_stop_the_trainer_with_the_path(synthetic_root, tmp_
 def test_run_folder_has_options_log_samples_and_a_loadable_checkpoint(synthetic_root, tmp_path):
     import cv2
 
-    from svsgan_core.inference import VideoSynthesizer
+    from svsgan_core.runtime.synthesizer import VideoSynthesizer
 
     opts = tiny_options(synthetic_root, schedule={"max_steps": 1}, log={"sample_every": 1, "sample_frames": 3})
     trainer = Trainer(opts, tmp_path / "run")
@@ -223,8 +223,8 @@ def test_run_folder_has_options_log_samples_and_a_loadable_checkpoint(synthetic_
 
 
 def test_resolution_stage_grows_the_lower_resolution_run(synthetic_root, tmp_path):
-    from svsgan_core.config import ModelConfig
-    from svsgan_core.checkpoint import load_generator
+    from svsgan_core.models.config import ModelConfig
+    from svsgan_core.runtime.checkpoint import load_generator
 
     low = Trainer(tiny_options(synthetic_root, schedule={"max_steps": 1}), tmp_path / "low")
     low.train()

@@ -7,7 +7,7 @@ Examples:
   svsgan bench --preset 1024x512 --frames 5 --warmup 1 --onnx --no-overhead --json-out bench-1024.json
   svsgan bench --checkpoint CKPT --device cuda --precision fp16 --cameras 4 --compile reduce-overhead
 
-Progress goes to stderr; the table to stdout. Definitions: svsgan_core/benchmark.py, docs/performance.md.
+Progress goes to stderr; the table to stdout. Definitions: svsgan_core/runtime/benchmark.py, docs/performance.md.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from svsgan_core.config import PRESETS
+from ..models.config import PRESETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.benchmark import BenchOptions, run_benchmark, table, write_json
+    from ..runtime.benchmark import BenchOptions, run_benchmark, table, write_json
 
     opts = BenchOptions(
         preset=args.preset if args.preset or args.checkpoint else "tiny", checkpoint=args.checkpoint,

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from svsgan_core.carla_client import CameraSpec, CarlaConfig
+    from ..io.carla_client import CameraSpec, CarlaConfig
 
     camera = CameraSpec(width=args.width, height=args.height, fov=args.fov, **CameraSpec.parse_pose(args.pose))
     return CarlaConfig(
@@ -92,7 +92,7 @@ def _config(args: argparse.Namespace):
 
 
 def _topics(args: argparse.Namespace):
-    from svsgan_core.carla_client import Topics
+    from ..io.carla_client import Topics
 
     role = args.role_name
     return Topics(
@@ -118,7 +118,7 @@ def _sigterm_as_interrupt():
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.carla_client import BagSink, CarlaSession, RosSink, drive
+    from ..io.carla_client import BagSink, CarlaSession, RosSink, drive
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="svsgan carla: %(message)s")
     if args.frames < 0:
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     synthesizer = None
     if args.output != "none":
-        from svsgan_core.inference import VideoSynthesizer
+        from ..runtime.synthesizer import VideoSynthesizer
 
         synthesizer = VideoSynthesizer.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     previous_sigterm = _sigterm_as_interrupt()

@@ -21,7 +21,7 @@ import queue
 import sys
 from pathlib import Path
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    from svsgan_core.conversion import ConvertOptions, TopicMap
+    from ..io.conversion import ConvertOptions, TopicMap
 
     options = ConvertOptions(
         maps=[TopicMap.parse(m) for m in args.maps], label_encoding=args.label_encoding,
@@ -92,7 +92,7 @@ def check_device(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.bags import check_destination, locate_bag
+    from ..io.bags import check_destination, locate_bag
 
     inputs, out = [Path(p).expanduser() for p in args.inputs], Path(args.output).expanduser()
     options = options_from_args(args)
@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1 and len(jobs) > 1:
         results = _run_parallel(jobs, args, options, progress)
     else:
-        from svsgan_core.conversion import convert_bag
-        from svsgan_core.inference import VideoSynthesizer
+        from ..io.conversion import convert_bag
+        from ..runtime.synthesizer import VideoSynthesizer
 
         synth = VideoSynthesizer.from_checkpoint(args.checkpoint, args.device, args.precision)
         results = [convert_bag(src, dest, synth, options, overwrite=args.overwrite, progress=progress,
@@ -131,7 +131,7 @@ _worker: dict = {}
 def _init_worker(checkpoint: str, device: str, precision: str, threads: int, progress_queue) -> None:
     import torch
 
-    from svsgan_core.inference import VideoSynthesizer
+    from ..runtime.synthesizer import VideoSynthesizer
 
     torch.set_num_threads(threads)
     _worker["synth"] = VideoSynthesizer.from_checkpoint(checkpoint, device, precision)
@@ -139,7 +139,7 @@ def _init_worker(checkpoint: str, device: str, precision: str, threads: int, pro
 
 
 def _convert_in_worker(src: Path, dest: Path, options, overwrite: bool, checkpoint: str):
-    from svsgan_core.conversion import convert_bag
+    from ..io.conversion import convert_bag
 
     q = _worker["queue"]
     return convert_bag(src, dest, _worker["synth"], options, overwrite=overwrite, progress=False,
@@ -150,7 +150,7 @@ def _run_parallel(jobs, args, options, progress: bool):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from svsgan_core.bags import BagReader
+    from ..io.bags import BagReader
 
     total = 0
     for src, _ in jobs:
@@ -198,7 +198,7 @@ def _drain(progress_queue, bar) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point for `ros2 run svs_gan_ros convert_bag` (same arguments as `svsgan convert`)."""
-    from svsgan_core.cli import main as cli_main
+    from ..cli import main as cli_main
 
     return cli_main(["convert", *(sys.argv[1:] if argv is None else argv)])
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svsgan_core.errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_BAG = ASSETS / "demo_bag"
@@ -58,8 +58,8 @@ def _check_checkpoint(path: Path) -> None:
 
 
 def _pick_topic(bag_path: Path, topic: str | None) -> str:
-    from svsgan_core.bags import IMAGE_TYPES, BagReader
-    from svsgan_core.data.synthetic_bag import SEMANTIC_TOPIC
+    from ..io.bags import IMAGE_TYPES, BagReader
+    from ..io.synthetic_bag import SEMANTIC_TOPIC
 
     with BagReader(bag_path) as bag:
         if topic:
@@ -84,7 +84,7 @@ class _Recorder:
         self.frames = 0
 
     def __call__(self, event) -> None:
-        from svsgan_core.labels import encode_palette
+        from ..io.encoding import encode_palette
 
         pair = np.concatenate([encode_palette(event.labels, self.space), event.rgb], axis=1)
         if self.writer is None:
@@ -157,7 +157,7 @@ class _VideoWriter:
 
 def _frame_rate(bag_path: Path, topic: str) -> float:
     """Frames per second of `topic` from its bag times (the recording's rate), 20 if it cannot tell."""
-    from svsgan_core.bags import BagReader
+    from ..io.bags import BagReader
 
     with BagReader(bag_path) as bag:
         times = [m.timestamp for m in bag.messages([topic])]
@@ -168,8 +168,8 @@ def _frame_rate(bag_path: Path, topic: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    from svsgan_core.conversion import ConvertOptions, TopicMap, convert_bag
-    from svsgan_core.inference import VideoSynthesizer
+    from ..io.conversion import ConvertOptions, TopicMap, convert_bag
+    from ..runtime.synthesizer import VideoSynthesizer
 
     bag_path, checkpoint, out = Path(args.bag).expanduser(), Path(args.checkpoint).expanduser(), Path(args.out)
     if not bag_path.exists():
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
     topic = _pick_topic(bag_path, args.topic)
-    from svsgan_core.bags import BagReader
+    from ..io.bags import BagReader
 
     with BagReader(bag_path) as bag:
         total = bag.count(topic)

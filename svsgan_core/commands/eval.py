@@ -33,14 +33,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from svsgan_core.metrics.evaluate import DEFAULT_METRICS, METRICS
+    from ..metrics.evaluate import DEFAULT_METRICS, METRICS
 
     g = p.add_argument_group("generate from a checkpoint")
     g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")
@@ -162,8 +162,8 @@ def _to_uint8(images) -> np.ndarray:
 def _dataset_sequences(args, synth, log):
     """Evaluation sequences of `--sequence-length` frames (the paper's 30-frame Cityscapes snippets),
     one per segment of that length from its first frame, at the model's resolution, no augmentation."""
-    from svsgan_core.data.datasets import build_dataset
-    from svsgan_core.data.layouts import detect_layout
+    from ..data.datasets import build_dataset
+    from ..data.layouts import detect_layout
 
     kind = detect_layout(args.data) if args.kind == "auto" else args.kind
     options = {"size": synth.resolution, "seq_len": 1, "label_space": synth.label_space.name, "augment": False,
@@ -216,7 +216,7 @@ def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str) -> t
 
 def _fit_class_means(sequences) -> "ClassMeanBaseline":
     """sequences: (real T x H x W x 3, labels T x H x W) pairs."""
-    from svsgan_core.metrics.pixels import ClassMeanBaseline
+    from ..metrics.pixels import ClassMeanBaseline
 
     baseline = ClassMeanBaseline()
     for real, labels in sequences:
@@ -238,8 +238,8 @@ def _save_frames(out: Path, kind: str, name: str, frames: np.ndarray) -> None:
 # -- the command ---------------------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.labels import get_label_space
-    from svsgan_core.metrics.evaluate import EvalOptions, Evaluator, parse_metrics, report
+    from ..data.labels import get_label_space
+    from ..metrics.evaluate import EvalOptions, Evaluator, parse_metrics, report
 
     ckpt_mode = bool(args.checkpoint or args.data)
     folder_mode = bool(args.real or args.fake)
@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
 
     synth = None
     if ckpt_mode:
-        from svsgan_core.inference import VideoSynthesizer
+        from ..runtime.synthesizer import VideoSynthesizer
 
         synth = VideoSynthesizer.from_checkpoint(args.checkpoint, device=args.device)
         space = synth.label_space
@@ -288,9 +288,9 @@ def run(args: argparse.Namespace) -> int:
                 fitted = _fit_class_means((r, lab) for _, r, _, lab in _folder_sequences(args, log))
             baselines[kind] = (fitted, Evaluator(base_options, log=log, networks_from=evaluator))
     if ckpt_mode and "carry" in metrics:
-        from svsgan_core.checkpoint import load_generator
-        from svsgan_core.inference import prepare_for_inference
-        from svsgan_core.metrics.carry import CarryProbe
+        from ..metrics.carry import CarryProbe
+        from ..runtime.checkpoint import load_generator
+        from ..runtime.synthesizer import prepare_for_inference
 
         evaluator.carry = CarryProbe(prepare_for_inference(load_generator(args.checkpoint)).to(args.device), args.device)
     first_number = 2 if ckpt_mode and args.first_frame == "real" else 1

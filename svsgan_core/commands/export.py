@@ -3,7 +3,7 @@ onnxruntime, and optionally build a TensorRT engine from it.
 
 The graph: prev_image (Bx3xHxW float, [-1, 1]), prev_labels and labels (BxHxW int64 class ids),
 first_frame (B float, 1 = first frame of a sequence) -> image (Bx3xHxW float, [-1, 1]).
-B is dynamic, H x W fixed (--resolution). Details: svsgan_core/export.py, docs/performance.md.
+B is dynamic, H x W fixed (--resolution). Details: svsgan_core/runtime/export.py, docs/performance.md.
 
 Examples:
   svsgan export runs/city/ckpt gen.onnx
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from svsgan_core.config import PRESETS
+from ..models.config import PRESETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,10 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.benchmark import load_generator_for
-    from svsgan_core.errors import InputError
-    from svsgan_core.export import (build_tensorrt_engine, compare_with_pytorch, export_onnx, read_onnx_config,
-                                    trtexec_command)
+    from ..errors import InputError
+    from ..runtime.benchmark import load_generator_for
+    from ..runtime.export import (
+        build_tensorrt_engine,
+        compare_with_pytorch,
+        export_onnx,
+        read_onnx_config,
+        trtexec_command,
+    )
 
     if args.preset and args.checkpoint:
         raise InputError("name either a checkpoint folder or --preset, not both")

@@ -28,7 +28,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", help="the recording: a bag folder or a .db3/.mcap file")
@@ -84,8 +85,9 @@ def pair_by_stamp(label_stamps: list[int], rgb_stamps: list[int], max_dt_ns: int
 
 
 def _label_decoder(encoding_choice: str, ros_encoding: str, label_space: str, carla_version: str):
-    from svsgan_core.conversion import resolve_label_encoding
-    from svsgan_core.labels import LabelDecoder, carla_space_for_version
+    from ..data.labels import carla_space_for_version
+    from ..io.conversion import resolve_label_encoding
+    from ..io.encoding import LabelDecoder
 
     choice = resolve_label_encoding(encoding_choice, ros_encoding)
     if choice == "ids":
@@ -100,10 +102,10 @@ def extract_bag(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_top
                 label_encoding: str = "auto", label_space: str = "cityscapes", carla_version: str = "0.9.14",
                 max_dt: float = 0.02, reset_gap: float = 1.0, typestore: str | None = None,
                 overwrite: bool = False, progress: bool = True) -> ExtractResult:
-    from svsgan_core.bags import AtomicDirectory, BagReader
-    from svsgan_core.data.layouts import write_dataset_info, write_frame
-    from svsgan_core.rosio import message_to_numpy, rgb_from_msg
-    from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+    from ..data.layouts import write_dataset_info, write_frame
+    from ..io.bags import AtomicDirectory, BagReader
+    from ..io.rosio import message_to_numpy, rgb_from_msg
+    from ..io.timeline import SequenceTimeline, stamp_to_ns
 
     if not max_dt >= 0:
         raise InputError(f"--max-dt must be zero or positive, got {max_dt}")
@@ -190,10 +192,10 @@ def extract_rgb(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_top
     """
     import yaml
 
-    from svsgan_core.bags import AtomicDirectory, BagReader
-    from svsgan_core.data.layouts import DATASET_FILE, folder_frame, frame_name, write_image
-    from svsgan_core.rosio import rgb_from_msg
-    from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+    from ..data.layouts import DATASET_FILE, folder_frame, frame_name, write_image
+    from ..io.bags import AtomicDirectory, BagReader
+    from ..io.rosio import rgb_from_msg
+    from ..io.timeline import SequenceTimeline, stamp_to_ns
 
     with BagReader(bag_path, typestore) as bag:
         bag.require(rgb_topic)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from svsgan_core.config import PRESETS, ModelConfig, preset
+from ..models.config import PRESETS, ModelConfig, preset
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parameter_counts(cfg: ModelConfig) -> dict[str, int]:
-    from svsgan_core.models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
+    from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 
     def n(m) -> int:
         return sum(p.numel() for p in m.parameters())
@@ -37,7 +37,7 @@ def parameter_counts(cfg: ModelConfig) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.errors import InputError
+    from ..errors import InputError
 
     if bool(args.checkpoint) == bool(args.preset):
         raise InputError("name either a checkpoint folder or --preset NAME")
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.preset:
         cfg, source = preset(args.preset), f"preset {args.preset}"
     else:
-        from svsgan_core.checkpoint import read_config
+        from ..runtime.checkpoint import read_config
 
         cfg, meta = read_config(args.checkpoint)
         source = f"checkpoint {args.checkpoint}"

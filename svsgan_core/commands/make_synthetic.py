@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_size(text: str) -> tuple[int, int]:
     """'WIDTHxHEIGHT' -> (width, height)."""
-    from svsgan_core.errors import InputError
+    from ..errors import InputError
 
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not match or min(int(match[1]), int(match[2])) < 8:
@@ -54,10 +54,10 @@ def sequence_seed(seed: int, index: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from svsgan_core.data.flow import save_flow
-    from svsgan_core.data.layouts import DATASET_FILE, read_dataset_info, write_dataset_info, write_frame
-    from svsgan_core.data.synthetic import LABEL_SPACE, generate_sequence
-    from svsgan_core.errors import InputError
+    from ..data.flow import save_flow
+    from ..data.layouts import DATASET_FILE, read_dataset_info, write_dataset_info, write_frame
+    from ..data.synthetic import LABEL_SPACE, generate_sequence
+    from ..errors import InputError
 
     width, height = parse_size(args.size)
     if args.sequences < 1 or args.frames < 1:

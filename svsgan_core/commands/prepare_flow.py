@@ -32,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.data.flow import prepare_flow
-    from svsgan_core.data.layouts import detect_layout, find_sequences
-    from svsgan_core.errors import InputError
+    from ..data.flow import prepare_flow
+    from ..data.layouts import detect_layout, find_sequences
+    from ..errors import InputError
 
     layout = detect_layout(args.root) if args.layout == "auto" else args.layout
     options = {}

@@ -43,10 +43,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from svsgan_core.data.layouts import (DATASET_FILE, IMAGE_EXTENSIONS, read_image, write_dataset_info,
-                                      write_label)
-from svsgan_core.errors import InputError
-from svsgan_core.labels import get_label_space
+from ..data.labels import get_label_space
+from ..data.layouts import DATASET_FILE, IMAGE_EXTENSIONS, read_image, write_dataset_info, write_label
+from ..errors import InputError
 
 LAYOUT_CHOICES = ("auto", "folder", "cityscapes", "kitti360")
 #: the label space each layout's dataset reads by default
@@ -198,7 +197,7 @@ def to_space(labels: np.ndarray, space, ignore: int) -> np.ndarray:
 def pseudo_label(jobs: list[Job], segmenter, label_space, batch: int = 4, overwrite: bool = False,
                  progress: bool = True, log=print) -> Result:
     """Run `segmenter` (metrics.miou.Segmenter) over `jobs`, writing each label file atomically."""
-    from svsgan_core.metrics.miou import IGNORE_LABEL
+    from ..metrics.miou import IGNORE_LABEL
 
     if batch < 1:
         raise InputError(f"--batch must be at least 1, got {batch}")
@@ -266,8 +265,8 @@ def _write_folder_info(images: Path, out: Path, space: str, segmenter: str) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from svsgan_core.fast import resolve_device
-    from svsgan_core.metrics.miou import Segmenter
+    from ..metrics.miou import Segmenter
+    from ..runtime.backend import resolve_device
 
     images, out = args.images, args.out
     if not images.is_dir():

@@ -37,10 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from svsgan_core.errors import InputError
-    from svsgan_core.train import distributed as D
-    from svsgan_core.train.options import load_options, read_yaml
-    from svsgan_core.train.trainer import Trainer, new_run_dir
+    from ..errors import InputError
+    from ..train import distributed as D
+    from ..train.options import load_options, read_yaml
+    from ..train.trainer import Trainer, new_run_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from svsgan_core.data.flow import load_flow, resize_flow
-from svsgan_core.data.layouts import Sequence, find_sequences, read_image, read_label
-from svsgan_core.errors import InputError
-from svsgan_core.labels import get_label_space, map_labels
+from ..errors import InputError
+from .flow import load_flow, resize_flow
+from .labels import get_label_space, map_labels
+from .layouts import Sequence, find_sequences, read_image, read_label
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
+from .layouts import read_image
 
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -128,7 +129,6 @@ def prepare_flow(sequences, overwrite: bool = False, max_width: int | None = Non
     `max_width` computes (and stores) flow on frames downscaled to at most that width.
     Returns counts: {"written": n, "skipped": m}.
     """
-    from svsgan_core.data.layouts import read_image
 
     estimator = DisFlow(preset)
     todo = [(seq, i) for seq in sequences for i in range(1, len(seq.frames))]

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 import yaml
 
-from svsgan_core.errors import InputError
-from svsgan_core.labels import get_label_space
+from ..errors import InputError
+from .labels import get_label_space
 
 DATASET_FILE = "dataset.yaml"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -76,7 +76,7 @@ def read_label(path: Path) -> np.ndarray:
         raise InputError(f"cannot decode label map {path} (corrupt or not an image file)")
     if label.ndim != 2:
         raise InputError(f"label map {path} has {label.shape[2]} channels; label maps are single-channel "
-                         f"class-id PNGs (decode palette images with svsgan_core.labels.decode_palette first)")
+                         f"class-id PNGs (decode palette images with svsgan_core.io.encoding.decode_palette first)")
     if label.dtype != np.uint8:
         if label.max(initial=0) > 255:
             raise InputError(f"label map {path} holds ids above 255 (max {int(label.max())})")

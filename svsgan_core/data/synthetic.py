@@ -20,8 +20,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from svsgan_core.errors import InputError
-from svsgan_core.labels import get_label_space
+from ..errors import InputError
+from .labels import get_label_space
 
 LABEL_SPACE = "cityscapes"
 _SPACE = get_label_space(LABEL_SPACE)

@@ -1,11 +1,18 @@
 """The SVS-GAN losses (Section 3.3, appendix A): one file per family, combined in `total`."""
-from svsgan_core.losses.adversarial import GAN_MODES, video_d_loss, video_g_loss
-from svsgan_core.losses.feature_matching import feature_matching, video_feature_matching
-from svsgan_core.losses.flow import flow_l1, occlusion_bce, occlusion_target, warp_l1, warp_labels
-from svsgan_core.losses.oasis import (balanced_cross_entropy, class_balance_weights, class_counts,
-                                      fake_class_cross_entropy, labelmix_loss, labelmix_mask, oasis_d_loss,
-                                      oasis_g_loss)
-from svsgan_core.losses.total import LossConfig, SVSGANLoss
+from .adversarial import GAN_MODES, video_d_loss, video_g_loss
+from .feature_matching import feature_matching, video_feature_matching
+from .flow import flow_l1, occlusion_bce, occlusion_target, warp_l1, warp_labels
+from .oasis import (
+    balanced_cross_entropy,
+    class_balance_weights,
+    class_counts,
+    fake_class_cross_entropy,
+    labelmix_loss,
+    labelmix_mask,
+    oasis_d_loss,
+    oasis_g_loss,
+)
+from .total import LossConfig, SVSGANLoss
 
 __all__ = [
     "GAN_MODES", "LossConfig", "SVSGANLoss", "balanced_cross_entropy", "class_balance_weights", "class_counts",

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from svsgan_core.errors import InputError
-from svsgan_core.losses import adversarial, oasis
-from svsgan_core.losses.feature_matching import feature_matching, video_feature_matching
-from svsgan_core.losses.flow import flow_l1, occlusion_bce, occlusion_target, warp_l1
-from svsgan_core.models.flow import warp
+from ..errors import InputError
+from ..models.flow import warp
+from . import adversarial, oasis
+from .feature_matching import feature_matching, video_feature_matching
+from .flow import flow_l1, occlusion_bce, occlusion_target, warp_l1
+from .vgg import VGG19, VGGLoss
 
 
 @dataclass
@@ -61,7 +62,6 @@ class SVSGANLoss(nn.Module):
         self.vgg = None
         if cfg.vgg > 0:
             if vgg is None:
-                from svsgan_core.losses.vgg import VGG19, VGGLoss
 
                 vgg = VGGLoss(VGG19.from_file(cfg.vgg_weights))
             self.vgg = vgg

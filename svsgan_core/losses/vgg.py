@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from svsgan_core.errors import MissingWeightsError
+from ..errors import MissingWeightsError
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 # torchvision's configuration "E"; "M" is a 2x2 max-pool

@@ -14,8 +14,13 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from svsgan_core.errors import SvsganError
-from svsgan_core.metrics.pixels import l1_per_frame, psnr_per_frame
+from ..errors import InputError, SvsganError
+from . import fid, fvd
+from .fid import fid_from_features
+from .fvd import fvd_from_features, split_clips
+from .miou import ConfusionAccumulator, Segmenter
+from .pixels import l1_per_frame, psnr_per_frame
+from .temporal import warping_errors
 
 METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps", "l1", "psnr", "carry")
 DEFAULT_METRICS = tuple(m for m in METRICS if m != "carry")  # the probe costs three generator passes per frame
@@ -39,7 +44,6 @@ def parse_metrics(text: str) -> list[str]:
     names = [m.strip().lower() for m in text.split(",") if m.strip()]
     unknown = [m for m in names if m not in METRICS]
     if unknown:
-        from svsgan_core.errors import InputError
 
         raise InputError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     return list(dict.fromkeys(names))
@@ -93,7 +97,6 @@ class Evaluator:
                 if metric in other.skipped:
                     self.skip(metric, other.skipped[metric])
         if self.segmenter is not None:
-            from svsgan_core.metrics.miou import ConfusionAccumulator
 
             self.confusion = ConfusionAccumulator(o.num_classes, 255 if o.ignore_index is None else o.ignore_index)
         for name, extractor in (("fvd_i3d", self.i3d), ("fvd_cd", self.videomae)):
@@ -115,9 +118,6 @@ class Evaluator:
             self.log(f"skipping {metric}: {reason}")
 
     def _load(self) -> None:
-        from svsgan_core.metrics import fid, fvd
-        from svsgan_core.metrics.miou import ConfusionAccumulator, Segmenter
-
         o = self.options
         self.inception = self._try("fid", lambda: fid.InceptionFeatureExtractor(o.inception, o.device))
         if "fvd_i3d" in o.metrics and o.i3d is None:
@@ -155,8 +155,6 @@ class Evaluator:
         `first_frame`: the number (1-based) of fake[0] in its sequence, 2 when a real reference frame
         was left out, so per-frame numbers line up across modes.
         """
-        from svsgan_core.metrics.fvd import split_clips
-        from svsgan_core.metrics.temporal import warping_errors
 
         fake = np.asarray(fake)
         if real is not None:
@@ -189,9 +187,6 @@ class Evaluator:
                 psnrs.append(float(psnr))
 
     def results(self) -> dict[str, Any]:
-        from svsgan_core.metrics.fid import fid_from_features
-        from svsgan_core.metrics.fvd import fvd_from_features
-
         o = self.options
         out: dict[str, Any] = {}
         if self.inception is not None:

@@ -20,8 +20,9 @@ import os
 import numpy as np
 import torch
 
-from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.metrics.weights import fid_helper_inception_path, is_torchscript, require_weights
+from ..errors import CheckpointError, InputError
+from .inception import FIDInceptionV3
+from .weights import fid_helper_inception_path, is_torchscript, require_weights
 
 FID_SIZE = 299
 FEATURE_DIM = 2048
@@ -145,7 +146,6 @@ class InceptionFeatureExtractor:
                 return torch.jit.load(path, map_location="cpu")
             except RuntimeError as exc:
                 raise CheckpointError(f"cannot load the TorchScript FID Inception {path!r}: {exc}") from exc
-        from svsgan_core.metrics.inception import FIDInceptionV3
 
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

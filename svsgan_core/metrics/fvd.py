@@ -22,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.metrics.fid import fid_from_features
-from svsgan_core.metrics.weights import require_weights
+from ..errors import CheckpointError, InputError
+from .fid import fid_from_features
+from .i3d import InceptionI3d
+from .videomae import vit_giant_ssv2
+from .weights import require_weights
 
 CLIP_LENGTH = 16
 FVD_SIZE = 224
@@ -99,8 +101,6 @@ class I3DFeatureExtractor(_ClipFeatureExtractor):
     dim = 400
 
     def __init__(self, weights: str | os.PathLike | None, device: str = "cpu", batch_size: int = 4):
-        from svsgan_core.metrics.i3d import InceptionI3d
-
         path = require_weights(weights, "i3d")
         net = InceptionI3d()
         _load_into(net, _load_state(path, "I3D network"), path, "I3D (InceptionI3d, 400 classes)")
@@ -117,8 +117,6 @@ class VideoMAEFeatureExtractor(_ClipFeatureExtractor):
     dim = 1408
 
     def __init__(self, weights: str | os.PathLike | None, device: str = "cpu", batch_size: int = 1):
-        from svsgan_core.metrics.videomae import vit_giant_ssv2
-
         path = require_weights(weights, "videomae")
         state = _load_state(path, "VideoMAE-v2 network")
         net = vit_giant_ssv2()

@@ -15,9 +15,11 @@ from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
+import torch
 
-from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.metrics.weights import is_torchscript, require_weights
+from ..data.labels import get_label_space
+from ..errors import CheckpointError, InputError
+from .weights import is_torchscript, require_weights
 
 IGNORE_LABEL = 255
 
@@ -159,8 +161,6 @@ class Segmenter:
 
     @staticmethod
     def _load_torchscript(path: str, device: str):
-        import torch
-
         try:
             net = torch.jit.load(path, map_location=device).eval()
         except RuntimeError as exc:
@@ -222,7 +222,6 @@ def label_map_by_name(class_names: Sequence[str], label_space, class_map: Mappin
     `class_map` renames a model class to a space class first, or to None to send it to IGNORE_LABEL.
     Any other name the space lacks is an InputError that lists them all.
     """
-    from svsgan_core.labels import get_label_space
 
     space = get_label_space(label_space)
     ids = {_normalise_name(n): i for i, n in enumerate(space.class_names)}
@@ -250,7 +249,6 @@ def label_map_by_name(class_names: Sequence[str], label_space, class_map: Mappin
 def _load_transformers(folder: str, device: str):
     """A save_pretrained folder -> (run(x) -> N x K x h x w scores, class names, mean, std)."""
     try:
-        import torch
         import transformers
     except ImportError:
         raise InputError(f"{folder!r} is a Hugging Face model folder; reading it needs transformers: "

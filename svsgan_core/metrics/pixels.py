@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
 
 PSNR_CAP = 100.0  # dB for identical frames, so a mean stays finite
 

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import torch
 
-from svsgan_core.data.flow import DisFlow
-from svsgan_core.errors import InputError
-from svsgan_core.models.flow import warp
+from ..data.flow import DisFlow
+from ..errors import InputError
+from ..models.flow import warp
 
 # consistency() is exp(-violation / bound); the hard Sundaram test "violation < bound" is conf > 1/e
 VISIBLE_CONFIDENCE = math.exp(-1.0)

@@ -11,7 +11,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 
-from svsgan_core.errors import MissingWeightsError
+from ..errors import MissingWeightsError
 
 
 @dataclass(frozen=True)

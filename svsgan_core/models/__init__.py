@@ -1,7 +1,7 @@
 """The SVS-GAN networks, one file per component of Figure 2."""
-from svsgan_core.models.discriminators import OASISDiscriminator, TemporalDiscriminator, VideoDiscriminators
-from svsgan_core.models.flow import FlowOcclusionNet, resize_flow, warp
-from svsgan_core.models.generator import OcclusionFusion, SVSGenerator, one_hot
+from .discriminators import OASISDiscriminator, TemporalDiscriminator, VideoDiscriminators
+from .flow import FlowOcclusionNet, resize_flow, warp
+from .generator import OcclusionFusion, SVSGenerator, one_hot
 
 __all__ = [
     "FlowOcclusionNet", "OASISDiscriminator", "OcclusionFusion", "SVSGenerator", "TemporalDiscriminator",

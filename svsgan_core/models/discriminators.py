@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from svsgan_core.config import ModelConfig
-from svsgan_core.models.generator import one_hot
+from .config import ModelConfig
+from .generator import one_hot
 
 
 def _sn_conv(cin: int, cout: int, k: int = 3, stride: int = 1, padding: int = 1) -> nn.Module:

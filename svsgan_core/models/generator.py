@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from svsgan_core.config import ModelConfig
-from svsgan_core.models.flow import FlowOcclusionNet, warp
+from .config import ModelConfig
+from .flow import FlowOcclusionNet, warp
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -246,8 +246,27 @@ class SVSGenerator(nn.Module):
             skips = self.fusion(self.image_encoder(warped), occlusion)
         return GeneratorOutput(self.decode(conds, skips, occlusion), flow, occlusion, warped)
 
+    def step(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
+             first_frame: torch.Tensor) -> torch.Tensor:
+        """One frame of a stream with the first-frame mode as an input: the graph that export writes.
+
+        labels, prev_labels: BxHxW int ids; first_frame: B, 1 where a sequence starts. First-frame mode
+        is the continuing step with OC forced to one (every image skip is then (1 - OC) * ... = 0), so
+        one graph serves whole sequences and a batch may mix cameras that start with ones that continue.
+        Ids become one-hot by one comparison with 0..N-1, so ids outside [0, N) give all-zero pixels as
+        `one_hot` does.
+        """
+        class_ids = torch.arange(self.cfg.num_classes, device=labels.device).view(1, -1, 1, 1)
+        seg = (labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
+        prev_seg = (prev_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
+        conds = self.semantic_encoder.conditions(seg)
+        flow, occlusion = self.flow_net(prev_seg, seg)
+        occlusion = torch.maximum(occlusion, first_frame[:, None, None, None].to(occlusion.dtype))
+        skips = self.fusion(self.image_encoder(warp(prev_image, flow)), occlusion)
+        return self.decode(conds, skips, occlusion)
+
     def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor) -> torch.Tensor:
-        """Pyramid 3, shared by forward() and the exported per-frame step (svsgan_core.export).
+        """Pyramid 3, shared by forward() and step().
 
         skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1}.
         """

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from svsgan_core.losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
-from svsgan_core.losses.total import SVSGANLoss
-from svsgan_core.models import VideoDiscriminators
-from svsgan_core.models.generator import GeneratorOutput
-from svsgan_core.train import distributed as D
+from ..losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
+from ..losses.total import SVSGANLoss
+from ..models import VideoDiscriminators
+from ..models.generator import GeneratorOutput
+from . import distributed as D
 
 
 def mix_seed(*values: int) -> int:

@@ -5,9 +5,10 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from svsgan_core.labels import encode_palette
+from ..io.encoding import encode_palette
 
 
 class RunLog:
@@ -62,8 +63,6 @@ def write_video(path: Path, frames: np.ndarray, fps: float = 8.0) -> Path:
     try:
         import imageio_ffmpeg
     except ImportError:
-        import cv2
-
         vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
         for f in frames:
             vw.write(f[:, :, ::-1].copy())

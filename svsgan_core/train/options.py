@@ -12,11 +12,9 @@ from typing import Any
 
 import yaml
 
-from svsgan_core.config import PRESETS, ModelConfig, preset
-from svsgan_core.errors import InputError
-from svsgan_core.losses.total import LossConfig
-
-PRECISIONS = ("fp32", "bf16", "fp16")
+from ..errors import InputError
+from ..losses.total import LossConfig
+from ..models.config import PRECISIONS, PRESETS, ModelConfig, preset
 
 
 @dataclass

@@ -8,7 +8,7 @@ starts from this one's checkpoint (model.init_from) with its own schedule (paper
 """
 from __future__ import annotations
 
-from svsgan_core.train.options import ScheduleOptions
+from .options import ScheduleOptions
 
 
 class Schedule:

@@ -25,10 +25,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from svsgan_core.checkpoint import (CONFIG_NAME, GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config,
-                                   read_weights, replace_folder, save_checkpoint)
-from svsgan_core.errors import CheckpointError
-from svsgan_core.train import distributed as D
+from ..errors import CheckpointError
+from ..runtime.checkpoint import (
+    CONFIG_NAME,
+    GENERATOR_NAME,
+    check_state_dict,
+    checkpoint_dir,
+    read_config,
+    read_weights,
+    replace_folder,
+    save_checkpoint,
+)
+from . import distributed as D
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"

@@ -29,20 +29,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from svsgan_core.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
-from svsgan_core.config import ModelConfig
-from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.losses.total import SVSGANLoss
-from svsgan_core.models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
-from svsgan_core.train import distributed as D
-from svsgan_core.train.ema import EMA
-from svsgan_core.train.loss import TrainingLoss, VideoWindows, mix_seed, unwrap
-from svsgan_core.train.monitor import RunLog, side_by_side, to_uint8, write_video
-from svsgan_core.train.options import TrainOptions, save_options
-from svsgan_core.train.schedule import Schedule
-from svsgan_core.train.state import resolve_checkpoint, resume_training, save_training, training_counters
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from ..data.datasets import build_dataset
+from ..errors import CheckpointError, InputError
+from ..losses.total import SVSGANLoss
+from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
+from ..models.config import PRECISIONS, ModelConfig
+from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
+from . import distributed as D
+from .ema import EMA
+from .loss import TrainingLoss, VideoWindows, mix_seed, unwrap
+from .monitor import RunLog, side_by_side, to_uint8, write_video
+from .options import TrainOptions, save_options
+from .schedule import Schedule
+from .state import resolve_checkpoint, resume_training, save_training, training_counters
 
 
 class ShardedBatchSampler(Sampler):
@@ -97,7 +96,7 @@ class Trainer:
         self.amp_dtype = None
         if opts.optim.precision != "fp32":
             if self.device.type == "cuda":
-                self.amp_dtype = _DTYPES[opts.optim.precision]
+                self.amp_dtype = PRECISIONS[opts.optim.precision]
             elif self.info.is_main:
                 print(f"svsgan train: {opts.optim.precision} autocast is for CUDA; training in fp32 on {self.device}")
 
@@ -143,8 +142,6 @@ class Trainer:
 
     # -- set-up ------------------------------------------------------------------------------------
     def _build_dataset(self, root: str, train: bool):
-        from svsgan_core.data.datasets import build_dataset
-
         options = dict(self.opts.data.options)
         if not train:
             options.update(augment=False, random_clips=False)

@@ -55,8 +55,9 @@ def _node_command(params_file: str) -> list[str]:
 
 
 def _env(domain_id: int) -> dict:
-    import svsgan_core
     import svs_gan_ros
+
+    import svsgan_core
 
     paths = [
         str(Path(svs_gan_ros.__file__).resolve().parents[1]),
@@ -95,16 +96,16 @@ def measure_node_overhead(
     (speed does not depend on the weights).
     """
     import rclpy
+    import torch
+    import yaml
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
-    import torch
-    import yaml
 
-    from svsgan_core import rosio
-    from svsgan_core.inference import VideoSynthesizer
+    from svsgan_core.io import rosio
+    from svsgan_core.runtime.synthesizer import VideoSynthesizer
 
     def say(text):
         if log:
@@ -113,9 +114,9 @@ def measure_node_overhead(
     tmp = tempfile.TemporaryDirectory(prefix='svsgan-bench-')
     source = checkpoint or f'random weights, preset {preset}'
     if checkpoint is None:
-        from svsgan_core.checkpoint import save_checkpoint
-        from svsgan_core.config import preset as make_preset
         from svsgan_core.models import SVSGenerator
+        from svsgan_core.models.config import preset as make_preset
+        from svsgan_core.runtime.checkpoint import save_checkpoint
 
         torch.manual_seed(0)
         checkpoint = str(

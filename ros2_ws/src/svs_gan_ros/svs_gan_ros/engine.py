@@ -2,7 +2,7 @@
 
 The node (generator_node.py) turns subscription callbacks into `submit` calls and `publish` calls
 into messages; everything else lives here, runs in one worker thread and is tested without rclpy.
-Messages are only duck-typed (``header.stamp``, and what svsgan_core.rosio reads).
+Messages are only duck-typed (``header.stamp``, and what svsgan_core.io.rosio reads).
 
 Sequence rules (DESIGN.md, "Time"): every received stamp, processed or not, goes through the
 camera's SequenceTimeline in arrival order, so a loop or a gap is noticed even when live mode skips
@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from svsgan_core import rosio
 from svsgan_core.errors import InputError
-from svsgan_core.labels import LabelDecoder
-from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+from svsgan_core.io import rosio
+from svsgan_core.io.encoding import LabelDecoder
+from svsgan_core.io.timeline import SequenceTimeline, stamp_to_ns
 
 COMPRESSED_TRANSPORTS = ('compressed', 'compressedDepth')
 

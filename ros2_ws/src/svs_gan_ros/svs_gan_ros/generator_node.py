@@ -7,14 +7,14 @@ batching and statistics live in svs_gan_ros.engine, which runs and is tested wit
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass
-from functools import partial
 import json
 import sys
+from dataclasses import dataclass
+from functools import partial
 
 import cv2
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
@@ -25,7 +25,6 @@ from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
-
 from svs_gan_ros.engine import (
     CameraConfig,
     SynthesisEngine,
@@ -34,8 +33,9 @@ from svs_gan_ros.engine import (
     status_line,
 )
 from svs_gan_ros.params import LABEL_ENCODINGS, PARAMS, qos_choice, qos_text
-from svsgan_core import rosio
+
 from svsgan_core.errors import InputError, SvsganError
+from svsgan_core.io import rosio
 
 NODE_NAME = 'svs_gan_generator'
 _RELIABILITY = {
@@ -66,7 +66,7 @@ class GeneratorNode(Node):
             torch.set_num_threads(p['num_threads'])
         if not p['checkpoint']:
             raise InputError("parameter 'checkpoint' is empty: name an svsgan checkpoint folder")
-        from svsgan_core.inference import VideoSynthesizer
+        from svsgan_core.runtime.synthesizer import VideoSynthesizer
 
         try:
             self.synth = VideoSynthesizer.from_checkpoint(

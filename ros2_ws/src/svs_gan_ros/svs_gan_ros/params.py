@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from svsgan_core.models.config import PRECISIONS
+
 MODES = ('live', 'lossless')
 LABEL_ENCODINGS = ('ids', 'carla_palette', 'carla_raw')
-PRECISIONS = ('fp32', 'fp16', 'bf16')
 RELIABILITY = ('auto', 'reliable', 'best_effort')
 OUTPUT_ENCODINGS = ('rgb8', 'bgr8')
 
@@ -44,7 +45,7 @@ PARAMS: tuple[Param, ...] = (
         'svsgan checkpoint folder (config.yaml + generator.safetensors); required',
     ),
     Param('device', 'cpu', "torch device for inference: 'cpu', 'cuda', 'cuda:1', ..."),
-    Param('precision', 'fp32', 'inference precision (fp16 needs CUDA)', choices=PRECISIONS),
+    Param('precision', 'fp32', 'inference precision (fp16 needs CUDA)', choices=tuple(PRECISIONS)),
     Param(
         'num_threads',
         0,
@@ -85,7 +86,7 @@ PARAMS: tuple[Param, ...] = (
     Param(
         'label_space',
         '',
-        "label space of 'ids' input, a name from svsgan_core.labels (cityscapes, "
+        "label space of 'ids' input, a name from svsgan_core.data.labels (cityscapes, "
         "cityscapes_ids, carla, carla_legacy, ...); empty: the checkpoint's own space",
     ),
     Param(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 NEW_SEQUENCE_REASONS = ("first", "backward", "gap")
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
+from ..models.config import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZE = ("auto", "none")
 

@@ -29,9 +29,16 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from svsgan_core.config import ModelConfig
-from svsgan_core.errors import InputError
+from ..errors import InputError
+from ..models import SVSGenerator
+from ..models.config import ModelConfig
+from ..models.config import preset as make_preset
+from .backend import pick_backend
+from .checkpoint import load_generator, prepare_for_inference
+from .export import export_onnx, resolution_config
+from .synthesizer import OnnxSynthesizer, VideoSynthesizer
 
 Log = Callable[[str], None]
 
@@ -60,15 +67,9 @@ def load_generator_for(preset: str | None, checkpoint: str | os.PathLike | None,
                        resolution: str | None = None, seed: int = 0) -> torch.nn.Module:
     """The generator to measure: a checkpoint, or a preset with random weights (speed does not
     depend on the weights), working at `resolution` (WIDTHxHEIGHT) when given."""
-    from svsgan_core.config import preset as make_preset
-    from svsgan_core.export import resolution_config
-    from svsgan_core.models import SVSGenerator
-
     if (preset is None) == (checkpoint is None):
         raise InputError("name either --preset or --checkpoint")
     if checkpoint is not None:
-        from svsgan_core.checkpoint import load_generator
-
         gen = load_generator(checkpoint)
     else:
         torch.manual_seed(seed)
@@ -85,11 +86,6 @@ def count_parameters(generator: torch.nn.Module) -> int:
 
 def count_gflops(cfg: ModelConfig) -> dict[str, float]:
     """Convolution GFLOPs of one frame (batch 1) in both modes, on the meta device (no compute)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from svsgan_core.inference import prepare_for_inference
-    from svsgan_core.models import SVSGenerator
-
     with torch.device("meta"):
         gen = prepare_for_inference(SVSGenerator(cfg))
         seg = torch.zeros(1, cfg.num_classes, cfg.height, cfg.width)
@@ -213,9 +209,6 @@ class BenchOptions:
 
 def run_benchmark(opts: BenchOptions, log: Log = _stderr) -> dict[str, Any]:
     """Measure everything `svsgan bench` reports, in one process; returns a JSON-ready dict."""
-    from svsgan_core import fast
-    from svsgan_core.inference import VideoSynthesizer
-
     if opts.cameras < 1 or opts.frames < 1 or opts.warmup < 1:
         raise InputError("--cameras, --frames and --warmup must be at least 1 (the first step is a first frame)")
     if opts.threads:
@@ -238,7 +231,7 @@ def run_benchmark(opts: BenchOptions, log: Log = _stderr) -> dict[str, Any]:
     result["first_frame_gflops"] = flops["first_frame"]
     result["load_before"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     synth = VideoSynthesizer(gen, opts.device, opts.precision, cl, opts.compile, opts.optimize)
-    backend = fast.pick_backend(opts.backend, synth.settings, opts.optimize)
+    backend = pick_backend(opts.backend, synth.settings, opts.optimize)
     result["settings"] = dataclasses.asdict(synth.settings)
     result["backend"] = backend
     result["threads"] = torch.get_num_threads()
@@ -264,8 +257,6 @@ def _bench_onnx(gen, synth, opts: BenchOptions, tmp: Path, log: Log):
     """The exported step in onnxruntime, timed the same way right after PyTorch."""
     try:
         import onnxruntime  # noqa: F401
-
-        from svsgan_core.export import OnnxSynthesizer, export_onnx
     except ImportError as exc:
         log(f"skipping ONNX: {exc} (pip install 'svsgan[export]')")
         return {"skipped": str(exc)}, None
@@ -284,10 +275,10 @@ def _bench_onnx(gen, synth, opts: BenchOptions, tmp: Path, log: Log):
 
 def _conversion_overhead(synth, opts: BenchOptions, log: Log) -> dict[str, Any]:
     try:
-        from svsgan_core.conversion import measure_conversion_overhead
+        from ..io.conversion import measure_conversion_overhead
     except ImportError as exc:
         log(f"skipping the bag-conversion overhead: {exc}")
-        return {"skipped": f"svsgan_core.conversion.measure_conversion_overhead not available ({exc})"}
+        return {"skipped": f"svsgan_core.io.conversion.measure_conversion_overhead not available ({exc})"}
     log(f"measuring bag conversion against the bare synthesizer ({opts.overhead_frames} frames)")
     h, w = synth.resolution
     try:

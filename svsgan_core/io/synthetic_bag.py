@@ -19,6 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.synthetic import generate_sequence
+from .bags import BagWriter, writer_version
+from .encoding import encode_palette
+from .rosio import image_fields
+
 SEMANTIC_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/image"
 CAMERA_INFO_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/camera_info"
 RGB_TOPIC = "/carla/ego_vehicle/rgb_front/image"
@@ -44,9 +49,6 @@ def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, wid
     """Render `frames` synthetic frames and write them as a CARLA-style bag folder at `dest`."""
     from rosbags.typesys import Stores, get_typestore
 
-    from svsgan_core.bags import BagWriter, writer_version
-    from svsgan_core.data.synthetic import generate_sequence
-    from svsgan_core.labels import encode_palette
 
     images, labels = generate_sequence(seed, frames, height, width)
     store = get_typestore(Stores(f"ros2_{typestore}"))
@@ -84,6 +86,4 @@ def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, wid
 
 
 def _image(types, header, bgra: np.ndarray):
-    from svsgan_core.rosio import image_fields
-
     return types["sensor_msgs/msg/Image"](header=header, **image_fields(bgra, "bgra8"))

@@ -15,9 +15,11 @@ import torch
 import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.nn.utils import parametrize
 
-from svsgan_core.config import ModelConfig
-from svsgan_core.errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError
+from ..models.config import ModelConfig
+from ..models.generator import SVSGenerator
 
 FORMAT = "svsgan-checkpoint"
 VERSION = 1
@@ -93,7 +95,6 @@ def check_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], wh
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Build the generator its config describes and load its weights."""
-    from svsgan_core.models.generator import SVSGenerator
 
     cfg, _ = read_config(path)
     state = read_weights(path)
@@ -140,3 +141,20 @@ def replace_folder(staging: Path, dest: Path) -> None:
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def fold_spectral_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace spectral-norm parametrizations by the normalised weights they produce (inference only)."""
+    for m in module.modules():
+        if parametrize.is_parametrized(m):
+            for name in list(m.parametrizations.keys()):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    return module
+
+
+def prepare_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
+    """eval mode, spectral norm folded, no gradients: what every inference path runs."""
+    generator.eval()
+    fold_spectral_norm(generator)
+    generator.requires_grad_(False)
+    return generator

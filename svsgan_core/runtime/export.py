@@ -37,13 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from svsgan_core.bags import pid_alive
-from svsgan_core.config import ModelConfig
-from svsgan_core.errors import CheckpointError, InputError
-from svsgan_core.fast import Settings
-from svsgan_core.inference import Stream, VideoSynthesizer, prepare_for_inference
-from svsgan_core.labels import get_label_space
-from svsgan_core.models.flow import warp
+from ..errors import CheckpointError, InputError
+from ..io.bags import pid_alive
+from ..models.config import ModelConfig
+from ..models.generator import SVSGenerator
+from .checkpoint import CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator, prepare_for_inference
 
 INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
 OUTPUTS = ("image",)
@@ -52,24 +50,15 @@ META_KEY = "svsgan.config"
 
 
 class GeneratorStep(nn.Module):
-    """SVSGenerator.forward for one frame with the first-frame mode as an input (see the module doc)."""
+    """The module torch.onnx.export traces: its forward is SVSGenerator.step (see the module doc)."""
 
     def __init__(self, generator: nn.Module):
         super().__init__()
         self.generator = generator
-        n = generator.cfg.num_classes
-        self.register_buffer("class_ids", torch.arange(n).view(1, n, 1, 1), persistent=False)
 
     def forward(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
                 first_frame: torch.Tensor) -> torch.Tensor:
-        g = self.generator
-        seg = (labels.unsqueeze(1) == self.class_ids).to(prev_image.dtype)
-        prev_seg = (prev_labels.unsqueeze(1) == self.class_ids).to(prev_image.dtype)
-        conds = g.semantic_encoder.conditions(seg)
-        flow, occlusion = g.flow_net(prev_seg, seg)
-        occlusion = torch.maximum(occlusion, first_frame[:, None, None, None].to(occlusion.dtype))
-        skips = g.fusion(g.image_encoder(warp(prev_image, flow)), occlusion)
-        return g.decode(conds, skips, occlusion)
+        return self.generator.step(prev_image, prev_labels, labels, first_frame)
 
 
 def folded_copy(generator: nn.Module, cfg: ModelConfig | None = None) -> nn.Module:
@@ -78,7 +67,6 @@ def folded_copy(generator: nn.Module, cfg: ModelConfig | None = None) -> nn.Modu
     Not copy.deepcopy: a deep-copied parametrized module shares its generated class with the original,
     and folding the copy would delete the original's `weight` property.
     """
-    from svsgan_core.models.generator import SVSGenerator
 
     state = {k: v.detach().float().cpu() for k, v in generator.state_dict().items()}
     with torch.random.fork_rng(devices=[]):
@@ -136,7 +124,7 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, resolution: st
     model = onnx.load(str(path))
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(cfg.to_dict())
-    model.doc_string = "svsgan per-frame generator step: " + ", ".join(INPUTS) + " -> image (see svsgan_core/export.py)"
+    model.doc_string = "svsgan per-frame generator step: " + ", ".join(INPUTS) + " -> image (see svsgan_core/runtime/export.py)"
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -228,7 +216,6 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
     """
     import hashlib
 
-    from svsgan_core.checkpoint import CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator
 
     folder = checkpoint_dir(checkpoint)
     digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}-opset{opset}-{resolution}".encode())
@@ -276,62 +263,6 @@ def _locked(path: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-class OnnxSynthesizer(VideoSynthesizer):
-    """The streaming contract (reset / step / step_batch / stream) over an exported step in onnxruntime.
-
-    A drop-in for VideoSynthesizer where the node or `svsgan convert` should run without PyTorch
-    kernels (or on TensorRT through onnxruntime's provider): input checks, resizing, reference images
-    and per-camera streams are VideoSynthesizer's; only the forward pass differs.
-    """
-
-    def __init__(self, path: str | os.PathLike, providers: str | list[str] = "auto", threads: int | None = None,
-                 spin: bool = False):
-        """`spin=False`: idle onnxruntime threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE's
-        reason: on a shared 2-core CPU spinning threads starve everything else, this process included)."""
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"no ONNX file at {self.path}")
-        self.cfg = read_onnx_config(self.path)
-        self.label_space = get_label_space(self.cfg.label_space)
-        self.device = torch.device("cpu")
-        self.precision = "fp32"
-        self.channels_last = False
-        self.generator = None
-        self._default = Stream()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self.providers = available_providers(providers)
-        self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
-        self.settings = Settings("onnxruntime:" + ",".join(self.providers), "fp32", False, None)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | None = "cpu", threads: int | None = None,
-                        resolution: str | tuple[int, int] | None = None, **_ignored) -> "OnnxSynthesizer":
-        """A checkpoint's cached step graph (`cached_onnx`); CUDA/TensorRT providers when device is not the CPU."""
-        providers = ["CPUExecutionProvider"] if str(device or "cpu") == "cpu" else "auto"
-        out = cached_onnx(path, resolution)
-        try:
-            return cls(out, providers=providers, threads=threads)
-        except Exception as exc:  # a cached file that cannot be loaded: rebuild it once
-            drop_cache_entry(out, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
-            return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
-
-    def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
-        b, (h, w) = labels.shape[0], self.resolution
-        if prev_image is None:
-            prev_image, prev_labels, first = torch.zeros(b, 3, h, w), labels, np.ones(b, np.float32)
-        else:
-            first = np.zeros(b, np.float32)
-        feeds = {"prev_image": prev_image.float().contiguous().numpy(),
-                 "prev_labels": prev_labels.contiguous().numpy(),
-                 "labels": labels.contiguous().numpy(), "first_frame": first}
-        return torch.from_numpy(self.session.run(["image"], feeds)[0])
 
 
 def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: int = 30, batch: int = 1,

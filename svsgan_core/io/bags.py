@@ -17,16 +17,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import sqlite3
 import struct
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 import yaml
 
-from svsgan_core.errors import InputError
+from ..errors import InputError
 
 try:
     from rosbags.interfaces import Connection, MessageDefinitionFormat
@@ -191,7 +191,7 @@ class BagReader:
         return _where(msg.connection.topic, msg.index, msg.timestamp, self.start_time)
 
     def decode(self, msg: BagMessage):
-        """The message as a rosbags dataclass (what svsgan_core.rosio reads)."""
+        """The message as a rosbags dataclass (what svsgan_core.io.rosio reads)."""
         try:
             return self.typestore.deserialize_cdr(msg.data, msg.connection.msgtype)
         except Exception as exc:  # noqa: BLE001

@@ -29,11 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
+from rosbags.typesys import Stores, get_typestore
 
-from svsgan_core.errors import InputError, SvsganError
-from svsgan_core.labels import LabelDecoder, carla_space_for_version
-from svsgan_core.rosio import fill_image
-from svsgan_core.timeline import SequenceTimeline
+from ..data.labels import carla_space_for_version
+from ..errors import InputError, SvsganError
+from .bags import BagWriter
+from .encoding import LabelDecoder
+from .rosio import fill_image
+from .timeline import SequenceTimeline
 
 log = logging.getLogger("svsgan.carla")
 
@@ -573,18 +576,12 @@ class BagSink:
     """Records /clock, the labels and the generated frames into a ROS 2 bag (rosbags, no ROS needed).
 
     Messages are logged at their simulator stamp, so ``ros2 bag play --clock`` replays simulator
-    time. Written with ``svsgan_core.bags.BagWriter``: under a temporary name, renamed into place when
+    time. Written with ``svsgan_core.io.bags.BagWriter``: under a temporary name, renamed into place when
     closed (also after Ctrl-C, the normal way to end a live recording), so a killed process never
     leaves a bag under the final name.
     """
 
     def __init__(self, path: str | os.PathLike, topics: Topics, storage: str = "mcap", overwrite: bool = False):
-        try:
-            from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415 - bag output only
-
-            from svsgan_core.bags import BagWriter  # noqa: PLC0415
-        except ImportError as exc:
-            raise CarlaError(f"bag output needs rosbags ({exc}): `pip install 'svsgan[bags]'`") from None
         if storage not in BAG_STORAGES:
             raise InputError(f"bag storage must be one of {', '.join(BAG_STORAGES)}, got {storage!r}")
         self.topics = topics

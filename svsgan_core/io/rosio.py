@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .labels import LabelDecoder
+from ..errors import InputError
+from .encoding import LabelDecoder
 
 # encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {

@@ -9,7 +9,7 @@ shows and what the benchmark measures is what users run.
   the input's header: stamp and frame_id) and, optionally, a JPEG sensor_msgs/CompressedImage on
   `<target>/compressed` (image_transport's naming), both at the input's bag time.
 - Lossless: every frame, in bag order. Each mapped topic has its own sequence state, restarted by
-  the node's rule (svsgan_core.timeline): a header stamp that goes backwards or jumps forward by
+  the node's rule (svsgan_core.io.timeline): a header stamp that goes backwards or jumps forward by
   more than the reset gap starts a new sequence.
 """
 from __future__ import annotations
@@ -24,11 +24,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
-from svsgan_core.errors import InputError
-from svsgan_core.labels import LabelDecoder
-from svsgan_core.rosio import compress, image_fields, message_to_numpy
-from svsgan_core.timeline import SequenceTimeline, stamp_to_ns
+from ..errors import InputError
+from ..runtime.synthesizer import VideoSynthesizer
+from .bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, writer_version
+from .encoding import LabelDecoder
+from .rosio import compress, image_fields, message_to_numpy
+from .synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
+from .timeline import SequenceTimeline, stamp_to_ns
 
 LABEL_ENCODINGS = ("auto",) + LabelDecoder.ENCODINGS
 _ID_ENCODINGS = {"mono8", "8UC1", "mono16", "16UC1"}
@@ -157,7 +161,6 @@ def _read_labels(bag, msg, topic: _Topic, options: ConvertOptions, target_space:
 
 def _write_generated(out, store, topic: _Topic, timestamp: int, header, rgb: np.ndarray, quality: int) -> int:
     """Write the generated frame (and its JPEG) with the input's header and bag time; returns the count."""
-    from svsgan_core.bags import COMPRESSED_IMAGE, IMAGE
 
     out.write(topic.image_conn, timestamp,
               store.serialize_cdr(store.types[IMAGE](header=header, **image_fields(rgb, "rgb8")), IMAGE))
@@ -175,7 +178,6 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                 checkpoint_name: str = "") -> ConvertResult:
     """Write `dest`: `src` plus generated topics (see the module docstring). `dest` appears only when
     complete; `src` is opened read-only. `on_frame` is called after each generated frame."""
-    from svsgan_core.bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, writer_version
 
     options.validate()
     start = time.perf_counter()
@@ -259,18 +261,14 @@ def measure_conversion_overhead(synth=None, *, checkpoint: str | os.PathLike | N
     """Conversion frames/s against bare `synth.step` frames/s on the same frames, in one process.
 
     The input is a CARLA-style bag of `frames` palette-encoded semantic frames (bgra8, with /clock
-    and camera_info, svsgan_core.data.synthetic_bag). "Bare" steps the synthesizer over the already
+    and camera_info, svsgan_core.io.synthetic_bag). "Bare" steps the synthesizer over the already
     decoded label maps; "conversion" is the whole `convert_bag` (read, decode, step, encode, write,
     copy, commit). Runs alternate and the best of `repeats` counts for each, which damps the noise of
     a shared machine. Returns a JSON-ready dict; overhead_pct = (t_convert / t_bare - 1) * 100, and
     outside_model_pct = the conversion's own time outside `synth.step` over its time inside it, a
     within-run figure that other processes' load cannot tilt as much.
     """
-    import torch
 
-    from svsgan_core.bags import BagReader
-    from svsgan_core.data.synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
-    from svsgan_core.inference import VideoSynthesizer
 
     if synth is None:
         synth = (VideoSynthesizer.from_checkpoint(checkpoint) if checkpoint is not None

@@ -10,7 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from svsgan_core.errors import InputError
+import torch
+
+from ..errors import InputError
+
+# The floating-point precisions every part accepts (inference, training, the node), by name.
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import InputError
-    from ..train import distributed as D
+    from ..train import distributed
     from ..train.options import load_options, read_yaml
     from ..train.trainer import Trainer, new_run_dir
 
@@ -58,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config or saved}: valid ({opts.model.preset}, data {opts.data.kind} at {opts.data.root})")
         return 0
-    info = D.init_distributed(None if args.device == "auto" else args.device)
+    info = distributed.init_distributed(None if args.device == "auto" else args.device)
     try:
         if args.resume:
             run_dir = args.resume
         elif args.run_dir:
             run_dir = args.run_dir
         else:
-            run_dir = D.gather_objects(new_run_dir(opts.run.out_dir, opts.run.name) if info.is_main else None,
+            run_dir = distributed.gather_objects(new_run_dir(opts.run.out_dir, opts.run.name) if info.is_main else None,
                                        info)[0]
         trainer = Trainer(opts, run_dir, info)
         if args.resume:
@@ -76,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
         if info.is_main:
             print(f"svsgan train: step {trainer.step}, checkpoint {latest}")
     finally:
-        D.shutdown()
+        distributed.shutdown()
     return 0

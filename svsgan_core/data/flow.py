@@ -129,7 +129,6 @@ def prepare_flow(sequences, overwrite: bool = False, max_width: int | None = Non
     `max_width` computes (and stores) flow on frames downscaled to at most that width.
     Returns counts: {"written": n, "skipped": m}.
     """
-
     estimator = DisFlow(preset)
     todo = [(seq, i) for seq in sequences for i in range(1, len(seq.frames))]
     counts = {"written": 0, "skipped": 0}

@@ -18,7 +18,6 @@ OC is then trained with binary cross-entropy to that target.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..models.flow import warp
 
@@ -74,8 +73,3 @@ def occlusion_bce(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -
     p = pred.float().clamp(eps, 1 - eps)
     t = target.float()
     return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
-
-
-def resize_conf(conf: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    c = _as_mask(conf)
-    return c if tuple(c.shape[-2:]) == tuple(size) else F.interpolate(c, size=size, mode="bilinear", align_corners=False)

@@ -14,10 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.generator import valid_ids
+
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Pixels of each class in a batch of BxHxW id maps (ignored ids not counted), float N-vector."""
-    valid = (labels >= 0) & (labels < num_classes)
+    valid, _ = valid_ids(labels, num_classes)
     return torch.bincount(labels[valid].long().flatten(), minlength=num_classes).to(torch.float32)
 
 
@@ -31,21 +33,13 @@ def class_balance_weights(counts: torch.Tensor) -> torch.Tensor:
 
 def weight_map(labels: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """Per-pixel weight alpha_{s(x)}; 0 on ignored pixels."""
-    n = alpha.numel()
-    valid = (labels >= 0) & (labels < n)
-    safe = torch.where(valid, labels, torch.zeros_like(labels)).long()
-    return alpha.to(labels.device)[safe] * valid
-
-
-def _safe_targets(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    valid = (labels >= 0) & (labels < num_classes)
-    return torch.where(valid, labels, torch.zeros_like(labels)).long()
+    valid, safe = valid_ids(labels, alpha.numel())
+    return alpha.to(labels.device)[safe.long()] * valid
 
 
 def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """mean_x alpha_{s(x)} * -log softmax(logits)_{s(x)}: the semantic term of equations (1) and (2)."""
-    n = alpha.numel()
-    ce = F.cross_entropy(logits.float(), _safe_targets(labels, n), reduction="none")
+    ce = F.cross_entropy(logits.float(), valid_ids(labels, alpha.numel())[1].long(), reduction="none")
     return (ce * weight_map(labels, alpha)).mean()
 
 
@@ -73,7 +67,7 @@ def labelmix_mask(labels: torch.Tensor, num_classes: int, generator: torch.Gener
     Ignored pixels count as one more class. Returns Bx1xHxW float.
     """
     b = labels.shape[0]
-    ids = torch.where((labels >= 0) & (labels < num_classes), labels, torch.full_like(labels, num_classes)).long()
+    ids = valid_ids(labels, num_classes, fill=num_classes)[1].long()
     coin = torch.randint(0, 2, (b, num_classes + 1), generator=generator, device="cpu").to(labels.device)
     return torch.gather(coin, 1, ids.flatten(1)).view_as(labels).unsqueeze(1).float()
 

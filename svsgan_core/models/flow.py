@@ -56,16 +56,6 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out.to(image.dtype)
 
 
-def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resample a pixel-unit flow field to `size` (h, w), scaling the vectors with it."""
-    h, w = flow.shape[-2:]
-    if (h, w) == tuple(size):
-        return flow
-    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
-    return out * scale
-
-
 class ResnetBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()

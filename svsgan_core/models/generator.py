@@ -33,10 +33,16 @@ from .config import ModelConfig
 from .flow import FlowOcclusionNet, warp
 
 
+def valid_ids(labels: torch.Tensor, num_classes: int, fill: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask of ids in [0, N), the ids with every other one replaced by `fill`): the one ignore rule of
+    every per-pixel use of a label map (one-hot input, class counts, loss targets, LabelMix)."""
+    valid = (labels >= 0) & (labels < num_classes)
+    return valid, torch.where(valid, labels, torch.full_like(labels, fill))
+
+
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """BxHxW integer ids -> BxNxHxW float; ids outside [0, N) (the ignore label) become all-zero."""
-    valid = (labels >= 0) & (labels < num_classes)
-    safe = torch.where(valid, labels, torch.zeros_like(labels))
+    valid, safe = valid_ids(labels, num_classes)
     out = F.one_hot(safe.long(), num_classes).permute(0, 3, 1, 2)
     return (out * valid.unsqueeze(1)).float()
 

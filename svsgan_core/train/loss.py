@@ -24,7 +24,13 @@ from ..losses.oasis import class_balance_weights, class_counts, labelmix_loss, l
 from ..losses.total import SVSGANLoss
 from ..models import VideoDiscriminators
 from ..models.generator import GeneratorOutput
-from . import distributed as D
+from . import distributed
+
+
+# What each seeded draw is for, mixed into its seed so that no two kinds of draw share a stream.
+SALT_SHUFFLE = 0x5A3  # the per-epoch sample order
+SALT_REFERENCE = 0x8EF  # the per-step choice of a real (reference) or generated first frame
+SALT_LABELMIX = 0x1AB  # LabelMix masks
 
 
 def mix_seed(*values: int) -> int:
@@ -108,7 +114,7 @@ class TrainingLoss:
     """
 
     def __init__(self, G: nn.Module, D_I: nn.Module, D_V: nn.Module, criteria: SVSGANLoss, num_classes: int,
-                 loss_opts, seed: int, info: D.DistInfo, autocast=contextlib.nullcontext):
+                 loss_opts, seed: int, info: distributed.DistInfo, autocast=contextlib.nullcontext):
         self.G, self.D_I, self.D_V = G, D_I, D_V
         self.criteria = criteria
         self.num_classes = num_classes
@@ -133,7 +139,7 @@ class TrainingLoss:
         c1 = c0 + len(outs)
         real, lab = images[:, c0:c1], labels[:, c0:c1]
         n = self.num_classes
-        alpha = class_balance_weights(D.all_reduce_sum(class_counts(lab.flatten(0, 1), n), self.info))
+        alpha = class_balance_weights(distributed.all_reduce_sum(class_counts(lab.flatten(0, 1), n), self.info))
 
         def sequence(key: str, current: torch.Tensor) -> torch.Tensor:
             past = history[key]
@@ -205,6 +211,6 @@ class TrainingLoss:
         masks = []
         for s in range(b):
             for j in range(frames):
-                g = torch.Generator().manual_seed(mix_seed(self.seed, step, c0 + j, self.info.rank * b + s, 0x1AB))
+                g = torch.Generator().manual_seed(mix_seed(self.seed, step, c0 + j, self.info.rank * b + s, SALT_LABELMIX))
                 masks.append(labelmix_mask(lab[s * frames + j: s * frames + j + 1], self.num_classes, g))
         return torch.cat(masks)

@@ -36,7 +36,7 @@ from ..runtime.checkpoint import (
     replace_folder,
     save_checkpoint,
 )
-from . import distributed as D
+from . import distributed
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -143,7 +143,7 @@ def training_counters(trainer) -> dict[str, Any]:
 
 def save_training(trainer) -> Path:
     """checkpoints/latest (and a step-N snapshot when the options keep them); every process calls it."""
-    rngs = D.gather_objects(rng_state(), trainer.info)
+    rngs = distributed.gather_objects(rng_state(), trainer.info)
     run_dir = Path(trainer.run_dir)
     path = run_dir / "checkpoints" / "latest"
     if trainer.info.is_main:
@@ -156,7 +156,7 @@ def save_training(trainer) -> Path:
         if trainer.opts.log.keep_snapshots:
             write_training_checkpoint(run_dir / "checkpoints" / f"step-{trainer.step:07d}", trainer.ema.model,
                                       modules, optimizers, info, meta)
-    D.barrier(trainer.info)
+    distributed.barrier(trainer.info)
     return path
 
 

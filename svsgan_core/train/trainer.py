@@ -35,9 +35,9 @@ from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from ..models.config import PRECISIONS, ModelConfig
 from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
-from . import distributed as D
+from . import distributed
 from .ema import EMA
-from .loss import TrainingLoss, VideoWindows, mix_seed, unwrap
+from .loss import SALT_REFERENCE, SALT_SHUFFLE, TrainingLoss, VideoWindows, mix_seed, unwrap
 from .monitor import RunLog, side_by_side, to_uint8, write_video
 from .options import TrainOptions, save_options
 from .schedule import Schedule
@@ -51,7 +51,7 @@ class ShardedBatchSampler(Sampler):
     dropped so every process runs the same number of equal steps. `start` skips batches already done.
     """
 
-    def __init__(self, n: int, batch_size: int, info: D.DistInfo, seed: int, epoch: int, start: int = 0):
+    def __init__(self, n: int, batch_size: int, info: distributed.DistInfo, seed: int, epoch: int, start: int = 0):
         self.n, self.b, self.info = n, batch_size, info
         self.seed, self.epoch, self.start = seed, epoch, start
 
@@ -59,7 +59,7 @@ class ShardedBatchSampler(Sampler):
         return max(0, self.n // (self.b * self.info.world_size) - self.start)
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, 0x5A3))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, SALT_SHUFFLE))
         perm = torch.randperm(self.n, generator=g).tolist()
         gb = self.b * self.info.world_size
         for k in range(self.start, self.n // gb):
@@ -84,11 +84,11 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
 
 
 class Trainer:
-    def __init__(self, opts: TrainOptions, run_dir: str | Path, info: D.DistInfo | None = None,
+    def __init__(self, opts: TrainOptions, run_dir: str | Path, info: distributed.DistInfo | None = None,
                  dataset=None, sample_dataset=None, vgg: torch.nn.Module | None = None):
         """`dataset` / `sample_dataset` / `vgg` default to what `opts` names (tests inject small ones)."""
         self.opts = opts
-        self.info = info or D.DistInfo()
+        self.info = info or distributed.DistInfo()
         self.device = self.info.device
         self.run_dir = Path(run_dir)
         self.cfg: ModelConfig = opts.model.config()
@@ -110,15 +110,15 @@ class Trainer:
         if opts.model.init_from:
             self._init_from_lower_stage(opts.model.init_from)
         for m in (self.G, self.D_I, self.D_V):
-            D.broadcast_buffers(m, self.info)
+            distributed.broadcast_buffers(m, self.info)
         self.ema = EMA(self.G, opts.optim.ema_decay)
         self.criteria = SVSGANLoss(opts.loss, self.cfg.num_classes, vgg).to(self.device)
         # G leaves its flow net and image encoder idle in first-frame mode: unused parameters unless
         # every chunk has a frame with a previous one (frames_per_step >= 2 and clips of >= 2 frames)
         g_static = opts.optim.frames_per_step >= 2 and min(opts.schedule.seq_lengths) >= 2
-        self.loss = TrainingLoss(D.wrap(self.G, self.info, find_unused=not g_static, static_graph=g_static),
-                                 D.wrap(self.D_I, self.info, static_graph=True),
-                                 D.wrap(VideoWindows(self.D_V), self.info, find_unused=True),
+        self.loss = TrainingLoss(distributed.wrap(self.G, self.info, find_unused=not g_static, static_graph=g_static),
+                                 distributed.wrap(self.D_I, self.info, static_graph=True),
+                                 distributed.wrap(VideoWindows(self.D_V), self.info, find_unused=True),
                                  self.criteria, self.cfg.num_classes, opts.loss, opts.run.seed, self.info,
                                  self._autocast)
 
@@ -220,7 +220,7 @@ class Trainer:
         """Frame 0 real (reference) or generated (first-frame mode), the same on every process."""
         if frames < 2:
             return False
-        u = np.random.default_rng(mix_seed(self.opts.run.seed, step, 0x8EF)).random()
+        u = np.random.default_rng(mix_seed(self.opts.run.seed, step, SALT_REFERENCE)).random()
         return bool(u < self.opts.schedule.reference_prob)
 
     def train_step(self, batch: dict) -> dict[str, float]:
@@ -349,7 +349,7 @@ class Trainer:
     def _flush_scalars(self) -> None:
         keys = sorted(self._sums)
         vec = torch.tensor([self._sums[k] for k in keys] + [float(self._count)], dtype=torch.float64)
-        vec = D.all_reduce_sum(vec.to(self.device), self.info).cpu()
+        vec = distributed.all_reduce_sum(vec.to(self.device), self.info).cpu()
         count = vec[-1].item()
         values = {k: vec[i].item() / count for i, k in enumerate(keys)}
         values["lr_G"] = self.opt_g.param_groups[0]["lr"]

@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
-from rosbags.typesys import Stores, get_typestore
 
 from ..data.labels import carla_space_for_version
 from ..errors import InputError, SvsganError
-from .bags import BagWriter
 from .encoding import LabelDecoder
 from .rosio import fill_image
 from .timeline import SequenceTimeline
@@ -582,6 +580,11 @@ class BagSink:
     """
 
     def __init__(self, path: str | os.PathLike, topics: Topics, storage: str = "mcap", overwrite: bool = False):
+        # bag code (and rosbags) only in bag mode: the live modes stay light
+        from rosbags.typesys import Stores, get_typestore
+
+        from .bags import BagWriter
+
         if storage not in BAG_STORAGES:
             raise InputError(f"bag storage must be one of {', '.join(BAG_STORAGES)}, got {storage!r}")
         self.topics = topics

@@ -15,7 +15,9 @@ import json
 import os
 import re
 import shlex
+import sys
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -416,3 +418,98 @@ def test_compose_file_has_carla_offscreen_the_node_and_the_client(name):
         assert "deploy" not in services["client"]
     else:
         assert services["client"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
+# ------------------------------------------------------------------------------------------------
+# generate.launch.py run against stand-in launch modules: every argument reaches the node
+
+def _fake_launch_modules() -> dict[str, object]:
+    """Minimal launch/launch_ros stand-ins: each class records its arguments, LaunchConfiguration
+    reads the context's launch_configurations as the real one does."""
+    import types
+
+    class Recorded:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class LaunchConfiguration(Recorded):
+        def perform(self, context):
+            return context.launch_configurations[self.args[0]]
+
+    modules = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions",
+        "launch_ros.substitutions")}
+    modules["launch"].LaunchDescription = type("LaunchDescription", (Recorded,), {})
+    for name in ("DeclareLaunchArgument", "OpaqueFunction"):
+        setattr(modules["launch.actions"], name, type(name, (Recorded,), {}))
+    modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
+    modules["launch.substitutions"].PathJoinSubstitution = type("PathJoinSubstitution", (Recorded,), {})
+    modules["launch_ros.actions"].Node = type("Node", (Recorded,), {})
+    modules["launch_ros.substitutions"].FindPackageShare = type("FindPackageShare", (Recorded,), {})
+    return modules
+
+
+def _load_generate_launch(monkeypatch):
+    for name, module in _fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("generate_launch_under_test",
+                                                  NODE_PACKAGE / "launch" / "generate.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    declared = {a.args[0]: a.kwargs for a in description.args[0] if type(a).__name__ == "DeclareLaunchArgument"}
+    (opaque,) = [a for a in description.args[0] if type(a).__name__ == "OpaqueFunction"]
+    return module, declared, opaque.kwargs["function"]
+
+
+def _node_parameters(function, values: dict[str, str]) -> dict:
+    context = types.SimpleNamespace(launch_configurations=values)
+    (node,) = function(context)
+    assert type(node).__name__ == "Node" and node.kwargs["executable"] == "generator_node"
+    params_file, overrides = node.kwargs["parameters"]
+    assert params_file.args == ("params_file",)
+    return overrides
+
+
+def test_generate_launch_has_num_threads_and_qos_and_every_argument_reaches_a_node_parameter(monkeypatch):
+    from svs_gan_ros.params import BY_NAME
+
+    module, declared, function = _load_generate_launch(monkeypatch)
+    assert {"num_threads", "input_reliability", "input_depth", "output_reliability", "output_depth"} <= set(declared)
+    assert set(declared) == set(module.ARGUMENTS) | {"use_sim_time", "params_file"}
+    for name, kwargs in declared.items():
+        assert kwargs.get("description"), f"{name}: describe every argument"
+    # a value for each argument, valid for its node parameter: numbers for the integer ones
+    values = {"use_sim_time": "false", "params_file": "/p.yaml"}
+    expected = {"use_sim_time": False}
+    for argument, (parameter, _, choices) in module.ARGUMENTS.items():
+        param = BY_NAME.get(parameter)
+        assert param is not None, f"launch argument {argument} sets {parameter}, which the node does not declare"
+        if choices:
+            assert choices[0] == "" and set(choices[1:]) == set(param.choices), argument
+            assert declared[argument]["choices"] == choices
+        if param.int_range:
+            text, value = "3", 3
+        elif param.choices:
+            text = value = param.choices[-1]
+        else:
+            text = value = f"/given/{argument}"
+        values[argument] = text
+        expected[parameter] = [value] if isinstance(param.default, list) else value
+    overrides = _node_parameters(function, values)
+    assert overrides == expected
+    for parameter, value in overrides.items():
+        if parameter in BY_NAME:
+            assert type(value) is type(BY_NAME[parameter].default), (parameter, value)
+    # arguments left at '' keep the params file's values
+    empty = {name: kwargs.get("default_value", "") for name, kwargs in declared.items()}
+    empty.update(use_sim_time="true", params_file="/p.yaml")
+    assert _node_parameters(function, empty) == {"use_sim_time": True}
+
+
+def test_generate_launch_refuses_a_non_integer_num_threads_in_one_line(monkeypatch):
+    _, declared, function = _load_generate_launch(monkeypatch)
+    values = {name: "" for name in declared}
+    values.update(use_sim_time="true", params_file="/p.yaml", num_threads="four")
+    with pytest.raises(ValueError, match=r"^launch argument num_threads: expected an integer, got 'four'$"):
+        _node_parameters(function, values)

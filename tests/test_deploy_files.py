@@ -1,4 +1,4 @@
-"""launch/ and docker/: the files parse, use only real API names with the right arguments, and every
+"""svs_gan_ros's launch files and docker/: the files parse, use only real API names with the right arguments, and every
 path, package, launch argument and command they name exists.
 
 launch and launch_ros have no PyPI wheels and no Docker engine runs here, so the launch files are
@@ -15,7 +15,9 @@ import json
 import os
 import re
 import shlex
+import sys
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,8 @@ import yaml
 from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 NODE_PACKAGE = ROOT / "ros2_ws" / "src" / "svs_gan_ros"
+LAUNCH_FILES = sorted((NODE_PACKAGE / "launch").glob("*.launch.py"))
 
 # name -> (positional parameters, keyword parameters). Every Action also takes `condition`.
 ACTION_KW = {"condition"}
@@ -54,7 +56,8 @@ API = {
     "launch_ros.substitutions.FindPackageShare": (("package",), set()),
 }
 ALLOWED_MODULES = {"launch", "launch.actions", "launch.conditions", "launch.launch_description_sources",
-                   "launch.substitutions", "launch_ros.actions", "launch_ros.substitutions", "os"}
+                   "launch.substitutions", "launch_ros.actions", "launch_ros.substitutions", "os",
+                   "ament_index_python.packages"}
 
 # Launch arguments of the packages the top-level files include (not installable here): from
 # carla-simulator/ros-bridge (carla_ros_bridge.launch.py, carla_spawn_objects'
@@ -174,8 +177,9 @@ def launch_file(request):
 
 
 def test_the_three_launch_files_exist():
-    assert {p.name for p in LAUNCH_FILES} >= {"carla_bridge.launch.py", "carla_native.launch.py",
-                                              "bag_replay.launch.py"}
+    assert {p.name for p in LAUNCH_FILES} >= {"generate.launch.py", "carla_bridge.launch.py",
+                                              "carla_native.launch.py", "bag_replay.launch.py"}
+    assert not (ROOT / "launch").exists(), "launch files belong to a package (share/), not the checkout"
 
 
 def test_launch_file_uses_only_real_launch_api_with_valid_arguments(launch_file):
@@ -188,7 +192,11 @@ def test_launch_file_uses_only_real_launch_api_with_valid_arguments(launch_file)
     for qualified, call in lf.api_calls():
         positional, keywords = API[qualified]
         assert len(call.args) <= len(positional), f"{qualified}: too many positional arguments"
-        bad = {k.arg for k in call.keywords} - keywords - set(positional)
+        given = {k.arg for k in call.keywords if k.arg is not None}
+        for k in call.keywords:  # **{...}: the literal keys of the dict(s) expanded
+            if k.arg is None:
+                given |= {key.value for d in ast.walk(k.value) if isinstance(d, ast.Dict) for key in d.keys}
+        bad = given - keywords - set(positional)
         assert not bad, f"{lf.path.name}:{call.lineno} {qualified} has no parameter {bad}"
 
 
@@ -233,7 +241,7 @@ def parse_svsgan_carla(argv: list[str]) -> argparse.Namespace:
 
 
 def test_native_launch_runs_a_real_svsgan_carla_command():
-    lf = LaunchFile(ROOT / "launch" / "carla_native.launch.py")
+    lf = LaunchFile(NODE_PACKAGE / "launch" / "carla_native.launch.py")
     (call,) = lf.calls("launch.actions.ExecuteProcess")
     cmd = next(k.value for k in call.keywords if k.arg == "cmd")
     argv = []
@@ -250,8 +258,8 @@ def test_native_launch_runs_a_real_svsgan_carla_command():
 
 
 def test_bridge_objects_file_has_the_camera_the_node_listens_to():
-    lf = LaunchFile(ROOT / "launch" / "carla_bridge.launch.py")
-    objects = json.loads((ROOT / "launch" / "config" / "carla_ros_bridge_ego.json").read_text())
+    lf = LaunchFile(NODE_PACKAGE / "launch" / "carla_bridge.launch.py")
+    objects = json.loads((NODE_PACKAGE / "config" / "carla_ros_bridge_ego.json").read_text())
     (ego,) = [o for o in objects["objects"] if o["type"].startswith("vehicle.")]
     cameras = {o["id"]: o for o in ego["objects"]}
     assert lf.default_of("input_topic") == f"/carla/{ego['id']}/semantic_segmentation_front/image"
@@ -261,14 +269,14 @@ def test_bridge_objects_file_has_the_camera_the_node_listens_to():
 
 
 def test_bag_replay_builds_a_ros2_bag_play_command_with_clock():
-    source = (ROOT / "launch" / "bag_replay.launch.py").read_text()
+    source = (NODE_PACKAGE / "launch" / "bag_replay.launch.py").read_text()
     assert "'ros2', 'bag', 'play'" in source and "'--clock'" in source and "'--rate'" in source
 
 
 def _real_launch_available() -> bool:
     for name in ("launch", "launch_ros"):
         spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:  # the repository's launch/ folder is a namespace package
+        if spec is None or spec.origin is None:  # a stray launch/ folder would be a namespace package
             return False
     return True
 
@@ -378,12 +386,12 @@ def _check_container_command(command: list[str], dockerfile_args: dict[str, str]
     if command[:2] == ["svsgan", "carla"]:
         parse_svsgan_carla(command[2:])
     elif command[:2] == ["ros2", "launch"]:
-        target = command[2]
-        assert target.startswith(workdir + "/launch/"), target
-        local = ROOT / "launch" / target.removeprefix(workdir + "/launch/")
-        assert local.is_file(), target
+        package, target = command[2:4]  # `ros2 launch <package> <file>`: found in the package's share/
+        assert package == "svs_gan_ros", command
+        local = NODE_PACKAGE / "launch" / target
+        assert local.is_file() and local in installed_files()["launch"], target
         declared = set(LaunchFile(local).declared())
-        assert {a.split(":=")[0] for a in command[3:]} <= declared, command
+        assert {a.split(":=")[0] for a in command[4:]} <= declared, command
     else:
         raise AssertionError(f"unexpected container command {command}")
 
@@ -416,3 +424,184 @@ def test_compose_file_has_carla_offscreen_the_node_and_the_client(name):
         assert "deploy" not in services["client"]
     else:
         assert services["client"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
+# ------------------------------------------------------------------------------------------------
+# generate.launch.py run against stand-in launch modules: every argument reaches the node
+
+def _fake_launch_modules() -> dict[str, object]:
+    """Minimal launch/launch_ros stand-ins: each class records its arguments, LaunchConfiguration
+    reads the context's launch_configurations as the real one does."""
+    import types
+
+    class Recorded:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class LaunchConfiguration(Recorded):
+        def perform(self, context):
+            return context.launch_configurations[self.args[0]]
+
+    modules = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions",
+        "launch_ros.substitutions")}
+    modules["launch"].LaunchDescription = type("LaunchDescription", (Recorded,), {})
+    for name in ("DeclareLaunchArgument", "OpaqueFunction"):
+        setattr(modules["launch.actions"], name, type(name, (Recorded,), {}))
+    modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
+    modules["launch.substitutions"].PathJoinSubstitution = type("PathJoinSubstitution", (Recorded,), {})
+    modules["launch_ros.actions"].Node = type("Node", (Recorded,), {})
+    modules["launch_ros.substitutions"].FindPackageShare = type("FindPackageShare", (Recorded,), {})
+    return modules
+
+
+def _load_generate_launch(monkeypatch):
+    for name, module in _fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("generate_launch_under_test",
+                                                  NODE_PACKAGE / "launch" / "generate.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    declared = {a.args[0]: a.kwargs for a in description.args[0] if type(a).__name__ == "DeclareLaunchArgument"}
+    (opaque,) = [a for a in description.args[0] if type(a).__name__ == "OpaqueFunction"]
+    return module, declared, opaque.kwargs["function"]
+
+
+def _node_parameters(function, values: dict[str, str]) -> dict:
+    context = types.SimpleNamespace(launch_configurations=values)
+    (node,) = function(context)
+    assert type(node).__name__ == "Node" and node.kwargs["executable"] == "generator_node"
+    params_file, overrides = node.kwargs["parameters"]
+    assert params_file.args == ("params_file",)
+    return overrides
+
+
+def test_generate_launch_has_num_threads_and_qos_and_every_argument_reaches_a_node_parameter(monkeypatch):
+    from svs_gan_ros.params import BY_NAME
+
+    module, declared, function = _load_generate_launch(monkeypatch)
+    assert {"num_threads", "input_reliability", "input_depth", "output_reliability", "output_depth"} <= set(declared)
+    assert set(declared) == set(module.ARGUMENTS) | {"use_sim_time", "params_file"}
+    for name, kwargs in declared.items():
+        assert kwargs.get("description"), f"{name}: describe every argument"
+    # a value for each argument, valid for its node parameter: numbers for the integer ones
+    values = {"use_sim_time": "false", "params_file": "/p.yaml"}
+    expected = {"use_sim_time": False}
+    for argument, (parameter, _, choices) in module.ARGUMENTS.items():
+        param = BY_NAME.get(parameter)
+        assert param is not None, f"launch argument {argument} sets {parameter}, which the node does not declare"
+        if choices:
+            assert choices[0] == "" and set(choices[1:]) == set(param.choices), argument
+            assert declared[argument]["choices"] == choices
+        if param.int_range:
+            text, value = "3", 3
+        elif param.choices:
+            text = value = param.choices[-1]
+        else:
+            text = value = f"/given/{argument}"
+        values[argument] = text
+        expected[parameter] = [value] if isinstance(param.default, list) else value
+    overrides = _node_parameters(function, values)
+    assert overrides == expected
+    for parameter, value in overrides.items():
+        if parameter in BY_NAME:
+            assert type(value) is type(BY_NAME[parameter].default), (parameter, value)
+    # arguments left at '' keep the params file's values
+    empty = {name: kwargs.get("default_value", "") for name, kwargs in declared.items()}
+    empty.update(use_sim_time="true", params_file="/p.yaml")
+    assert _node_parameters(function, empty) == {"use_sim_time": True}
+
+
+def test_generate_launch_refuses_a_non_integer_num_threads_in_one_line(monkeypatch):
+    _, declared, function = _load_generate_launch(monkeypatch)
+    values = {name: "" for name in declared}
+    values.update(use_sim_time="true", params_file="/p.yaml", num_threads="four")
+    with pytest.raises(ValueError, match=r"^launch argument num_threads: expected an integer, got 'four'$"):
+        _node_parameters(function, values)
+
+
+# ------------------------------------------------------------------------------------------------
+# the launch files are installed with svs_gan_ros and find their files through its share/ folder
+
+def installed_files() -> dict[str, set[Path]]:
+    """share/svs_gan_ros/<folder> -> the package files setup.py's data_files install there (setup.py
+    run with setuptools.setup replaced, in the package folder as colcon runs it)."""
+    import setuptools
+
+    captured = {}
+    cwd = os.getcwd()
+    real_setup = setuptools.setup
+    try:
+        os.chdir(NODE_PACKAGE)
+        setuptools.setup = lambda **kwargs: captured.update(kwargs)
+        exec(compile((NODE_PACKAGE / "setup.py").read_text(), "setup.py", "exec"), {"__name__": "__main__"})
+    finally:
+        setuptools.setup = real_setup
+        os.chdir(cwd)
+    out = {}
+    for dest, files in captured["data_files"]:
+        if dest.startswith("share/svs_gan_ros/"):
+            out.setdefault(dest.removeprefix("share/svs_gan_ros/"), set()).update(NODE_PACKAGE / f for f in files)
+    return out
+
+
+def test_setup_py_installs_every_launch_and_config_file():
+    installed = installed_files()
+    for folder in ("launch", "config"):
+        files = {p for p in (NODE_PACKAGE / folder).iterdir() if p.is_file() and p.suffix != ".pyc"}
+        assert files, folder
+        assert files <= installed.get(folder, set()), f"not installed: {files - installed.get(folder, set())}"
+
+
+_PACKAGE_ROOTS = {"ament_index_python.packages.get_package_share_directory",
+                  "launch_ros.substitutions.FindPackageShare"}
+_FILE_SUFFIXES = (".py", ".json", ".yaml", ".yml", ".xml", ".urdf", ".rviz")
+
+
+def _joined_paths(lf: LaunchFile) -> list[tuple[str | None, list]]:
+    """(package whose share/ a path starts from, or None, the remaining parts) of every os.path.join
+    and PathJoinSubstitution in the file."""
+    out = []
+    for node in ast.walk(lf.tree):
+        parts = None
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.path.join", "os.path.abspath",
+                                                                    "os.path.dirname", "os.path.realpath"):
+            parts = node.args
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                lf.names.get(node.func.id) == "launch.substitutions.PathJoinSubstitution":
+            assert isinstance(node.args[0], ast.List), f"{lf.path.name}:{node.lineno}: unreadable path"
+            parts = node.args[0].elts
+        if parts is None:
+            continue
+        head = parts[0] if parts else None
+        package = None
+        if isinstance(head, ast.Call) and isinstance(head.func, ast.Name) and \
+                lf.names.get(head.func.id) in _PACKAGE_ROOTS and isinstance(head.args[0], ast.Constant):
+            package = head.args[0].value
+        out.append((package, parts[1:] if package else parts))
+    return out
+
+
+def test_launch_files_refer_to_no_path_outside_a_package(launch_file):
+    """Paths start at a package's share/ folder (get_package_share_directory or FindPackageShare);
+    svs_gan_ros's own ones name a file setup.py installs. Nothing relative to the launch file or
+    the working directory, which point into a checkout."""
+    lf = launch_file
+    names = {n.id for n in ast.walk(lf.tree) if isinstance(n, ast.Name)}
+    assert "__file__" not in names, f"{lf.path.name} locates files relative to itself"
+    in_joins = set()
+    for package, rest in _joined_paths(lf):
+        assert package is not None, f"{lf.path.name}: a path that does not start at a package's share/"
+        assert all(isinstance(p, ast.Constant) for p in rest), f"{lf.path.name}: unreadable path parts"
+        in_joins |= {id(p) for p in rest}
+        if package == "svs_gan_ros":
+            target = NODE_PACKAGE.joinpath(*(p.value for p in rest))
+            assert target in installed_files().get(str(target.parent.relative_to(NODE_PACKAGE)), set()), \
+                f"{lf.path.name} names {target.relative_to(NODE_PACKAGE)}, which svs_gan_ros does not install"
+    for node in ast.walk(lf.tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in in_joins:
+            value = node.value
+            assert not value.endswith(_FILE_SUFFIXES) or " " in value, \
+                f"{lf.path.name}:{node.lineno}: file {value!r} outside a package path"
+            assert ".." not in Path(value).parts, f"{lf.path.name}:{node.lineno}: {value!r}"

@@ -153,7 +153,9 @@ def bag_and_checkpoint(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('extra, part', [(['--reset-gap', 'inf'], 'the reset gap must be a finite number'),
-                                         (['--device', 'foo'], "--device 'foo' is not a torch device")])
+                                         (['--device', 'foo'], "--device 'foo' is not a torch device"),
+                                         (['--max-megapixels', '0'], 'the pixel limit must be a positive number'),
+                                         (['--max-megapixels', 'nan'], 'the pixel limit must be a positive number')])
 def test_bad_convert_values_are_one_clear_line(bag_and_checkpoint, tmp_path, capsys, extra, part):
     from svsgan_core.cli import main
     bag, ckpt, cam = bag_and_checkpoint
@@ -224,6 +226,50 @@ def test_output_errors_are_one_clear_line_and_leave_nothing(bag_and_checkpoint, 
     assert rc == 1 and 'Traceback' not in err, err
     assert len([line for line in err.splitlines() if 'exporting' not in line]) == 1, err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if 'partial' in p.name]
+
+
+def png_bag(path: Path, sizes: list[tuple[int, int]]) -> Path:
+    """A .mcap with one semantic camera as png CompressedImage (mono8 class ids, all 0), one frame
+    per (height, width), 50 ms apart."""
+    import cv2
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    t = store.types
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection('/seg/compressed', 'sensor_msgs/msg/CompressedImage', typestore=store)
+        for i, (h, wd) in enumerate(sizes):
+            ns = 1_000_000_000 + i * 50_000_000
+            header = t['std_msgs/msg/Header'](
+                stamp=t['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9), frame_id='cam')
+            data = cv2.imencode('.png', np.zeros((h, wd), np.uint8))[1].reshape(-1)
+            msg = t['sensor_msgs/msg/CompressedImage'](header=header, format='png', data=data)
+            w.write(conn, ns, store.serialize_cdr(msg, conn.msgtype))
+    return path
+
+
+def test_convert_refuses_a_png_over_max_megapixels_in_one_line_leaving_no_output_and_a_higher_limit_takes_it(
+        bag_and_checkpoint, tmp_path, capsys):
+    """The node's max_megapixels for `svsgan convert`: a frame declaring 1.2 MP after two good ones,
+    limit 1 MP: one line naming the frame and the limit, nothing written; limit 2 MP: every frame."""
+    from rosbags.highlevel import AnyReader
+
+    from svsgan_core.cli import main
+    _, ckpt, _ = bag_and_checkpoint
+    bag = png_bag(tmp_path / 'png', [(40, 72), (40, 72), (1000, 1200)])
+    args = ['--checkpoint', str(ckpt), '--map', '/seg/compressed:/gen', '--no-progress', '--label-encoding', 'ids']
+    out = tmp_path / 'out'
+    rc = main(['convert', str(bag), str(out), '--max-megapixels', '1'] + args)
+    err = _one_line_error(capsys, rc, 'declares 1200x1000 (1 MP), over the limit of 1 MP; not decoded')
+    assert '/seg/compressed' in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if 'partial' in p.name]
+
+    assert main(['convert', str(bag), str(out), '--max-megapixels', '2'] + args) == 0, capsys.readouterr().err
+    with AnyReader([out]) as reader:
+        gen = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(
+            [c for c in reader.connections if c.topic == '/gen'])]
+    assert [(m.height, m.width) for m in gen] == [(40, 72), (40, 72), (1000, 1200)]
 
 
 def test_impossible_config_and_non_finite_weights_are_refused_at_load(tmp_path):

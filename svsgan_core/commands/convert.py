@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="with several inputs, convert this many in parallel processes (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--max-megapixels", type=float, default=None, metavar="MP",
+                   help="a png/jpeg input whose header declares more pixels than this is refused before "
+                        "decoding, with an error (decompression bombs; default: 64)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -64,7 +67,8 @@ def options_from_args(args: argparse.Namespace):
         maps=[TopicMap.parse(m) for m in args.maps], label_encoding=args.label_encoding,
         label_space=args.label_space, carla_version=args.carla_version, compressed=args.compressed,
         jpeg_quality=args.jpeg_quality, reset_gap_s=args.reset_gap, storage=args.storage,
-        typestore=args.typestore)
+        typestore=args.typestore,
+        max_megapixels=ConvertOptions.max_megapixels if args.max_megapixels is None else args.max_megapixels)
     options.validate()
     return options
 

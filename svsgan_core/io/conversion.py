@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..runtime.synthesizer import VideoSynthesizer
 from .bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, writer_version
 from .encoding import LabelDecoder
-from .rosio import compress, image_fields, message_to_numpy
+from .rosio import MAX_PIXELS, compress, image_fields, message_to_numpy
 from .synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
 from .timeline import SequenceTimeline, stamp_to_ns
 
@@ -67,6 +67,7 @@ class ConvertOptions:
     storage: str | None = None  # db3 | mcap; default: the input's
     typestore: str | None = None  # distribution of a bag without type definitions; default: its own, else humble
     max_frames: int | None = None  # stop after this many generated frames (the rest of the bag is not copied)
+    max_megapixels: float = MAX_PIXELS / 1e6  # a png/jpeg declaring more is refused before decoding (bombs)
 
     def validate(self) -> None:
         if not self.maps:
@@ -86,6 +87,8 @@ class ConvertOptions:
             raise InputError(f"the frame limit must be at least 1, got {self.max_frames}")
         if not math.isfinite(self.reset_gap_s):
             raise InputError(f"the reset gap must be a finite number of seconds, got {self.reset_gap_s}")
+        if not (math.isfinite(self.max_megapixels) and self.max_megapixels > 0):
+            raise InputError(f"the pixel limit must be a positive number of megapixels, got {self.max_megapixels}")
         SequenceTimeline(self.reset_gap_s)
 
 
@@ -151,7 +154,7 @@ def _read_labels(bag, msg, topic: _Topic, options: ConvertOptions, target_space:
     """(header, HxW ids in the model's space, stamp in ns) of a semantic message; errors name its position."""
     ros_msg = bag.decode(msg)
     try:
-        array, encoding = message_to_numpy(ros_msg)
+        array, encoding = message_to_numpy(ros_msg, int(options.max_megapixels * 1e6))
         if topic.decoder is None:
             topic.decoder = _decoder_for(options, encoding, target_space)
         return ros_msg.header, topic.decoder.decode(array, encoding), stamp_to_ns(ros_msg.header.stamp)

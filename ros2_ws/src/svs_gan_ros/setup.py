@@ -1,7 +1,8 @@
 """ament_python build of svs_gan_ros.
 
-colcon installs launch/ and config/ into share/svs_gan_ros and the console scripts into
-lib/svs_gan_ros, where `ros2 run` and `ros2 launch` look for them.
+colcon installs launch/ (the node alone, with CARLA, with a bag replay) and config/ into
+share/svs_gan_ros and the console scripts into lib/svs_gan_ros, where `ros2 run` and
+`ros2 launch` look for them.
 """
 
 from glob import glob
@@ -19,7 +20,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
-        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
+        (os.path.join('share', package_name, 'config'), glob('config/*.yaml') + glob('config/*.json')),
     ],
     # svsgan (svsgan_core + torch) is installed from the repository root; see package.xml.
     install_requires=['setuptools'],

@@ -2,7 +2,8 @@
 
     ros2 launch svs_gan_ros generate.launch.py checkpoint:=/path/to/ckpt \
         input_topic:=/carla/ego_vehicle/semantic_segmentation_front/image \
-        output_topic:=/svsgan/front/image label_encoding:=carla_palette mode:=live
+        output_topic:=/svsgan/front/image label_encoding:=carla_palette mode:=live \
+        num_threads:=4 input_reliability:=reliable input_depth:=0
 
 Arguments left empty keep the value from params_file (default: this package's config/params.yaml);
 arguments given override it. use_sim_time defaults to true so that frames line up with /clock.
@@ -36,8 +37,42 @@ ARGUMENTS = {
         'live (newest frame, bounded latency) or lossless (every frame, in order)',
         ['', 'live', 'lossless'],
     ),
+    'num_threads': ('num_threads', 'CPU threads for torch (0: torch default)', None),
+    'input_reliability': (
+        'input_reliability',
+        'input QoS reliability (auto: best_effort when live, reliable when lossless)',
+        ['', 'auto', 'reliable', 'best_effort'],
+    ),
+    'input_depth': (
+        'input_depth',
+        'input QoS history depth (0: 5 when live, keep_all when lossless)',
+        None,
+    ),
+    'output_reliability': (
+        'output_reliability',
+        'output QoS reliability',
+        ['', 'auto', 'reliable', 'best_effort'],
+    ),
+    'output_depth': (
+        'output_depth',
+        'output QoS history depth (0: 5 when live, 100 when lossless)',
+        None,
+    ),
 }
 LIST_PARAMETERS = ('input_topics', 'output_topics')
+# integer node parameters: a launch argument is text, and the node declares these as integers
+INTEGER_PARAMETERS = ('num_threads', 'input_depth', 'output_depth')
+
+
+def _typed(argument, parameter, value):
+    if parameter in LIST_PARAMETERS:
+        return [value]
+    if parameter in INTEGER_PARAMETERS:
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f'launch argument {argument}: expected an integer, got {value!r}') from None
+    return value
 
 
 def _node(context, *args, **kwargs):
@@ -45,7 +80,7 @@ def _node(context, *args, **kwargs):
     for argument, (parameter, _, _) in ARGUMENTS.items():
         value = LaunchConfiguration(argument).perform(context)
         if value:
-            overrides[parameter] = [value] if parameter in LIST_PARAMETERS else value
+            overrides[parameter] = _typed(argument, parameter, value)
     overrides['use_sim_time'] = (
         LaunchConfiguration('use_sim_time').perform(context).lower() == 'true'
     )

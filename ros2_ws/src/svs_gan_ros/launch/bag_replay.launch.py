@@ -1,6 +1,6 @@
 """Replay a recorded bag on its own clock -> SVS-GAN node.
 
-    ros2 launch launch/bag_replay.launch.py bag:=/path/to/bag checkpoint:=/path/to/ckpt \
+    ros2 launch svs_gan_ros bag_replay.launch.py bag:=/path/to/bag checkpoint:=/path/to/ckpt \
         input_topic:=/carla/ego_vehicle/semantic_segmentation_front/image label_encoding:=carla_palette
 
 `ros2 bag play --clock` publishes /clock from the bag's timestamps and the node runs with

@@ -1,24 +1,22 @@
 """CARLA through carla-ros-bridge -> SVS-GAN node for the ego camera.
 
-    ros2 launch launch/carla_bridge.launch.py checkpoint:=/path/to/ckpt
+    ros2 launch svs_gan_ros carla_bridge.launch.py checkpoint:=/path/to/ckpt
 
 Starts the bridge (carla_ros_bridge's own launch file: synchronous mode, /clock from the simulator),
-spawns the ego vehicle with the cameras of config/carla_ros_bridge_ego.json (carla_spawn_objects) and
-runs the generator on /carla/ego_vehicle/semantic_segmentation_front/image. The bridge publishes that
-camera in CityScapesPalette colours (bgra8), hence label_encoding carla_palette, which reads both
-CARLA tag numberings. The CARLA server itself runs outside this launch (see docs/carla.md).
+spawns the ego vehicle with the cameras of this package's config/carla_ros_bridge_ego.json
+(carla_spawn_objects) and runs the generator on /carla/ego_vehicle/semantic_segmentation_front/image.
+The bridge publishes that camera in CityScapesPalette colours (bgra8), hence label_encoding
+carla_palette, which reads both CARLA tag numberings. The CARLA server itself runs outside this launch (see docs/carla.md).
 """
 import os
 
+from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 def generate_launch_description():
     arguments = [
@@ -34,7 +32,8 @@ def generate_launch_description():
         DeclareLaunchArgument('spawn_ego', default_value='true', choices=['true', 'false'],
                               description='spawn the ego vehicle and cameras with carla_spawn_objects'),
         DeclareLaunchArgument('objects_definition_file',
-                              default_value=os.path.join(HERE, 'config', 'carla_ros_bridge_ego.json'),
+                              default_value=os.path.join(get_package_share_directory('svs_gan_ros'), 'config',
+                                                           'carla_ros_bridge_ego.json'),
                               description='carla_spawn_objects file: ego vehicle and its cameras'),
         DeclareLaunchArgument('input_topic', default_value='/carla/ego_vehicle/semantic_segmentation_front/image',
                               description='semantic camera topic of the bridge'),

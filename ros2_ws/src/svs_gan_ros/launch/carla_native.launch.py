@@ -1,6 +1,6 @@
 """CARLA 0.9.16's native ROS 2 topics -> SVS-GAN node. No bridge.
 
-    ros2 launch launch/carla_native.launch.py checkpoint:=/path/to/ckpt
+    ros2 launch svs_gan_ros carla_native.launch.py checkpoint:=/path/to/ckpt
 
 The server must run with --ros2. `svsgan carla --output none --native-ros` (ExecuteProcess) uses or
 spawns the 'hero' vehicle, attaches a semantic camera with ros_name 'semantic_segmentation', enables

@@ -71,3 +71,17 @@ def test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one(t
     summary = json.loads((out / "summary.json").read_text())
     assert [e["status"] for e in summary["inputs"]] == ["skipped", "skipped", "failed"]
     assert {n: (out / n / "metadata.yaml").stat().st_mtime_ns for n in ("a", "b")} == stamp
+
+
+def test_a_bag_that_fails_mid_conversion_is_an_outcome_not_an_exception(tmp_path):
+    """What each Ray actor (and local worker) runs: a bag that opens but cannot be converted (its
+    mapped topic is missing) comes back as `failed` with the error, and nothing is left at its output."""
+    from svsgan_core.commands.convert import convert_one
+
+    torch.manual_seed(0)
+    synth = VideoSynthesizer.from_checkpoint(save_checkpoint(tmp_path / "ckpt", SVSGenerator(tiny_config())))
+    src = write_semantic_bag(tmp_path / "in", frames=1, height=H, width=W)
+    outcome = convert_one(src, tmp_path / "out", synth, ConvertOptions([TopicMap("/no/such/topic", "/gen")]),
+                          False, "ckpt")
+    assert outcome["status"] == "failed" and "/no/such/topic" in outcome["error"]
+    assert not (tmp_path / "out").exists()

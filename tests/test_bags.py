@@ -226,7 +226,7 @@ def test_cli_converts_several_bags_in_parallel_workers(tmp_path, checkpoint, cap
     rc = cli_main(["convert", str(a), str(b), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
                    "--map", f"{PALETTE_CAM}:/gen", "--workers", "2", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "summary.json"]  # the per-input outcomes
     for name, storage in (("a", "mcap"), ("b", "db3")):
         out, _ = read_bag(tmp_path / "out" / name)
         assert len(out["/gen"]) == 3 and next((tmp_path / "out" / name).glob(f"*.{storage}"))

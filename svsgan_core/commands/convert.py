@@ -16,6 +16,7 @@ The ROS 2 entry point `ros2 run svs_gan_ros convert_bag ...` takes the same argu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import queue
 import sys
@@ -58,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a png/jpeg input whose header declares more pixels than this is refused before "
                         "decoding, with an error (decompression bombs; default: 64)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: --workers processes on this machine (default); ray: --workers Ray actors, on the "
+                        "cluster at RAY_ADDRESS or a local Ray instance (the `ray` extra); see docs/bags.md")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose complete output already exists (a rerun after a crash finishes the job)")
 
 
 def options_from_args(args: argparse.Namespace):
@@ -106,24 +112,131 @@ def run(args: argparse.Namespace) -> int:
     for src in inputs:
         locate_bag(src)
     jobs = plan_outputs(inputs, out)
-    for _, dest in jobs:
+    outcomes: dict[int, dict] = {}
+    todo = []
+    for i, (src, dest) in enumerate(jobs):
+        if args.skip_existing and output_complete(dest):
+            outcomes[i] = _outcome(src, dest, "skipped", error="complete output exists")
+            continue
         check_destination(dest, args.overwrite, inputs)
+        todo.append(i)
     if len(jobs) > 1:
         out.mkdir(parents=True, exist_ok=True)
-    progress = not args.no_progress
-    if args.workers > 1 and len(jobs) > 1:
-        results = _run_parallel(jobs, args, options, progress)
-    else:
-        from ..io.conversion import convert_bag
-        from ..runtime.synthesizer import VideoSynthesizer
+    report = _Report(jobs, options, todo, outcomes, progress=not args.no_progress)
+    try:
+        if args.executor == "ray":
+            _run_ray(report, args, options)
+        elif args.workers > 1 and len(report.todo) > 1:
+            _run_parallel(report, args, options)
+        elif report.todo:
+            from ..runtime.synthesizer import VideoSynthesizer
 
-        synth = VideoSynthesizer.from_checkpoint(args.checkpoint, args.device, args.precision)
-        results = [convert_bag(src, dest, synth, options, overwrite=args.overwrite, progress=progress,
-                               checkpoint_name=str(args.checkpoint)) for src, dest in jobs]
-    for r in results:
-        per_topic = ", ".join(f"{topic}: {n} frames in {r.sequences[topic]} sequence(s)" for topic, n in r.frames.items())
-        print(f"{r.source} -> {r.output}: {r.total_frames} frames at {r.fps:.2f} frames/s ({per_topic})")
-    return 0
+            synth = VideoSynthesizer.from_checkpoint(args.checkpoint, args.device, args.precision)
+            for i in report.todo:
+                src, dest = jobs[i]
+                report.finish(i, convert_one(src, dest, synth, options, args.overwrite, str(args.checkpoint),
+                                             report.frame))
+    finally:
+        report.close()
+    ordered = [outcomes[i] for i in range(len(jobs))]
+    if len(jobs) > 1:
+        write_summary(out / "summary.json", ordered)
+    counts = {s: sum(o["status"] == s for o in ordered) for s in ("done", "failed", "skipped")}
+    print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+          + (f" (summary: {out / 'summary.json'})" if len(jobs) > 1 else ""))
+    if len(jobs) == 1 and counts["failed"]:
+        raise InputError(ordered[0]["error"])  # one input: its error, as before
+    return 1 if counts["failed"] else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-bag outcomes: every input ends done, failed (with its error) or skipped.
+
+
+def output_complete(dest: Path) -> bool:
+    """Only a committed output counts: convert_bag writes under a hidden temporary name and renames the
+    finished bag (with its metadata.yaml) into place, so a partial never sits at `dest`."""
+    return (Path(dest) / "metadata.yaml").is_file()
+
+
+def _outcome(src, dest, status: str, *, error: str | None = None, result=None) -> dict:
+    entry = {"input": str(src), "output": str(dest), "status": status, "error": error}
+    if result is not None:
+        entry.update(frames=result.total_frames, fps=round(result.fps, 3),
+                     topics={t: {"frames": n, "sequences": result.sequences[t]} for t, n in result.frames.items()})
+    return entry
+
+
+def convert_one(src, dest, synth, options, overwrite: bool, checkpoint: str, on_frame=None) -> dict:
+    """convert_bag on one input, its failure caught and returned, so one bad bag never stops the others."""
+    from ..io.conversion import convert_bag
+
+    try:
+        result = convert_bag(src, dest, synth, options, overwrite=overwrite, progress=False,
+                             on_frame=on_frame, checkpoint_name=checkpoint)
+    except Exception as exc:  # noqa: BLE001 - any error of this bag is this bag's outcome
+        return _outcome(src, dest, "failed", error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError)
+                        else str(exc))
+    return _outcome(src, dest, "done", result=result)
+
+
+def write_summary(path: Path, outcomes: list[dict]) -> None:
+    """summary.json, written under a temporary name and renamed: a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"inputs": outcomes,
+                               **{s: sum(o["status"] == s for o in outcomes) for s in ("done", "failed", "skipped")}},
+                              indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class _Report:
+    """One progress bar over all frames of all bags to convert, and a line per bag as it ends."""
+
+    def __init__(self, jobs, options, todo: list[int], outcomes: dict, progress: bool):
+        from ..io.bags import BagReader
+
+        self.jobs, self.outcomes, self.todo, self.frames = jobs, outcomes, [], {}
+        for i in todo:
+            src, dest = jobs[i]
+            try:
+                with BagReader(src, options.typestore) as bag:
+                    self.frames[i] = sum(bag.count(m.source) for m in options.maps)
+            except Exception as exc:  # noqa: BLE001 - an unreadable bag fails alone
+                self.outcomes[i] = _outcome(src, dest, "failed", error=str(exc))
+                continue
+            self.todo.append(i)
+        self.bar = None
+        if progress and self.todo:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=sum(self.frames[i] for i in self.todo), unit="frame", dynamic_ncols=True,
+                            desc=f"{len(self.todo)} bag(s)")
+        for i in sorted(self.outcomes):
+            self._line(self.outcomes[i])
+
+    def frame(self, _event=None, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def finish(self, i: int, outcome: dict) -> None:
+        self.outcomes[i] = outcome
+        self._line(outcome)
+
+    def _line(self, o: dict) -> None:
+        if o["status"] == "done":
+            per_topic = ", ".join(f"{t}: {v['frames']} frames in {v['sequences']} sequence(s)"
+                                  for t, v in o["topics"].items())
+            text = f"{o['input']} -> {o['output']}: {o['frames']} frames at {o['fps']:.2f} frames/s ({per_topic})"
+        else:
+            text = f"{o['input']}: {o['status']}: {o['error']}"
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,62 +255,137 @@ def _init_worker(checkpoint: str, device: str, precision: str, threads: int, pro
     _worker["queue"] = progress_queue
 
 
-def _convert_in_worker(src: Path, dest: Path, options, overwrite: bool, checkpoint: str):
-    from ..io.conversion import convert_bag
-
+def _convert_in_worker(src: Path, dest: Path, options, overwrite: bool, checkpoint: str) -> dict:
     q = _worker["queue"]
-    return convert_bag(src, dest, _worker["synth"], options, overwrite=overwrite, progress=False,
-                       on_frame=lambda _: q.put(1), checkpoint_name=checkpoint)
+    return convert_one(src, dest, _worker["synth"], options, overwrite, checkpoint, lambda _: q.put(1))
 
 
-def _run_parallel(jobs, args, options, progress: bool):
+def _run_parallel(report: _Report, args, options) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from ..io.bags import BagReader
-
-    total = 0
-    for src, _ in jobs:
-        with BagReader(src, options.typestore) as bag:
-            total += sum(bag.count(m.source) for m in options.maps)
-    workers = min(args.workers, len(jobs))
+    workers = min(args.workers, len(report.todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.Queue()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc=f"{len(jobs)} bags, {workers} workers", unit="frame", dynamic_ncols=True)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(str(args.checkpoint), args.device, args.precision, threads,
                                        progress_queue)) as pool:
-        futures = [pool.submit(_convert_in_worker, src, dest, options, args.overwrite, str(args.checkpoint))
-                   for src, dest in jobs]
+        futures = {pool.submit(_convert_in_worker, *report.jobs[i], options, args.overwrite,
+                               str(args.checkpoint)): i for i in report.todo}
         try:
             pending = set(futures)
             while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(progress_queue, bar)
-            _drain(progress_queue, bar)
-            return [f.result() for f in futures]
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress_queue, report)
+                for f in finished:
+                    i = futures[f]
+                    try:
+                        report.finish(i, f.result())
+                    except Exception as exc:  # noqa: BLE001 - a worker that died fails its bag only
+                        report.finish(i, _outcome(*report.jobs[i], "failed", error=f"worker failed: {exc}"))
+            _drain(progress_queue, report)
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
-        finally:
-            if bar is not None:
-                bar.close()
 
 
-def _drain(progress_queue, bar) -> None:
+def _drain(progress_queue, report: _Report) -> None:
     while True:
         try:
             n = progress_queue.get_nowait()
         except queue.Empty:
             return
-        if bar is not None:
-            bar.update(n)
+        report.frame(n=n)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ray: one actor per worker slot (a GPU, or a CPU), each loading the model once and converting whole bags.
+
+
+class BagActor:
+    """The body of a Ray actor (wrapped by ray.remote in _run_ray, so that ray stays optional)."""
+
+    def __init__(self, checkpoint: str, device: str, precision: str, threads: int | None):
+        import torch
+
+        from ..runtime.synthesizer import VideoSynthesizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.synth = VideoSynthesizer.from_checkpoint(checkpoint, device, precision)
+        self.frames = 0  # generated so far, all bags; read by progress() from the driver
+
+    def _count(self, _event) -> None:
+        self.frames += 1
+
+    def convert(self, src, dest, options, overwrite: bool, checkpoint: str) -> dict:
+        return convert_one(src, dest, self.synth, options, overwrite, checkpoint, self._count)
+
+    def progress(self) -> int:
+        return self.frames
+
+
+def _run_ray(report: _Report, args, options) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--executor ray needs the ray package: pip install 'svsgan[ray]'") from None
+    if not report.todo:
+        return
+    workers = min(args.workers, len(report.todo))
+    cuda = args.device.startswith("cuda")
+    started = not ray.is_initialized()
+    if started:
+        if os.environ.get("RAY_ADDRESS"):  # a running cluster: its resources, its dashboard
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=args.no_progress)
+        else:
+            ray.init(num_cpus=args.workers, num_gpus=None if cuda else 0, include_dashboard=False,
+                     log_to_driver=args.no_progress)
+    local = not os.environ.get("RAY_ADDRESS")
+    threads = max(1, (os.cpu_count() or 1) // workers) if local and not cuda else None
+    try:
+        actor_cls = ray.remote(max_concurrency=2, **({"num_gpus": 1} if cuda else {"num_cpus": 1}))(BagActor)
+        actors = [actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)
+                  for _ in range(workers)]
+        seen = [0] * workers
+        waiting = list(report.todo)
+        running: dict = {}  # ObjectRef -> (actor index, job index)
+
+        def submit(a: int) -> None:
+            if waiting:
+                i = waiting.pop(0)
+                ref = actors[a].convert.remote(*report.jobs[i], options, args.overwrite, str(args.checkpoint))
+                running[ref] = (a, i)
+
+        def poll() -> None:
+            for a, ref in enumerate([x.progress.remote() for x in actors]):
+                try:
+                    count = ray.get(ref)
+                except Exception:  # noqa: BLE001 - a dying actor: its bag's outcome says so
+                    continue
+                report.frame(n=count - seen[a])
+                seen[a] = count
+
+        for a in range(workers):
+            submit(a)
+        while running:
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+            for ref in finished:
+                a, i = running.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a dead actor fails its bag only
+                    outcome = _outcome(*report.jobs[i], "failed", error=f"Ray worker failed: {exc}")
+                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)
+                    seen[a] = 0
+                report.finish(i, outcome)
+                submit(a)
+            poll()
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

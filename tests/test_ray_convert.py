@@ -1,0 +1,87 @@
+"""`svsgan convert --executor ray` on a local Ray instance: three inputs, one truncated.
+
+The Ray actors run the same per-bag conversion as one process, so the generated topics must be the
+same bytes; the truncated bag fails alone (in summary.json, non-zero exit) and a rerun with
+--skip-existing converts only what is not complete.
+"""
+import json
+import shutil
+
+import pytest
+import torch
+from rosbags.rosbag2 import Reader
+
+from svsgan_core.cli import main as cli_main
+from svsgan_core.io.conversion import ConvertOptions, TopicMap, convert_bag
+from svsgan_core.io.synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
+from svsgan_core.models import SVSGenerator
+from svsgan_core.models.config import ModelConfig
+from svsgan_core.runtime.checkpoint import save_checkpoint
+from svsgan_core.runtime.synthesizer import VideoSynthesizer
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.usefixtures("one_thread")
+FRAMES, H, W = 3, 32, 64
+
+
+def tiny_config() -> ModelConfig:
+    return ModelConfig(height=32, width=64, dec_channels=[16, 16, 32, 32], img_channels=[8, 8, 16, 16],
+                       sem_channels=[8, 8, 16, 16], bottleneck_channels=8, spade_hidden=16, flow_channels=[8, 16],
+                       flow_res_blocks=1, d_channels=[8, 16, 16, 32], dv_channels=[8, 16, 32])
+
+
+def generated(bag) -> list[bytes]:
+    with Reader(bag) as r:
+        return [bytes(data) for _, _, data in r.messages([c for c in r.connections if c.topic == "/gen"])]
+
+
+def test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local Ray instance, started by the command
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "ckpt", SVSGenerator(tiny_config()))
+    a = write_semantic_bag(tmp_path / "in" / "a", frames=FRAMES, height=H, width=W, seed=1)
+    b = write_semantic_bag(tmp_path / "in" / "b", frames=FRAMES, height=H, width=W, seed=2)
+    bad = shutil.copytree(b, tmp_path / "in" / "bad")
+    (storage,) = bad.glob("*.mcap")
+    storage.write_bytes(storage.read_bytes()[: storage.stat().st_size // 2])  # a recording cut short
+
+    options = ConvertOptions([TopicMap(SEMANTIC_TOPIC, "/gen")])
+    synth = VideoSynthesizer.from_checkpoint(ckpt)
+    reference = {name: generated(convert_bag(src, tmp_path / "ref" / name, synth, options, progress=False).output)
+                 for name, src in (("a", a), ("b", b))}
+    assert all(len(v) == FRAMES for v in reference.values()) and reference["a"] != reference["b"]
+
+    out = tmp_path / "out"
+    cmd = ["convert", str(a), str(b), str(bad), str(out), "--checkpoint", str(ckpt),
+           "--map", f"{SEMANTIC_TOPIC}:/gen", "--executor", "ray", "--workers", "2", "--no-progress"]
+    assert cli_main(cmd) != 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    status = {e["input"].rsplit("/", 1)[-1]: e for e in summary["inputs"]}
+    assert {k: v["status"] for k, v in status.items()} == {"a": "done", "b": "done", "bad": "failed"}
+    assert status["bad"]["error"] and "bad: failed" in printed
+    assert (summary["done"], summary["failed"], summary["skipped"]) == (2, 1, 0)
+    for name in ("a", "b"):
+        assert generated(out / name) == reference[name]
+    assert not (out / "bad").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "summary.json"]  # no partial left
+
+    stamp = {n: (out / n / "metadata.yaml").stat().st_mtime_ns for n in ("a", "b")}
+    assert cli_main(cmd + ["--skip-existing"]) != 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [e["status"] for e in summary["inputs"]] == ["skipped", "skipped", "failed"]
+    assert {n: (out / n / "metadata.yaml").stat().st_mtime_ns for n in ("a", "b")} == stamp
+
+
+def test_a_bag_that_fails_mid_conversion_is_an_outcome_not_an_exception(tmp_path):
+    """What each Ray actor (and local worker) runs: a bag that opens but cannot be converted (its
+    mapped topic is missing) comes back as `failed` with the error, and nothing is left at its output."""
+    from svsgan_core.commands.convert import convert_one
+
+    torch.manual_seed(0)
+    synth = VideoSynthesizer.from_checkpoint(save_checkpoint(tmp_path / "ckpt", SVSGenerator(tiny_config())))
+    src = write_semantic_bag(tmp_path / "in", frames=1, height=H, width=W)
+    outcome = convert_one(src, tmp_path / "out", synth, ConvertOptions([TopicMap("/no/such/topic", "/gen")]),
+                          False, "ckpt")
+    assert outcome["status"] == "failed" and "/no/such/topic" in outcome["error"]
+    assert not (tmp_path / "out").exists()

@@ -74,3 +74,26 @@ def test_spectral_norm_parts_finds_every_normalised_weight():
     g = SVSGenerator(cfg)
     n = sum(1 for m in g.modules() if hasattr(m, "parametrizations"))
     assert n > 0 and len(list(spectral_norm_parts(g))) == n
+
+
+def _scale(diff: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One temporal scale's (logits, features) whose features sit `diff` away from zero."""
+    return torch.zeros(1, 1, 2, 2), [torch.full((1, 4, 2, 2), diff), torch.full((1, 4, 1, 1), diff)]
+
+
+def test_video_feature_matching_is_one_lambda_fm_for_the_temporal_family():
+    """Two temporal scales 1 and 3 apart: L_FM(D_V) is their mean (2), weighted by lambda_FM once,
+    as L_FM(D_I) is; the old sum (4, i.e. 2 lambda_FM) fails."""
+    fake, real = [_scale(1.0), _scale(3.0)], [_scale(0.0), _scale(0.0)]
+    assert float(video_feature_matching(fake, real)) == pytest.approx(2.0)
+    loss = SVSGANLoss(LossConfig(vgg=0.0, video=0.0, fm=10.0), num_classes=3)
+    terms = loss.generator_video(fake, real)
+    assert set(terms) == {"G_fm_video"}
+    assert float(loss.total(terms)) == pytest.approx(20.0)
+    # the image family at the same distance gets the same weight
+    image = {"G_fm_image": feature_matching(_scale(2.0)[1], _scale(0.0)[1])}
+    assert float(loss.total(image)) == pytest.approx(float(loss.total(terms)))
+    # one scale alone (short history) is that scale's value
+    assert float(video_feature_matching(fake[1:], real[1:])) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="temporal scales"):
+        video_feature_matching(fake, real[:1])

@@ -1,8 +1,9 @@
 """Feature matching L_FM (appendix A, equation (5)) over the intermediate features of D_I and D_V.
 
 alpha_l = 1 / L: each discriminator contributes the mean over its L layers of the mean absolute
-difference, and the discriminators (D_I and each temporal scale of D_V) are summed, as pix2pixHD does
-across its discriminators. Real features are targets and carry no gradient.
+difference. Equation (7) weighs L_FM(D_I) + L_FM(D_V) with one lambda_FM: one term per discriminator
+family, so the temporal scales of D_V are averaged (summing them gave the video term lambda_FM per
+scale, 20 against 10 for D_I with two scales). Real features are targets and carry no gradient.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def feature_matching(fake_feats: list[torch.Tensor], real_feats: list[torch.Tens
 
 
 def video_feature_matching(fake: list, real: list) -> torch.Tensor:
-    """Sum over the temporal scales of D_V of `feature_matching` (outputs of VideoDiscriminators)."""
-    total = torch.zeros(())
-    for (_, ff), (_, rf) in zip(fake, real):
-        total = total.to(ff[0].device) + feature_matching(ff, rf)
-    return total
+    """Mean over the temporal scales of D_V (outputs of VideoDiscriminators) of `feature_matching`."""
+    if len(fake) != len(real):
+        raise ValueError(f"temporal scales differ in number ({len(fake)} vs {len(real)})")
+    if not fake:
+        return torch.zeros(())
+    return sum(feature_matching(ff, rf) for (_, ff), (_, rf) in zip(fake, real)) / len(fake)

@@ -4,7 +4,8 @@
           + lambda_VGG L_VGG + lambda_FM (L_FM(D_I) + L_FM(D_V))
 
 Equation (7) writes L_GI and L_adv with weight 1 and hides lambda_OF / lambda_W inside L_Flow; every
-weight is a `LossConfig` field so configs can set them. L_OC (occlusion supervision) is not in (7):
+weight is a `LossConfig` field so configs can set them. L_FM(D_V) is the mean over D_V's temporal
+scales (losses/feature_matching.py), so lambda_FM weighs the image and the video family alike. L_OC (occlusion supervision) is not in (7):
 without it nothing tells the occlusion map what to mean. Per-frame terms are means over the frames
 of a step; a weight of 0 skips a term's computation entirely (and a VGG weight of 0 needs no file).
 """

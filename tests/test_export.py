@@ -1,5 +1,4 @@
 """ONNX export of the per-frame step: matches PyTorch, one graph for both modes, streams like VideoSynthesizer."""
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from svsgan_core.runtime.export import (  # noqa: E402
 )
 from svsgan_core.runtime.synthesizer import OnnxSynthesizer, VideoSynthesizer  # noqa: E402
 from svsgan_core.models import SVSGenerator  # noqa: E402
+from rss import linux_only, rss_kb, second_half_slope_kb  # noqa: E402
 
 
 def generator(seed=0):
@@ -163,25 +163,18 @@ def test_tensorrt_engine_builds(exported, tmp_path):
     assert engine.stat().st_size > 0
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@linux_only
 def test_onnx_stream_memory_stays_flat(exported, tmp_path):
     """The CPU default path must also keep memory flat over long streams (DESIGN.md: 10,000 frames)."""
     g, _ = exported
     synth = OnnxSynthesizer(export_onnx(g, tmp_path / "small.onnx", resolution="64x32"))
     synth.reset()
     lab, rss = labels(0, 32, 64), []
-    for i in range(400):
+    for _ in range(600):
         lab = np.roll(lab, 1, axis=1)
         out = synth.step(lab)
-        if i % 100 == 99:
-            rss.append(_rss_mb())
+        rss.append(rss_kb())
     assert out.std() > 0 and torch.isfinite(synth._default.prev_image).all()
-    assert rss[-1] - rss[1] < 10, rss  # MB
+    # onnxruntime settles within ~250 frames; keeping each 24 KB fp32 state grows ~24 KB/frame
+    state_kb = 3 * 32 * 64 * 4 / 1024
+    assert second_half_slope_kb(rss) < state_kb / 3, rss[300::50]

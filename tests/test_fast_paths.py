@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import svsgan_core.models.generator as generator_module
 from svsgan_core.runtime import backend as fast
 from svsgan_core.runtime.checkpoint import save_checkpoint
 from svsgan_core.cli import main
@@ -159,13 +160,41 @@ def test_exported_graph_is_cached_per_checkpoint_content(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache" / "onnx").glob("*.tmp"))
 
 
+# (max, mean) |difference| from the CPU fp32 frames over a 5-frame stream, in model units ([-1, 1]).
+# Rounding is 2^-8 of each activation in bf16 and 2^-11 in fp16 and in TF32, which CUDA "fp32" convs
+# use (runtime.backend.apply). Measured on the CPU: bf16 autocast 0.063 / 0.008; the previous frame
+# sampled 1 px off 0.63 / 0.095, 0.3 px off 0.28 / 0.036. The bounds sit at ~2x (bf16) and ~4x the
+# 8x-finer rounding (fp16, TF32) and below a 0.3 px warp error (checked on the CPU below).
+TOLERANCES = {"fp32": (0.03, 0.004), "fp16": (0.03, 0.004), "bf16": (0.12, 0.016)}
+
+
+def deviation(ref, got) -> tuple[float, float]:
+    return (max((a - b).abs().max().item() for a, b in zip(ref, got)),
+            max((a - b).abs().mean().item() for a, b in zip(ref, got)))
+
+
+def test_precision_tolerances_hold_bf16_and_catch_a_sub_pixel_warp_error(monkeypatch):
+    """The bounds the CUDA paths are held to: the CPU bf16 path meets them, a 0.3 px warp error does not."""
+    g = generator()
+    ref = stream_images(VideoSynthesizer(copy_of(g)))
+    bf16 = deviation(ref, stream_images(VideoSynthesizer(copy_of(g), "cpu", "bf16")))
+    assert bf16[0] < TOLERANCES["bf16"][0] and bf16[1] < TOLERANCES["bf16"][1], bf16
+    real_warp = generator_module.warp
+    off = torch.tensor([0.3, 0.0]).view(1, 2, 1, 1)
+    monkeypatch.setattr(generator_module, "warp", lambda image, flow: real_warp(image, flow + off))
+    shifted = deviation(ref, stream_images(VideoSynthesizer(copy_of(g))))
+    assert all(shifted[1] > mean_tol for _, mean_tol in TOLERANCES.values()), shifted
+
+
 @cuda
-@pytest.mark.parametrize("precision, tol", [("fp32", 1e-3), ("fp16", 0.1), ("bf16", 0.2)])
-def test_cuda_paths_follow_the_cpu_frames(precision, tol):
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_cuda_paths_follow_the_cpu_frames(precision):
     g = generator()
     ref = stream_images(VideoSynthesizer(copy_of(g)))
     got = stream_images(VideoSynthesizer(copy_of(g), "cuda", precision, channels_last=True))
-    assert max((a - b).abs().max().item() for a, b in zip(ref, got)) < tol
+    worst, mean = deviation(ref, got)
+    max_tol, mean_tol = TOLERANCES[precision]
+    assert worst < max_tol and mean < mean_tol, (worst, mean)
 
 
 @cuda
@@ -211,14 +240,30 @@ def test_bench_reports_missing_overhead_functions_as_skipped(monkeypatch):
     assert "skipped" in benchmark._node_overhead(opts, synth, lambda s: None)
 
 
-def test_flop_count_matches_a_real_forward():
-    from torch.utils.flop_counter import FlopCounterMode
-
+def test_flop_count_is_the_hand_count_of_every_convolution(monkeypatch):
+    """count_gflops (FlopCounterMode on the meta device) against 2 * Cin/groups * k*k * Cout * H*W per
+    convolution, summed over the convolutions a real CPU forward of the tiny generator runs."""
     from svsgan_core.runtime.benchmark import count_gflops
 
+    real_conv2d, flops = torch.nn.functional.conv2d, []
+
+    def counted(x, weight, *args, **kwargs):
+        out = real_conv2d(x, weight, *args, **kwargs)
+        cout, cin_per_group, kh, kw = weight.shape
+        flops.append(2 * cin_per_group * kh * kw * cout * out.shape[-2] * out.shape[-1] * out.shape[0])
+        return out
+
     g = generator().eval()
+    monkeypatch.setattr(torch.nn.functional, "conv2d", counted)  # nn.Conv2d and the flow head call it
     lab = torch.randint(0, 19, (1, 64, 128))
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        g(lab, lab, torch.zeros(1, 3, 64, 128))
-    assert count_gflops(g.cfg)["continuing"] == pytest.approx(counter.get_total_flops() / 1e9)
+    hand = {}
+    with torch.no_grad():
+        for mode, args in (("first_frame", (lab,)), ("continuing", (lab, lab, torch.zeros(1, 3, 64, 128)))):
+            flops.clear()
+            g(*args)
+            hand[mode] = sum(flops) / 1e9
+    monkeypatch.undo()
+    counted_gflops = count_gflops(g.cfg)
+    assert counted_gflops.keys() == hand.keys()
+    for mode in hand:
+        assert counted_gflops[mode] == pytest.approx(hand[mode], rel=1e-9), mode

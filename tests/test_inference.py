@@ -1,7 +1,5 @@
 """VideoSynthesizer: the streaming contract, checkpoints, long streams."""
 import dataclasses
-import os
-import resource
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from svsgan_core.models.config import preset
 from svsgan_core.errors import CheckpointError, InputError
 from svsgan_core.runtime.synthesizer import VideoSynthesizer
 from svsgan_core.models import SVSGenerator
+from rss import linux_only, rss_kb, second_half_slope_kb
 
 
 @pytest.fixture()
@@ -117,14 +116,7 @@ def test_batched_cameras_equal_one_camera_at_a_time(checkpoint):
             assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
 
 
-def _rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
+@linux_only
 def test_two_thousand_frame_stream_stays_finite_with_flat_memory():
     torch.manual_seed(0)
     # the tiny architecture at a quarter of its pixels: 2,000 autoregressive steps in CI time
@@ -132,11 +124,13 @@ def test_two_thousand_frame_stream_stays_finite_with_flat_memory():
     synth.reset()
     lab = labels(0, 32, 64)
     rss = []
-    for i in range(2000):
+    for _ in range(2000):
         lab = np.roll(lab, 1, axis=1)
         out = synth.step(lab)
-        if i % 250 == 249:
-            rss.append(_rss_mb())
+        rss.append(rss_kb())
     assert torch.isfinite(synth._default.prev_image).all()
     assert out.std() > 0  # still an image, not collapsed to NaN-turned-constant
-    assert rss[-1] - rss[1] < 20, rss  # MB; growth after warm-up would be a leak
+    # keeping one frame's fp32 state (3x32x64x4 B = 24 KB) per step grows ~30 KB/frame; allocator
+    # steps of a few MB over the 1,000-frame fit stay under 5 KB/frame
+    state_kb = 3 * 32 * 64 * 4 / 1024
+    assert second_half_slope_kb(rss) < state_kb / 3, rss[1000::100]

@@ -46,12 +46,15 @@ def test_one_hot_ignores_out_of_range_ids():
     assert oh[0, :, 0, 2].sum() == 0
 
 
-def test_flow_net_outputs_pixels_flow_and_occlusion_in_unit_range():
+def test_flow_net_flow_is_in_full_resolution_pixels():
+    """The net runs at 1/2 resolution: its flow is upsampled and its vectors scaled by 2."""
     net = FlowOcclusionNet(5, [8, 16], 1, downsample=2)
+    with torch.no_grad():
+        net.flow_head.bias.copy_(torch.tensor([1.5, -0.5]))  # weight is zero: a constant low-res flow
     a = one_hot(torch.randint(0, 5, (2, 32, 48)), 5)
     flow, occ = net(a, a)
     assert flow.shape == (2, 2, 32, 48) and occ.shape == (2, 1, 32, 48)
-    assert occ.min() >= 0 and occ.max() <= 1
+    assert torch.allclose(flow[:, 0], torch.full((2, 32, 48), 3.0)) and torch.allclose(flow[:, 1], torch.full((2, 32, 48), -1.0))
 
 
 @pytest.mark.parametrize("force, should_change", [(1.0, False), (0.0, True)])
@@ -77,11 +80,16 @@ def test_first_frame_mode_matches_full_occlusion_and_needs_no_previous_frame():
     torch.manual_seed(0)
     g = SVSGenerator(tiny()).eval()
     lab = torch.randint(0, 19, (1, 64, 128))
+    real_flow_net = g.flow_net.forward
+    g.flow_net.forward = lambda prev_seg, seg: (real_flow_net(prev_seg, seg)[0], torch.ones(1, 1, 64, 128))
+    any_prev = torch.rand(1, 3, 64, 128) * 2 - 1
     with torch.no_grad():
         out = g(lab)
+        occluded = g(lab, torch.randint(0, 19, (1, 64, 128)), any_prev).image
+        flagged = g.step(any_prev, lab, lab, torch.ones(1))  # the exported graph's first-frame flag
     assert out.flow is None and out.warped is None
-    assert torch.all(out.occlusion == 1)
-    assert out.image.shape == (1, 3, 64, 128) and out.image.abs().max() <= 1
+    assert out.image.shape == (1, 3, 64, 128)
+    assert torch.allclose(out.image, occluded, atol=1e-5) and torch.allclose(out.image, flagged, atol=1e-5)
 
 
 def _assert_all_grads(module, name):

@@ -139,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         report.close()
     ordered = [outcomes[i] for i in range(len(jobs))]
+    counts = status_counts(ordered)
     if len(jobs) > 1:
-        write_summary(out / "summary.json", ordered)
-    counts = {s: sum(o["status"] == s for o in ordered) for s in ("done", "failed", "skipped")}
+        write_summary(out / "summary.json", ordered, counts)
     print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped"
           + (f" (summary: {out / 'summary.json'})" if len(jobs) > 1 else ""))
     if len(jobs) == 1 and counts["failed"]:
@@ -180,12 +180,14 @@ def convert_one(src, dest, synth, options, overwrite: bool, checkpoint: str, on_
     return _outcome(src, dest, "done", result=result)
 
 
-def write_summary(path: Path, outcomes: list[dict]) -> None:
+def status_counts(outcomes: list[dict]) -> dict[str, int]:
+    return {s: sum(o["status"] == s for o in outcomes) for s in ("done", "failed", "skipped")}
+
+
+def write_summary(path: Path, outcomes: list[dict], counts: dict[str, int]) -> None:
     """summary.json, written under a temporary name and renamed: a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"inputs": outcomes,
-                               **{s: sum(o["status"] == s for o in outcomes) for s in ("done", "failed", "skipped")}},
-                              indent=2) + "\n")
+    tmp.write_text(json.dumps({"inputs": outcomes, **counts}, indent=2) + "\n")
     os.replace(tmp, path)
 
 

@@ -9,9 +9,15 @@ reference image) and the model generates the rest autoregressively from the labe
 - warping error: svsgan_core.metrics.temporal (DIS flow of the real video, occlusion-masked mean
   squared difference of consecutive generated frames, RGB in [0, 1]).
 The budget is a number of training steps, so the result does not depend on how busy the CPU is;
-the CPU seconds it took are printed. docs/training.md records the numbers and the command:
+the CPU seconds it took are printed.
 
-    python scripts/learning_check.py --steps 384 --bundle svsgan_core/assets/demo_checkpoint
+The data has random appearance by default (`make-synthetic --appearance random`: colours and
+textures drawn per sequence), so labels cannot predict them and only the reference frame can. After
+training, `svsgan eval` scores the checkpoint with and without the reference, beside the class-mean
+baseline (issue 16's criteria: beat the class-mean on L1 and FID; L1 over frames 2..N at most 0.67x
+the no-reference L1), into <run-dir>/eval/{ref,noref}.json. docs/training.md records the numbers:
+
+    python scripts/learning_check.py --steps 480 --threads 1 --bundle svsgan_core/assets/demo_checkpoint
 """
 from __future__ import annotations
 
@@ -42,14 +48,15 @@ TRAIN_SET = {"sequences": 48, "frames": 12, "seed": 0}
 VAL_SET = {"sequences": 6, "frames": 12, "seed": 1}
 
 
-def make_data(root: Path) -> tuple[Path, Path]:
+def make_data(root: Path, appearance: str) -> tuple[Path, Path]:
     """The train/val folders (svsgan make-synthetic; the same arguments always give the same data)."""
     paths = []
     for name, spec in (("train", TRAIN_SET), ("val", VAL_SET)):
-        path = root / name
+        path = root / f"{name}_{appearance}"
         if not (path / "dataset.yaml").is_file():
             rc = svsgan(["make-synthetic", str(path), "--sequences", str(spec["sequences"]), "--frames",
-                         str(spec["frames"]), "--size", SIZE, "--seed", str(spec["seed"]), "--overwrite"])
+                         str(spec["frames"]), "--size", SIZE, "--seed", str(spec["seed"]),
+                         "--appearance", appearance, "--overwrite"])
             if rc:
                 raise SystemExit(rc)
         paths.append(path)
@@ -81,6 +88,27 @@ def evaluate(trainer: Trainer, generator: torch.nn.Module, val_root: Path) -> di
             "l1_first_frame_mode": float(np.mean(l1_first)), "warping_error_real_video": float(np.nanmean(warp_real))}
 
 
+def score(checkpoint: Path, train_root: Path, val_root: Path, out: Path) -> dict:
+    """Issue 16's criteria through `svsgan eval`: with the reference (beside the class-mean baseline) and without."""
+    common = ["eval", "--checkpoint", str(checkpoint), "--data", str(val_root), "--kind", "synthetic",
+              "--sequence-length", str(VAL_SET["frames"]), "--device", "cpu"]
+    runs = {"ref": ["--first-frame", "real", "--metrics", "l1,psnr,fid,carry", "--baseline", "class-mean",
+                    "--baseline-data", str(train_root)],
+            "noref": ["--first-frame", "generated", "--metrics", "l1,psnr"]}
+    docs = {}
+    for name, extra in runs.items():
+        if svsgan(common + extra + ["--json", str(out / f"{name}.json"), "--out", str(out / name)]):
+            raise SystemExit(f"svsgan eval ({name}) failed")
+        docs[name] = json.loads((out / f"{name}.json").read_text())
+    ref, noref, base = docs["ref"]["metrics"], docs["noref"]["metrics"], docs["ref"]["baselines"]["class-mean"]["metrics"]
+    return {"l1_from_frame_2": ref["l1_from_frame_2"], "l1_from_frame_2_no_reference": noref["l1_from_frame_2"],
+            "ratio": ref["l1_from_frame_2"] / noref["l1_from_frame_2"], "l1": ref["l1"], "fid": ref["fid"],
+            "class_mean_l1": base["l1"], "class_mean_fid": base["fid"], "carry": ref.get("carry"),
+            "l1_per_frame": docs["ref"]["per_frame"]["l1"],
+            "class_mean_l1_per_frame": docs["ref"]["baselines"]["class-mean"]["per_frame"]["l1"],
+            "no_reference_l1_per_frame": docs["noref"]["per_frame"]["l1"]}
+
+
 def bundle(latest: Path, dest: Path, result: dict) -> None:
     """The inference part of the checkpoint (config + EMA generator), its meta saying how it was made."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -89,16 +117,21 @@ def bundle(latest: Path, dest: Path, result: dict) -> None:
     config["meta"] = {
         "step": config["meta"]["step"], "trained_with": "svsgan train (training/configs/synthetic_cpu.yaml)",
         "recipe": f"python scripts/learning_check.py --steps {result['steps']} --threads {result['threads']} "
-                  f"--bundle svsgan_core/assets/demo_checkpoint",
-        "data": "svsgan make-synthetic, 48 sequences x 12 frames, 128x64, seed 0 (docs/training.md)",
+                  f"--appearance {result['appearance']} --bundle svsgan_core/assets/demo_checkpoint",
+        "data": f"svsgan make-synthetic --appearance {result['appearance']}, 48 sequences x 12 frames, 128x64, "
+                "seed 0 (docs/training.md)",
         "learning_check": {k: round(v, 5) for k, v in result["after"].items()},
+        "issue16": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in result["issue16"].items()
+                    if not k.endswith("per_frame")},
     }
     (dest / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=384, help="training steps, the budget (default 384: the whole synthetic_cpu schedule)")
+    p.add_argument("--steps", type=int, default=480, help="training steps, the budget (default 480: the whole synthetic_cpu schedule)")
+    p.add_argument("--appearance", choices=("random", "default"), default="random",
+                   help="make-synthetic appearance of train and held-out data (default random: only the reference tells colours)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--data", type=Path, default=ROOT / "runs" / "synthetic_data", help="where the synthetic sets go")
     p.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "learning_check")
@@ -107,7 +140,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    train_root, val_root = make_data(args.data)
+    train_root, val_root = make_data(args.data, args.appearance)
     opts = load_options(CONFIG, [f"data.root={train_root}", f"data.sample_root={val_root}",
                                  f"schedule.max_steps={args.steps}"])
     if args.run_dir.exists() and not args.resume:
@@ -124,16 +157,22 @@ def main() -> int:
     after = evaluate(trainer, load_generator(latest), val_root)
     print("after training:   ", json.dumps(after))
 
-    result = {"steps": trainer.step, "threads": args.threads, "cpu_seconds": round(cpu, 1),
+    issue16 = score(latest, train_root, val_root, args.run_dir / "eval")
+    result = {"steps": trainer.step, "threads": args.threads, "appearance": args.appearance, "cpu_seconds": round(cpu, 1),
               "wall_seconds": round(wall, 1), "before": before, "after": after,
               "lower_l1": after["l1_reference"] < before["l1_reference"],
-              "lower_warping_error": after["warping_error"] < before["warping_error"]}
+              "lower_warping_error": after["warping_error"] < before["warping_error"], "issue16": issue16}
     (args.run_dir / "learning_check.json").write_text(json.dumps(result, indent=2))
     print(f"\n{'metric (held-out, reference-conditioned)':44s} {'init':>10s} {'trained':>10s}")
     for key in ("l1_reference", "warping_error", "l1_first_frame_mode"):
         print(f"{key:44s} {before[key]:10.4f} {after[key]:10.4f}")
     print(f"{'warping_error of the real video (floor)':44s} {after['warping_error_real_video']:10.4f}")
     print(f"{trainer.step} steps, {cpu:.0f} CPU s, {wall:.0f} s wall, {args.threads} thread(s)")
+    print(f"with reference: L1 frames 2..N {issue16['l1_from_frame_2']:.4f} = {issue16['ratio']:.2f}x no reference "
+          f"({issue16['l1_from_frame_2_no_reference']:.4f}); L1 {issue16['l1']:.4f} vs class-mean {issue16['class_mean_l1']:.4f}; "
+          f"FID {issue16['fid']:.1f} vs class-mean {issue16['class_mean_fid']:.1f}; carry {issue16['carry']}")
+    print("L1 per frame, reference: " + " ".join(f"{v:.3f}" for v in issue16["l1_per_frame"]))
+    print("L1 per frame, class-mean: " + " ".join(f"{v:.3f}" for v in issue16["class_mean_l1_per_frame"]))
     if args.bundle:
         bundle(latest, args.bundle, result)
         print(f"bundled {latest} -> {args.bundle}")

@@ -118,10 +118,10 @@ def bundle(latest: Path, dest: Path, result: dict) -> None:
         "step": config["meta"]["step"], "trained_with": "svsgan train (training/configs/synthetic_cpu.yaml)",
         "recipe": f"python scripts/learning_check.py --steps {result['steps']} --threads {result['threads']} "
                   f"--appearance {result['appearance']} --bundle svsgan_core/assets/demo_checkpoint",
-        "data": f"svsgan make-synthetic --appearance {result['appearance']}, 48 sequences x 12 frames, 128x64, "
-                "seed 0 (docs/training.md)",
+        "data": f"svsgan make-synthetic --appearance {result['appearance']}, {TRAIN_SET['sequences']} sequences x "
+                f"{TRAIN_SET['frames']} frames, {SIZE}, seed {TRAIN_SET['seed']} (docs/training.md)",
         "learning_check": {k: round(v, 5) for k, v in result["after"].items()},
-        "issue16": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in result["issue16"].items()
+        "reference_carry": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in result["reference_carry"].items()
                     if not k.endswith("per_frame")},
     }
     (dest / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
@@ -157,22 +157,22 @@ def main() -> int:
     after = evaluate(trainer, load_generator(latest), val_root)
     print("after training:   ", json.dumps(after))
 
-    issue16 = score(latest, train_root, val_root, args.run_dir / "eval")
+    carry = score(latest, train_root, val_root, args.run_dir / "eval")
     result = {"steps": trainer.step, "threads": args.threads, "appearance": args.appearance, "cpu_seconds": round(cpu, 1),
               "wall_seconds": round(wall, 1), "before": before, "after": after,
               "lower_l1": after["l1_reference"] < before["l1_reference"],
-              "lower_warping_error": after["warping_error"] < before["warping_error"], "issue16": issue16}
+              "lower_warping_error": after["warping_error"] < before["warping_error"], "reference_carry": carry}
     (args.run_dir / "learning_check.json").write_text(json.dumps(result, indent=2))
     print(f"\n{'metric (held-out, reference-conditioned)':44s} {'init':>10s} {'trained':>10s}")
     for key in ("l1_reference", "warping_error", "l1_first_frame_mode"):
         print(f"{key:44s} {before[key]:10.4f} {after[key]:10.4f}")
     print(f"{'warping_error of the real video (floor)':44s} {after['warping_error_real_video']:10.4f}")
     print(f"{trainer.step} steps, {cpu:.0f} CPU s, {wall:.0f} s wall, {args.threads} thread(s)")
-    print(f"with reference: L1 frames 2..N {issue16['l1_from_frame_2']:.4f} = {issue16['ratio']:.2f}x no reference "
-          f"({issue16['l1_from_frame_2_no_reference']:.4f}); L1 {issue16['l1']:.4f} vs class-mean {issue16['class_mean_l1']:.4f}; "
-          f"FID {issue16['fid']:.1f} vs class-mean {issue16['class_mean_fid']:.1f}; carry {issue16['carry']}")
-    print("L1 per frame, reference: " + " ".join(f"{v:.3f}" for v in issue16["l1_per_frame"]))
-    print("L1 per frame, class-mean: " + " ".join(f"{v:.3f}" for v in issue16["class_mean_l1_per_frame"]))
+    print(f"with reference: L1 frames 2..N {carry['l1_from_frame_2']:.4f} = {carry['ratio']:.2f}x no reference "
+          f"({carry['l1_from_frame_2_no_reference']:.4f}); L1 {carry['l1']:.4f} vs class-mean {carry['class_mean_l1']:.4f}; "
+          f"FID {carry['fid']:.1f} vs class-mean {carry['class_mean_fid']:.1f}; carry {carry['carry']}")
+    print("L1 per frame, reference: " + " ".join(f"{v:.3f}" for v in carry["l1_per_frame"]))
+    print("L1 per frame, class-mean: " + " ".join(f"{v:.3f}" for v in carry["class_mean_l1_per_frame"]))
     if args.bundle:
         bundle(latest, args.bundle, result)
         print(f"bundled {latest} -> {args.bundle}")

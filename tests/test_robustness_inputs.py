@@ -302,11 +302,18 @@ def test_the_next_run_in_a_folder_removes_partial_outputs_of_dead_processes(tmp_
 
     from svsgan_core.io.bags import AtomicDirectory
 
-    dead = tmp_path / '.other_output.svsgan-partial-999999999'  # another output's, killed with -9
-    alive = tmp_path / f'.busy.svsgan-partial-{os.getppid()}'  # a writer still running
-    for folder in (dead, alive):
+    import socket
+
+    host = socket.gethostname()
+    dead = tmp_path / f'.other_output.svsgan-partial-{host}-999999999'  # another output's, killed with -9
+    dead_old = tmp_path / '.older.svsgan-partial-999999998'  # named by an svsgan without the host
+    alive = tmp_path / f'.busy.svsgan-partial-{host}-{os.getppid()}'  # a writer still running
+    # shared storage: a writer on another machine, whose process id means nothing here
+    elsewhere = tmp_path / f'.remote.svsgan-partial-{host}x-999999999'
+    for folder in (dead, dead_old, alive, elsewhere):
         folder.mkdir()
         (folder / 'x.mcap').write_bytes(bytes(1000))
-    AtomicDirectory(tmp_path / 'new_output')
-    assert not dead.exists() and alive.exists()
+    new = AtomicDirectory(tmp_path / 'new_output')
+    assert new.partial.name == f'.new_output.svsgan-partial-{host}-{os.getpid()}'
+    assert not dead.exists() and not dead_old.exists() and alive.exists() and elsewhere.exists()
     assert f'removing {dead}, left by an interrupted run' in capsys.readouterr().err

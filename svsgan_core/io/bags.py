@@ -5,7 +5,7 @@ Shared by `svsgan convert`, `svsgan extract` and `svsgan demo`.
 - Reading (`BagReader`) only ever opens the input read-only, and names the topic and position of
   whatever it cannot read (a truncated file, a corrupt message).
 - Writing (`BagWriter`) goes into a temporary folder beside the destination, named after this
-  process, and is renamed into place only once the bag is complete and synced, so Ctrl-C, kill -9 or
+  host and process, and is renamed into place only once the bag is complete and synced, so Ctrl-C, kill -9 or
   a crash never leaves a half-written bag under the final name. Leftovers of a dead process are
   removed by the next run that writes the same destination.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import struct
 import sys
@@ -365,17 +366,28 @@ def partial_dirs(dest: str | os.PathLike) -> list[Path]:
     return sorted(p for p in dest.parent.iterdir() if p.name.startswith(prefix))
 
 
+def writer_tag() -> str:
+    """Who writes a partial folder: host and process. An output folder on shared storage (a Ray
+    cluster's) holds partials of writers on several machines, and a process id is only meaningful on
+    its own host."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def remove_stale_partials(dest: str | os.PathLike) -> None:
-    """Delete what killed writers left behind in `dest`'s folder, whatever output they were writing
-    (folders named after a process that is gone), and say so: a kill -9 mid-conversion leaves a
-    hidden folder as large as the output."""
+    """Delete what killed writers of this host left behind in `dest`'s folder, whatever output they
+    were writing (folders named after a process that is gone), and say so: a kill -9 mid-conversion
+    leaves a hidden folder as large as the output. A partial of another host is left alone: whether
+    its writer still runs cannot be told from here."""
     parent = Path(dest).expanduser().absolute().parent
     if not parent.is_dir():
         return
     for folder in sorted(parent.glob(f".*{_PARTIAL}*")):
-        match = re.search(rf"{re.escape(_PARTIAL)}(\d+)$", folder.name)
-        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
-            print(f"svsgan: removing {folder}, left by an interrupted run (process {match.group(1)} is gone)",
+        match = re.search(rf"{re.escape(_PARTIAL)}(?:(.+)-)?(\d+)$", folder.name)  # no host: an older svsgan's
+        if not match or match.group(1) not in (None, socket.gethostname()):
+            continue
+        pid = int(match.group(2))
+        if pid != os.getpid() and not pid_alive(pid):
+            print(f"svsgan: removing {folder}, left by an interrupted run (process {pid} is gone)",
                   file=sys.stderr, flush=True)
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -392,7 +404,7 @@ class AtomicDirectory:
         self.overwrite = overwrite
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(self.dest)
-        self.partial = self.dest.parent / f".{self.dest.name}{_PARTIAL}{os.getpid()}"
+        self.partial = self.dest.parent / f".{self.dest.name}{_PARTIAL}{writer_tag()}"
         shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir()
         self.path = self.partial / self.dest.name  # what the caller fills (created by the caller)

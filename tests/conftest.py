@@ -1,6 +1,12 @@
 """Fixtures shared by the test files."""
+import os
+
 import pytest
 import torch
+
+# Ray (tests/test_ray_convert.py) on loopback only: without this a local Ray instance names the
+# machine's outward address and its processes talk through it. Read when ray is imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @pytest.fixture

@@ -1,11 +1,17 @@
-"""`svsgan convert --executor ray` on a local Ray instance: three inputs, one truncated.
+"""`svsgan convert --executor ray`: on a local Ray instance, three inputs of which one is truncated;
+on a running cluster (`ray start --head`, joined through RAY_ADDRESS), an actor that dies mid-bag.
 
 The Ray actors run the same per-bag conversion as one process, so the generated topics must be the
-same bytes; the truncated bag fails alone (in summary.json, non-zero exit) and a rerun with
---skip-existing converts only what is not complete.
+same bytes; a bad bag or a dead actor fails that bag alone (in summary.json, non-zero exit) and a
+rerun with --skip-existing converts only what is not complete.
 """
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +91,75 @@ def test_a_bag_that_fails_mid_conversion_is_an_outcome_not_an_exception(tmp_path
                           False, "ckpt")
     assert outcome["status"] == "failed" and "/no/such/topic" in outcome["error"]
     assert not (tmp_path / "out").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster(monkeypatch):
+    """A running one-node Ray cluster on loopback, as `ray start --head` makes it; the command joins it
+    through RAY_ADDRESS instead of starting its own instance."""
+    ray_exe = str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    started = subprocess.run([ray_exe, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                              "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stdout + started.stderr
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    try:
+        yield
+    finally:
+        subprocess.run([ray_exe, "stop", "--force"], capture_output=True, timeout=300)
+
+
+def test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job(tmp_path, ray_cluster,
+                                                                                     monkeypatch):
+    from svsgan_core.commands import convert as convert_cmd
+
+    class DiesInDoomed(convert_cmd.BagActor):
+        """Exits after 2 frames of the bag named doomed, as a worker on a preempted node would."""
+
+        def convert(self, src, *args):
+            self.doomed = Path(src).name == "doomed"
+            return super().convert(src, *args)
+
+        def _count(self, event):
+            super()._count(event)
+            if self.doomed and self.frames == 2:
+                os._exit(1)
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "ckpt", SVSGenerator(tiny_config()))
+    inputs = {name: write_semantic_bag(tmp_path / "in" / name, frames=FRAMES, height=H, width=W, seed=seed)
+              for seed, name in enumerate(("doomed", "a", "b"))}
+    synth = VideoSynthesizer.from_checkpoint(ckpt)
+    options = ConvertOptions([TopicMap(SEMANTIC_TOPIC, "/gen")])
+    reference = {name: generated(convert_bag(src, tmp_path / "ref" / name, synth, options, progress=False).output)
+                 for name, src in inputs.items()}
+
+    out = tmp_path / "out"
+    # one actor: the doomed bag goes first, so a and b can only be converted by its replacement
+    cmd = ["convert", *map(str, inputs.values()), str(out), "--checkpoint", str(ckpt),
+           "--map", f"{SEMANTIC_TOPIC}:/gen", "--executor", "ray", "--workers", "1", "--no-progress"]
+    plain = convert_cmd.BagActor
+    monkeypatch.setattr(convert_cmd, "BagActor", DiesInDoomed)
+    assert cli_main(cmd) != 0
+    summary = json.loads((out / "summary.json").read_text())
+    status = {Path(e["input"]).name: e for e in summary["inputs"]}
+    assert {k: v["status"] for k, v in status.items()} == {"doomed": "failed", "a": "done", "b": "done"}
+    assert "Ray worker failed" in status["doomed"]["error"]
+    for name in ("a", "b"):
+        assert generated(out / name) == reference[name]
+    # the dead actor's partial bag went when its replacement, on the same host, wrote into the folder
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "summary.json"]
+
+    monkeypatch.setattr(convert_cmd, "BagActor", plain)
+    assert cli_main(cmd + ["--skip-existing"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [e["status"] for e in summary["inputs"]] == ["done", "skipped", "skipped"]
+    assert generated(out / "doomed") == reference["doomed"]
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "doomed", "summary.json"]

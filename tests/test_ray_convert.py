@@ -1,5 +1,5 @@
 """`svsgan convert --executor ray`: on a local Ray instance, three inputs of which one is truncated;
-on a running cluster (`ray start --head`, joined through RAY_ADDRESS), an actor that dies mid-bag.
+on a running cluster (joined through RAY_ADDRESS), an actor that dies mid-bag.
 
 The Ray actors run the same per-bag conversion as one process, so the generated topics must be the
 same bytes; a bad bag or a dead actor fails that bag alone (in summary.json, non-zero exit) and a
@@ -8,9 +8,6 @@ rerun with --skip-existing converts only what is not complete.
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -93,27 +90,20 @@ def test_a_bag_that_fails_mid_conversion_is_an_outcome_not_an_exception(tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def ray_cluster(monkeypatch):
-    """A running one-node Ray cluster on loopback, as `ray start --head` makes it; the command joins it
-    through RAY_ADDRESS instead of starting its own instance."""
-    ray_exe = str(Path(sys.executable).with_name("ray"))
-    port = _free_port()
-    started = subprocess.run([ray_exe, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                              "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
-                             capture_output=True, text=True, timeout=300)
-    assert started.returncode == 0, started.stdout + started.stderr
-    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    """A running one-node Ray cluster (its own GCS and raylet processes, as `ray start --head` makes
+    them) that the command joins through RAY_ADDRESS instead of starting an instance of its own.
+    Ray's test cluster is used rather than `ray start`, whose `ray stop` would end every Ray
+    instance on the machine, a developer's own included."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
     try:
-        yield
+        yield cluster
     finally:
-        subprocess.run([ray_exe, "stop", "--force"], capture_output=True, timeout=300)
+        cluster.shutdown()
 
 
 def test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job(tmp_path, ray_cluster,

@@ -1,0 +1,320 @@
+"""Mutation check for the tests issues 11 and 12 wrote: each one must fail when the code it guards breaks.
+
+Issue 11 replaced tests that depended on the machine's speed, or could not fail at all, with tests
+that state the behaviour. A test that passes is only half the evidence; this script gives the other
+half. For every mutation below (one realistic bug, one textual replacement in one file) it
+
+  1. runs the guarding test(s) on an unmodified copy of the working tree (they must pass there,
+     so a test that fails anyway is never counted as catching anything),
+  2. applies the mutation to a fresh copy and runs the same test(s) again: a non-zero pytest exit
+     is "caught" (with the first failing assertion line), a pass is "MISSED".
+
+The copies hold `git ls-files -co --exclude-standard` (tracked plus untracked, non-ignored files),
+and PYTHONPATH points at the copy, so both the tests and the processes they start (the ROS node)
+import the mutated code. The repository itself is never modified.
+
+    python scripts/mutation_check.py              # everything (~5 min on an idle 2-core CPU)
+    python scripts/mutation_check.py --list
+    python scripts/mutation_check.py --only adam_betas --only flow_not_scaled
+
+Exit status 0 only if every baseline passed and every mutation was caught.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_TIMEOUT_S = 600  # one pytest run; a mutated run that hangs this long counts as caught
+
+
+@dataclass
+class Mutation:
+    name: str
+    path: str  # relative to the repository root
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]  # pytest node ids that must fail with the mutation
+    why: str  # the bug, in one line
+
+
+ROS_LIVE = ("tests/test_ros_node.py::"
+            "test_live_mode_behind_a_busy_model_keeps_the_newest_frame_and_sigint_mid_frame_is_clean",)
+
+MUTATIONS = [
+    # -- 4f29dfa: live mode through the real node with a gated model --------------------------------
+    Mutation(
+        "live_two_pending", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                if cam.queue:\n                    older = cam.queue.pop()",
+        "                if len(cam.queue) >= 2:\n                    older = cam.queue.pop()",
+        ROS_LIVE, "live mode lets two frames wait behind the model instead of only the newest one"),
+    Mutation(
+        "live_keeps_oldest", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                if cam.queue:\n"
+        "                    older = cam.queue.pop()\n"
+        "                    cam.queued_bytes -= older.size\n"
+        "                    frame.inherit(older)\n"
+        "                    cam.stats.dropped_live += 1\n",
+        "                if cam.queue:  # keep the frame that already waits, drop the new one\n"
+        "                    cam.stats.dropped_live += 1\n"
+        "                    return\n",
+        ROS_LIVE, "live mode keeps the oldest waiting frame and drops new ones, so it publishes stale frames"),
+    Mutation(
+        "sigint_not_clean", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "    except (KeyboardInterrupt, ExternalShutdownException):\n        pass",
+        "    except ExternalShutdownException:\n        pass",
+        ROS_LIVE, "main handles only rclpy's ExternalShutdownException; Ctrl-C's KeyboardInterrupt escapes it"),
+    # -- f09cc6a: the CARLA sensor wait uses the configured timeout ----------------------------------
+    Mutation(
+        "carla_fixed_timeout", "svsgan_core/io/carla_client.py",
+        "                item = self.semantic.take(frame, timeout)",
+        "                item = self.semantic.take(frame, 10.0)",
+        ("tests/test_carla.py::test_camera_silence_is_an_error_within_the_timeout[True]",),
+        "the sync-mode sensor wait uses a hard-coded 10 s (the default) instead of the configured --timeout"),
+    # -- 78f8b05: memory checks as an RSS slope --------------------------------------------------------
+    Mutation(
+        "stream_leak", "svsgan_core/runtime/synthesizer.py",
+        "                s.prev_image = images[j:j + 1]\n",
+        "                s.prev_image = images[j:j + 1]\n"
+        "                s.__dict__.setdefault('history', []).append(s.prev_image)  # for debugging; never cleared\n",
+        ("tests/test_inference.py::test_two_thousand_frame_stream_stays_finite_with_flat_memory",),
+        "VideoSynthesizer keeps every generated frame of a stream in a list (one frame's state per step)"),
+    Mutation(
+        "onnx_leak", "svsgan_core/runtime/synthesizer.py",
+        '        return torch.from_numpy(self.session.run(["image"], feeds)[0])',
+        '        out = self.session.run(["image"], feeds)[0]\n'
+        "        self.__dict__.setdefault('_outputs', []).append(out)  # meant as a one-slot cache\n"
+        "        return torch.from_numpy(out)",
+        ("tests/test_export.py::test_onnx_stream_memory_stays_flat",),
+        "OnnxSynthesizer keeps every output onnxruntime returned (a list instead of a one-slot cache)"),
+    # -- fc5c6e0: exact Adam updates, Section 4.1's schedule, the trainer applies it -------------------
+    Mutation(
+        "adam_betas", "svsgan_core/train/trainer.py",
+        "        betas = tuple(opts.optim.betas)",
+        "        betas = (0.9, 0.999)  # torch's default",
+        ("tests/test_train.py::test_two_trainer_steps_make_the_adam_updates_of_section_4_1",),
+        "the optimisers use torch's default betas (0.9, 0.999) instead of the configured (0.5, 0.999)"),
+    Mutation(
+        "lr_decay_not_applied", "svsgan_core/train/trainer.py",
+        '                group["lr"] = lr * factor',
+        '                group["lr"] = lr',
+        ("tests/test_train.py::test_trainer_sets_the_scheduled_learning_rate_each_epoch",),
+        "the trainer sets the base learning rate every epoch and never applies the schedule's decay factor"),
+    Mutation(
+        "decay_off_by_one", "svsgan_core/train/schedule.py",
+        "        return max(0.0, 1.0 - (epoch - c + 1) / (d + 1))",
+        "        return max(0.0, 1.0 - (epoch - c) / (d + 1))",
+        ("tests/test_train.py::test_schedule_follows_section_4_1",),
+        "the linear decay starts one epoch late: the first decay epoch still runs at the full rate"),
+    # -- d8874ce: flow in full-resolution pixels; first-frame mode = continuing step with OC = 1 -------
+    Mutation(
+        "flow_not_scaled", "svsgan_core/models/flow.py",
+        "                flow = F.interpolate(flow, **up) * float(self.downsample)",
+        "                flow = F.interpolate(flow, **up)",
+        ("tests/test_models.py::test_flow_net_flow_is_in_full_resolution_pixels",),
+        "the flow net upsamples its low-resolution flow but does not scale the vectors to full-res pixels"),
+    Mutation(
+        "first_frame_black_prev", "svsgan_core/models/generator.py",
+        "            skips = [seg.new_zeros(b, c, h >> l, w >> l) for l, c in enumerate(self.cfg.img_channels)]\n"
+        "            skips.append(seg.new_zeros(b, 3, h, w))\n",
+        "            skips = self.image_encoder(seg.new_zeros(b, 3, h, w))  # a black previous frame, ungated\n",
+        ("tests/test_models.py::test_first_frame_mode_matches_full_occlusion_and_needs_no_previous_frame",),
+        "first-frame mode feeds the image encoder a black frame instead of gating every image skip off"),
+    # -- df95719: count_gflops against a hand count; CUDA tolerances below a 0.3 px warp error ---------
+    Mutation(
+        "gflops_module_hooks", "svsgan_core/runtime/benchmark.py",
+        "    out = {}\n"
+        '    for mode in ("first_frame", "continuing"):\n'
+        "        counter = FlopCounterMode(display=False)\n"
+        "        with counter, torch.no_grad():\n"
+        '            gen(seg) if mode == "first_frame" else gen(seg, seg, img)\n'
+        "        out[mode] = counter.get_total_flops() / 1e9\n",
+        "    out, flops = {}, []\n"
+        "\n"
+        "    def conv_hook(m, inputs, y):  # 2 * Cin/groups * k*k * Cout * H*W per nn.Conv2d call\n"
+        "        flops.append(2 * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] * m.out_channels\n"
+        "                     * y.shape[0] * y.shape[-2] * y.shape[-1])\n"
+        "\n"
+        "    hooks = [m.register_forward_hook(conv_hook) for m in gen.modules() if isinstance(m, torch.nn.Conv2d)]\n"
+        '    for mode in ("first_frame", "continuing"):\n'
+        "        flops.clear()\n"
+        "        with torch.no_grad():\n"
+        '            gen(seg) if mode == "first_frame" else gen(seg, seg, img)\n'
+        "        out[mode] = sum(flops) / 1e9\n"
+        "    for h in hooks:\n"
+        "        h.remove()\n",
+        ("tests/test_fast_paths.py::test_flop_count_is_the_hand_count_of_every_convolution",),
+        "count_gflops counts nn.Conv2d modules by hooks and misses convs called functionally (the flow head)"),
+    Mutation(
+        "loose_bf16_tolerance", "tests/test_fast_paths.py",
+        '"bf16": (0.12, 0.016)}',
+        '"bf16": (0.2, 0.05)}',
+        ("tests/test_fast_paths.py::test_precision_tolerances_hold_bf16_and_catch_a_sub_pixel_warp_error",),
+        "the CUDA bf16 tolerance is loosened so far that a frame warped 0.3 px off would pass it"),
+    Mutation(
+        "warp_half_pixel", "svsgan_core/models/flow.py",
+        'padding_mode="border", align_corners=True)',
+        'padding_mode="border", align_corners=False)',
+        ("tests/test_models.py::test_warp_integer_shift_moves_pixels_exactly",),
+        "warp samples with align_corners=False on a grid normalised for True: up to 0.5 px off (the precision test "
+        "compares two precisions that share this warp, so only the exact-shift test can see it)"),
+    # -- issue 12: Ray actors on a cluster, partial outputs on shared storage -----------------------
+    Mutation(
+        "ray_dead_actor_not_replaced", "svsgan_core/commands/convert.py",
+        "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)\n",
+        "",
+        ("tests/test_ray_convert.py::test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job",),
+        "a dead Ray actor keeps its slot, so every later bag sent to it fails too"),
+    Mutation(
+        "partials_of_other_hosts_removed", "svsgan_core/io/bags.py",
+        "        if not match or match.group(1) not in (None, socket.gethostname()):",
+        "        if not match:",
+        ("tests/test_robustness_inputs.py::test_the_next_run_in_a_folder_removes_partial_outputs_of_dead_processes",),
+        "a writer judges another host's partial (shared storage) by a pid that means nothing here and deletes it"),
+]
+
+
+def copy_tree(files: list[str], src: Path, dst: Path) -> None:
+    for rel in files:
+        s, d = src / rel, dst / rel
+        if not (s.is_file() or s.is_symlink()):
+            continue  # tracked but deleted in the working tree
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(s, d, follow_symlinks=False)
+
+
+def snapshot(dst: Path) -> list[str]:
+    """The working tree as git sees it (tracked + untracked, not ignored) copied to dst."""
+    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+                         check=True, capture_output=True, text=True).stdout
+    files = sorted({f for f in out.split("\0") if f})
+    copy_tree(files, REPO, dst)
+    return files
+
+
+def source(root: Path, m: Mutation) -> str:
+    """The file's text; exits if the mutation's old text is not in it exactly once."""
+    text = (root / m.path).read_text()
+    n = text.count(m.old)
+    if n != 1:
+        sys.exit(f"mutation {m.name}: the old text occurs {n} times in {m.path}, expected exactly once")
+    return text
+
+
+def mutate(root: Path, m: Mutation) -> None:
+    (root / m.path).write_text(source(root, m).replace(m.old, m.new))
+
+
+def env_for(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "ros2_ws" / "src" / "svs_gan_ros")])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # copies are reused: no stale .pyc between them
+    return env
+
+
+def check_imports(root: Path) -> None:
+    """The copy, not an editable install elsewhere, must be what `import svsgan_core` finds."""
+    code = "import svsgan_core, svs_gan_ros; print(svsgan_core.__file__); print(svs_gan_ros.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env_for(root),
+                         capture_output=True, text=True)
+    paths = out.stdout.split()
+    if out.returncode or len(paths) != 2 or not all(Path(p).resolve().is_relative_to(root.resolve()) for p in paths):
+        sys.exit(f"imports do not resolve into the copy {root}:\n{out.stdout}{out.stderr}")
+
+
+def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[int, str, float]:
+    """(exit code, first failing assertion line or '', seconds) of one pytest run in root."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, cwd=root, env=env_for(root), capture_output=True, text=True,
+                           timeout=TEST_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {TEST_TIMEOUT_S} s", time.monotonic() - t0
+    lines = (p.stdout + p.stderr).splitlines()
+    first = next((l[1:].strip() for l in lines if l.startswith("E ")), "")
+    if p.returncode and not first:  # no assertion line (a collection error, a crash): the summary
+        first = next((l for l in reversed(lines) if l.strip()), "")
+    return p.returncode, first, time.monotonic() - t0
+
+
+def cell(text: str, width: int = 150) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description="Break the code each issue-11 test guards, one realistic bug at a time, and show that the "
+                    "test then fails (and passes without the bug). Works on temporary copies of the working tree; "
+                    "the repository is never modified. Exit 0 only if every baseline passed and every mutation "
+                    "was caught.",
+        epilog="Run from anywhere; one pytest at a time. Results end in a Markdown table.")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="run only this mutation (repeatable); see --list for the names")
+    ap.add_argument("--list", action="store_true", help="list the mutations and their tests, run nothing")
+    args = ap.parse_args()
+
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:24s} {m.path}\n{'':24s} {m.why}\n{'':24s} tests: {' '.join(m.tests)}")
+        return 0
+    chosen = MUTATIONS
+    if args.only:
+        unknown = set(args.only) - {m.name for m in MUTATIONS}
+        if unknown:
+            ap.error(f"unknown mutation(s): {', '.join(sorted(unknown))} (see --list)")
+        chosen = [m for m in MUTATIONS if m.name in args.only]
+
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutation_check_") as tmp:
+        clean = Path(tmp) / "clean"
+        files = snapshot(clean)  # one snapshot: every copy below starts from the same tree
+        for m in chosen:  # fail loudly on a stale mutation before spending any test time
+            source(clean, m)
+        check_imports(clean)
+        print(f"copied {len(files)} files to {clean}", flush=True)
+
+        baseline: dict[tuple[str, ...], tuple[int, str]] = {}
+        for tests in dict.fromkeys(m.tests for m in chosen):
+            rc, first, secs = run_tests(clean, tests)
+            baseline[tests] = (rc, first)
+            print(f"baseline {'pass' if rc == 0 else 'FAIL'} ({secs:.0f} s): {' '.join(tests)}"
+                  + (f"\n    {first}" if rc else ""), flush=True)
+
+        rows, bad = [], 0
+        for m in chosen:
+            b_rc, b_first = baseline[m.tests]
+            if b_rc:
+                result, bad = f"BASELINE FAILED (not counted): {b_first}", bad + 1
+            else:
+                work = Path(tmp) / m.name
+                copy_tree(files, clean, work)
+                mutate(work, m)
+                rc, first, secs = run_tests(work, m.tests)
+                shutil.rmtree(work)
+                if rc:
+                    result = f"caught: {first}"
+                else:
+                    result, bad = "MISSED", bad + 1
+                print(f"{m.name}: {result} ({secs:.0f} s)", flush=True)
+            rows.append((m.name, m.path, " ".join(m.tests), result))
+
+    print(f"\n{len(chosen)} mutations, {bad} missed or without a passing baseline, "
+          f"{time.monotonic() - start:.0f} s in all\n")
+    print("| mutation | file | test | result |")
+    print("| --- | --- | --- | --- |")
+    for name, path, tests, result in rows:
+        print(f"| {name} | {path} | {cell(tests, 200)} | {cell(result)} |")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -173,6 +173,12 @@ MUTATIONS = [
         ("tests/test_ray_convert.py::test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job",),
         "a dead Ray actor keeps its slot, so every later bag sent to it fails too"),
     Mutation(
+        "ray_local_joins_running_cluster", "svsgan_core/commands/convert.py",
+        'ray.init(address="local", num_cpus=args.workers,',
+        'ray.init(num_cpus=args.workers,',
+        ("tests/test_ray_convert.py::test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one",),
+        "without RAY_ADDRESS, ray.init tries to join a cluster already running on the machine and refuses --workers"),
+    Mutation(
         "partials_of_other_hosts_removed", "svsgan_core/io/bags.py",
         "        if not match or match.group(1) not in (None, socket.gethostname()):",
         "        if not match:",

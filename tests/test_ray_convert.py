@@ -38,8 +38,27 @@ def generated(bag) -> list[bytes]:
         return [bytes(data) for _, _, data in r.messages([c for c in r.connections if c.topic == "/gen"])]
 
 
-def test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local Ray instance, started by the command
+@pytest.fixture
+def ray_cluster(monkeypatch):
+    """A running one-node Ray cluster (its own GCS and raylet processes, as `ray start --head` makes
+    them) that the command joins through RAY_ADDRESS instead of starting an instance of its own.
+    Ray's test cluster is used rather than `ray start`, whose `ray stop` would end every Ray
+    instance on the machine, a developer's own included."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one(tmp_path, ray_cluster, monkeypatch,
+                                                                              capsys):
+    # no RAY_ADDRESS: a local Ray instance started by the command, also while another Ray cluster runs
+    # on the machine (a plain ray.init would try to join that one and refuse --workers CPUs)
+    monkeypatch.delenv("RAY_ADDRESS")
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "ckpt", SVSGenerator(tiny_config()))
     a = write_semantic_bag(tmp_path / "in" / "a", frames=FRAMES, height=H, width=W, seed=1)
@@ -88,22 +107,6 @@ def test_a_bag_that_fails_mid_conversion_is_an_outcome_not_an_exception(tmp_path
                           False, "ckpt")
     assert outcome["status"] == "failed" and "/no/such/topic" in outcome["error"]
     assert not (tmp_path / "out").exists()
-
-
-@pytest.fixture
-def ray_cluster(monkeypatch):
-    """A running one-node Ray cluster (its own GCS and raylet processes, as `ray start --head` makes
-    them) that the command joins through RAY_ADDRESS instead of starting an instance of its own.
-    Ray's test cluster is used rather than `ray start`, whose `ray stop` would end every Ray
-    instance on the machine, a developer's own included."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
-    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
 
 
 def test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job(tmp_path, ray_cluster,

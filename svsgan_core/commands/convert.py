@@ -343,7 +343,8 @@ def _run_ray(report: _Report, args, options) -> None:
         if os.environ.get("RAY_ADDRESS"):  # a running cluster: its resources, its dashboard
             ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=args.no_progress)
         else:
-            ray.init(num_cpus=args.workers, num_gpus=None if cuda else 0, include_dashboard=False,
+            # address="local": a new instance even where `ray start` left one running (ray.init would join it)
+            ray.init(address="local", num_cpus=args.workers, num_gpus=None if cuda else 0, include_dashboard=False,
                      log_to_driver=args.no_progress)
     local = not os.environ.get("RAY_ADDRESS")
     threads = max(1, (os.cpu_count() or 1) // workers) if local and not cuda else None

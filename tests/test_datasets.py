@@ -357,3 +357,54 @@ def test_build_dataset_rejects_unknown_kinds_and_options(synthetic_root):
         build_dataset("folder", synthetic_root, size=(H, W), seq_len=2, colour="blue")
     ds = build_dataset("synthetic", synthetic_root, size=(H, W), seq_len=2, augment={"flip": True}, seed=1)
     assert isinstance(ds, SequenceFolderDataset) and ds.augment.flip and ds.augment.scale == (1.0, 1.25)
+
+
+# --------------------------------------------------------------------------------------------------
+# vid2vid (train_A labels, train_B frames, train_inst instances)
+
+
+def _vid2vid(root: Path, sequences: dict[str, int], label_ids: list[int], split: str = "train") -> None:
+    """vid2vid's Cityscapes example layout: labelIds PNGs, JPEG frames, file names matching."""
+    for name, frames in sequences.items():
+        for k, image in enumerate(_frames(frames, seed=len(name) + frames)):
+            stem = f"aachen_{name[-2:]}_{k:06d}_leftImg8bit"
+            (root / f"{split}_B" / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / f"{split}_B" / name / f"{stem}.jpg"), image)
+            write_label(root / f"{split}_A" / name / f"{stem}.png", _stripes(label_ids))
+            write_label(root / f"{split}_inst" / name / f"{stem}.png", np.full((H, W), 255, np.uint8))
+
+
+def test_vid2vid_layout_reads_label_ids_and_selects_sequences(tmp_path):
+    from svsgan_core.data.layouts import detect_layout, find_sequences
+
+    ids = get_label_space("cityscapes_ids")
+    _vid2vid(tmp_path, {"seq0000": 4, "seq0001": 3}, [ids.index("road"), ids.index("car"), ids.index("ego vehicle")])
+    assert detect_layout(tmp_path) == "vid2vid"
+    sequences = find_sequences("vid2vid", tmp_path)
+    assert [(s.name, len(s)) for s in sequences] == [("seq0000", 4), ("seq0001", 3)]
+    assert sequences[0].frames[1].image.name == "aachen_00_000001_leftImg8bit.jpg"
+    held_out = build_dataset("vid2vid", tmp_path, size=(16, 32), seq_len=3, sequence_names=["seq0001"])
+    assert [s.name for s in held_out.sequences] == ["seq0001"]
+    item = held_out[0]
+    assert item["images"].shape == (3, 3, 16, 32)
+    # labelIds road 7 / car 26 / ego vehicle 1 -> trainIds road 0 / car 13 / ignore 255
+    assert sorted(item["labels"].unique().tolist()) == [0, 13, 255]
+    with pytest.raises(InputError, match="no sequence named 'seq0009'.*seq0000, seq0001"):
+        find_sequences("vid2vid", tmp_path, ["seq0009"])
+    with pytest.raises(InputError, match="split 'test'.*splits here: train"):
+        find_sequences("vid2vid", tmp_path, split="test")
+
+
+def test_vid2vid_flow_goes_where_flow_root_says_and_missing_frames_are_named(tmp_path):
+    _vid2vid(tmp_path / "data", {"seq0000": 3}, [7, 26])
+    flow_root = tmp_path / "flow"  # the data folder may be read-only
+    assert svsgan(["prepare-flow", str(tmp_path / "data"), "--preset", "ultrafast", "--flow-root", str(flow_root),
+                   "--sequences", "seq0000"]) == 0
+    assert sorted(p.name for p in (flow_root / "seq0000").iterdir()) == [
+        "aachen_00_000001_leftImg8bit.npz", "aachen_00_000002_leftImg8bit.npz"]
+    item = build_dataset("vid2vid", tmp_path / "data", size=(16, 32), seq_len=3, with_flow=True,
+                         flow_root=str(flow_root))[0]
+    assert item["flow"].shape == (3, 2, 16, 32) and not item["flow"][0].any()
+    (tmp_path / "data" / "train_B" / "seq0000" / "aachen_00_000002_leftImg8bit.jpg").unlink()
+    with pytest.raises(InputError, match="aachen_00_000002_leftImg8bit.png has no image"):
+        build_dataset("vid2vid", tmp_path / "data", size=(16, 32), seq_len=3)

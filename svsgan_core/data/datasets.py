@@ -206,16 +206,20 @@ class _ClipGeometry:
 class SequenceFolderDataset(SequenceClipDataset):
     """The generic layout: <root>/<sequence>/images|labels[/flow], label space from <root>/dataset.yaml."""
 
-    def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False, **options):
-        super().__init__(find_sequences("folder", Path(root)), size, seq_len, label_space, augment, **options)
+    def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False,
+                 sequence_names: list[str] | None = None, **options):
+        super().__init__(find_sequences("folder", Path(root), sequence_names), size, seq_len, label_space, augment,
+                         **options)
 
 
 class CarlaRecordingDataset(SequenceClipDataset):
     """A CARLA recording in the generic layout (as `svsgan extract` writes it): labels are CARLA tags
     (dataset.yaml ``label_space: carla`` or ``carla_legacy``), mapped to the model's space."""
 
-    def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False, **options):
-        super().__init__(find_sequences("carla", Path(root)), size, seq_len, label_space, augment, **options)
+    def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False,
+                 sequence_names: list[str] | None = None, **options):
+        super().__init__(find_sequences("carla", Path(root), sequence_names), size, seq_len, label_space, augment,
+                         **options)
 
 
 class CityscapesSequenceDataset(SequenceClipDataset):
@@ -223,8 +227,8 @@ class CityscapesSequenceDataset(SequenceClipDataset):
 
     def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False, split: str = "train",
                  label_root=None, label_suffix: str = "labelTrainIds", label_source_space: str = "cityscapes",
-                 flow_root=None, **options):
-        sequences = find_sequences("cityscapes", Path(root), split=split, label_root=label_root,
+                 flow_root=None, sequence_names: list[str] | None = None, **options):
+        sequences = find_sequences("cityscapes", Path(root), sequence_names, split=split, label_root=label_root,
                                    label_suffix=label_suffix, label_space=label_source_space, flow_root=flow_root)
         super().__init__(sequences, size, seq_len, label_space, augment, **options)
 
@@ -233,9 +237,22 @@ class Kitti360Dataset(SequenceClipDataset):
     """KITTI-360 perspective camera with 2D semantics; long drives are split into clips."""
 
     def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False, split: str | None = None,
-                 drives: list[str] | None = None, camera: str = "image_00", flow_root=None, **options):
-        sequences = find_sequences("kitti360", Path(root), split=split, drives=drives, camera=camera,
+                 drives: list[str] | None = None, camera: str = "image_00", flow_root=None,
+                 sequence_names: list[str] | None = None, **options):
+        sequences = find_sequences("kitti360", Path(root), sequence_names, split=split, drives=drives, camera=camera,
                                    flow_root=flow_root)
+        super().__init__(sequences, size, seq_len, label_space, augment, **options)
+
+
+class Vid2VidDataset(SequenceClipDataset):
+    """NVIDIA vid2vid's layout (<split>_A labels, <split>_B frames, <split>_inst instances), as many users
+    already hold Cityscapes sequences; labels are Cityscapes labelIds unless `label_source_space` says else."""
+
+    def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False, split: str = "train",
+                 label_source_space: str = "cityscapes_ids", flow_root=None,
+                 sequence_names: list[str] | None = None, **options):
+        sequences = find_sequences("vid2vid", Path(root), sequence_names, split=split,
+                                   label_space=label_source_space, flow_root=flow_root)
         super().__init__(sequences, size, seq_len, label_space, augment, **options)
 
 
@@ -245,6 +262,7 @@ DATASETS = {
     "carla": CarlaRecordingDataset,
     "cityscapes": CityscapesSequenceDataset,
     "kitti360": Kitti360Dataset,
+    "vid2vid": Vid2VidDataset,
 }
 
 

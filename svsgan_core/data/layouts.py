@@ -17,6 +17,11 @@ share one enumeration. Layouts (docs/datasets.md has the full description):
 - ``kitti360``: ``data_2d_raw/<drive>/image_00/data_rect/<frame>.png`` with
   ``data_2d_semantics/train/<drive>/image_00/semantic/<frame>.png``; each run of consecutive labelled
   frames of a drive is one sequence (long drives are cut into clips by the datasets).
+- ``vid2vid``: NVIDIA vid2vid's layout (its ``datasets/Cityscapes`` example): ``<split>_A/<seq>/*.png``
+  label maps (Cityscapes labelIds), ``<split>_B/<seq>/*.jpg|png`` frames, ``<split>_inst/<seq>/*.png``
+  instance maps, file names matching across the folders; one sequence per ``<seq>`` folder.
+
+Every layout takes ``sequence_names=[...]`` to keep only those sequences (a held-out split of one folder).
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from .labels import get_label_space
 
 DATASET_FILE = "dataset.yaml"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-LAYOUTS = ("folder", "carla", "cityscapes", "kitti360")
+LAYOUTS = ("folder", "carla", "cityscapes", "kitti360", "vid2vid")
 
 
 @dataclass(frozen=True)
@@ -288,20 +293,91 @@ def _kitti360_split(semantics: Path, split: str) -> set[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------------
+# vid2vid
 
 
-def find_sequences(layout: str, root: Path, **options) -> list[Sequence]:
-    """Enumerate a dataset of any layout; `options` are the layout function's keyword arguments."""
+def vid2vid_splits(root: Path) -> list[str]:
+    """The splits a vid2vid root holds: every <split> with a <split>_A and a <split>_B folder."""
+    return sorted(p.name[:-2] for p in Path(root).glob("*_A") if p.is_dir() and (root / (p.name[:-2] + "_B")).is_dir())
+
+
+def vid2vid_sequences(root: Path, split: str = "train", label_space: str = "cityscapes_ids",
+                      flow_root: Path | None = None) -> list[Sequence]:
+    """NVIDIA vid2vid's layout, as it distributes its Cityscapes example.
+
+    Label:    <root>/<split>_A/<seq>/<stem>.png   (label ids of `label_space`: Cityscapes labelIds there)
+    Image:    <root>/<split>_B/<seq>/<stem>.jpg|.png
+    Instance: <root>/<split>_inst/<seq>/<stem>.png (objects 1..N, 255 stuff; optional)
+    Flow:     <flow_root>/<seq>/<stem>.npz (default <root>/<split>_flow: pass flow_root for a read-only root)
+    The label maps define the frames, sorted by name; each needs an image of the same stem.
+    """
+    root = _existing_dir(root)
+    label_base = root / f"{split}_A"
+    if not label_base.is_dir():
+        found = vid2vid_splits(root)
+        raise InputError(f"vid2vid split {split!r}: {label_base} does not exist"
+                         + (f" (splits here: {', '.join(found)})" if found else ""))
+    image_base = _existing_dir(root / f"{split}_B", "image folder")
+    flow_base = Path(flow_root) if flow_root is not None else root / f"{split}_flow"
+    get_label_space(label_space)
+    sequences = []
+    for seq_dir in sorted(p for p in label_base.iterdir() if p.is_dir()):
+        labels = sorted(p for p in seq_dir.iterdir() if p.suffix.lower() == ".png")
+        if not labels:
+            continue
+        frames = []
+        for label in labels:
+            image = next((image_base / seq_dir.name / (label.stem + ext) for ext in IMAGE_EXTENSIONS
+                          if (image_base / seq_dir.name / (label.stem + ext)).is_file()), None)
+            if image is None:
+                raise InputError(f"label map {label} has no image: expected "
+                                 f"{image_base / seq_dir.name / label.stem}.jpg or .png")
+            frames.append(Frame(image, label, flow_base / seq_dir.name / f"{label.stem}.npz"))
+        sequences.append(Sequence(seq_dir.name, frames, label_space, {"split": split}))
+    if not sequences:
+        raise InputError(f"no sequences found under {label_base}: expected <seq>/*.png label maps")
+    return sequences
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def find_sequences(layout: str, root: Path, sequence_names: list[str] | None = None, **options) -> list[Sequence]:
+    """Enumerate a dataset of any layout; `options` are the layout function's keyword arguments.
+
+    `sequence_names` keeps only the sequences of those names (in that order), e.g. a held-out one.
+    """
     root = Path(root)
     if layout == "folder":
-        return folder_sequences(root, **options)
-    if layout == "carla":
-        return folder_sequences(root, expect_space=("carla", "carla_legacy"), **options)
-    if layout == "cityscapes":
-        return cityscapes_sequences(root, **options)
-    if layout == "kitti360":
-        return kitti360_sequences(root, **options)
-    raise InputError(f"unknown dataset layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        found = folder_sequences(root, **options)
+    elif layout == "carla":
+        found = folder_sequences(root, expect_space=("carla", "carla_legacy"), **options)
+    elif layout == "cityscapes":
+        found = cityscapes_sequences(root, **options)
+    elif layout == "kitti360":
+        found = kitti360_sequences(root, **options)
+    elif layout == "vid2vid":
+        found = vid2vid_sequences(root, **options)
+    else:
+        raise InputError(f"unknown dataset layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    return select_sequences(found, sequence_names, root)
+
+
+def select_sequences(found: list[Sequence], names: list[str] | None, root: Path) -> list[Sequence]:
+    """The sequences named in `names` (all of them when None); an unknown name is an error naming the known ones."""
+    if names is None:
+        return found
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n]
+    by_name = {seq.name: seq for seq in found}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        known = list(by_name)
+        raise InputError(f"{root}: no sequence named {', '.join(map(repr, missing))}; it has "
+                         f"{', '.join(known[:12])}{' ...' if len(known) > 12 else ''}")
+    if not names:
+        raise InputError("the list of sequences to keep is empty")
+    return [by_name[n] for n in dict.fromkeys(names)]
 
 
 def detect_layout(root: Path) -> str:
@@ -313,8 +389,10 @@ def detect_layout(root: Path) -> str:
         return "kitti360"
     if (root / DATASET_FILE).is_file():
         return "folder"
-    raise InputError(f"cannot tell the layout of {root}: no {DATASET_FILE}, leftImg8bit_sequence/ or "
-                     f"data_2d_raw/ in it (see docs/datasets.md)")
+    if vid2vid_splits(root):
+        return "vid2vid"
+    raise InputError(f"cannot tell the layout of {root}: no {DATASET_FILE}, leftImg8bit_sequence/, "
+                     f"data_2d_raw/ or <split>_A/ + <split>_B/ in it (see docs/datasets.md)")
 
 
 def _existing_dir(path: Path, what: str = "dataset path") -> Path:

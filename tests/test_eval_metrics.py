@@ -152,6 +152,37 @@ def test_checkpoint_mode_baseline_carry_and_per_frame_json(tiny_setup, first_fra
     np.testing.assert_allclose(doc["baselines"]["class-mean"]["per_frame"]["l1"], expected, atol=2e-3)
 
 
+def test_sharpness_is_one_on_the_real_frame_and_falls_with_blur():
+    from svsgan_core.metrics.pixels import sharpness_per_frame
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (3, 32, 64, 3), dtype=np.uint8)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), s) for f, s in zip(real, (0.6, 1.0, 2.0))])
+    np.testing.assert_allclose(sharpness_per_frame(real, real), 1.0)
+    sharp = sharpness_per_frame(blurred, real)
+    assert 0 < sharp[2] < sharp[1] < sharp[0] < 0.5  # more blur, less detail
+    flat = np.full_like(real, 128)
+    assert sharpness_per_frame(flat, real).max() == 0.0
+
+
+def test_checkpoint_mode_writes_sharpness_per_frame_and_a_contact_sheet(tiny_setup, one_thread):
+    root, ckpt = tiny_setup
+    out = root / "out-sheet"
+    assert main(["eval", "--checkpoint", str(ckpt), "--data", str(root / "data"), "--sequence-length", "4",
+                 "--metrics", "l1,sharpness", "--baseline", "class-mean", "--contact-frames", "2,4,9",
+                 "--sequences", "seq1", "--json", str(out / "m.json"), "--out", str(out), "--no-progress"]) == 0
+    doc = json.loads((out / "m.json").read_text())
+    assert doc["sequences"] == 1 and doc["per_frame"]["frame"] == [2, 3, 4]
+    per_frame = doc["per_frame"]["sharpness"]
+    assert len(per_frame) == 3 and doc["metrics"]["sharpness_min"] == pytest.approx(min(per_frame))
+    assert doc["metrics"]["sharpness"] == pytest.approx(np.mean(per_frame))
+    assert "sharpness" in doc["baselines"]["class-mean"]["metrics"]
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    # rows labels | real | generated | class-mean of frames 2 and 4 (9 is past the end), 128 px wide
+    # frames shown at 256 px; an 18 px title band
+    assert sheet.shape[1] == 2 * 256 and sheet.shape[0] == 18 + 4 * 128
+
+
 def test_baseline_data_needs_a_baseline(tiny_setup, capsys):
     root, ckpt = tiny_setup
     assert main(["eval", "--checkpoint", str(ckpt), "--data", str(root / "data"), "--metrics", "l1",

@@ -15,12 +15,15 @@ Metrics whose weights are not available are skipped with a message; nothing is d
   temporal  no weights (OpenCV DIS flow)
   fps       generation speed, checkpoint mode only
   l1, psnr  against the real frames, overall and per frame number (mean over sequences)
+  sharpness Laplacian variance of each generated frame over that of its real frame (1: the camera's detail;
+            L1 rewards blur, this does not), overall, per frame number, and the worst frame
   carry     checkpoint mode, not in the default list: output change / previous-frame change where the
             occlusion map says visible, when the previous frame is perturbed (1: appearance carried)
 `--baseline class-mean` scores painting each class with its mean colour (fitted on --baseline-data,
 default the evaluation data) beside the model, on the same frames and metrics.
 Writes metrics.json and metrics.md (a Markdown table in the paper's column order) into --out, and with
---json OUT every number (model and baselines apart, per-frame curves) to OUT.
+--json OUT every number (model and baselines apart, per-frame curves) to OUT. In checkpoint mode --out
+also gets contact_sheet.png: labels | real | generated (| baselines) at frames 2, 10, 20 and 30.
 See docs/metrics.md for the conventions.
 """
 from __future__ import annotations
@@ -45,9 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generate from a checkpoint")
     g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")
     g.add_argument("--data", help="dataset root folder")
-    g.add_argument("--kind", default="auto", help="dataset kind: folder, synthetic, carla, cityscapes, kitti360 "
-                                                  "(default: detected from the folder)")
-    g.add_argument("--split", help="split for cityscapes / kitti360 (default: val)")
+    g.add_argument("--kind", default="auto", help="dataset kind: folder, synthetic, carla, cityscapes, kitti360, "
+                                                  "vid2vid (default: detected from the folder)")
+    g.add_argument("--split", help="split for cityscapes / kitti360 (default: val) and vid2vid (default: test, "
+                                   "else train)")
+    g.add_argument("--sequences", help="comma list: evaluate only these sequences (e.g. a held-out seq0004)")
     g.add_argument("--sequence-length", type=int, default=30,
                    help="frames per evaluation sequence, the reference frame included (default 30, as "
                         "Cityscapes sequence snippets); longer recordings are cut into such segments")
@@ -79,6 +84,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "mean colour (repeatable)")
     b.add_argument("--baseline-data", help="dataset root the class means come from (checkpoint mode; default: the "
                                            "evaluation data; folder mode fits on --real with --labels)")
+    b.add_argument("--baseline-sequences", help="comma list: fit the class means on only these sequences of "
+                                                "--baseline-data (e.g. the training ones; default: all of them)")
+    p.add_argument("--contact-frames", default="2,10,20,30",
+                   help="frame numbers (1-based) in the contact sheet (default 2,10,20,30; frames past the end "
+                        "are left out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", default="svsgan-eval", help="output folder for metrics.json / metrics.md")
     p.add_argument("--json", type=Path, help="also write every number (model and baselines apart) to this JSON file")
 
@@ -170,8 +181,17 @@ def _dataset_sequences(args, synth, log):
                "random_clips": False, "segment_length": args.sequence_length}
     if kind in ("cityscapes", "kitti360"):
         options["split"] = args.split or "val"
+    elif kind == "vid2vid":
+        from ..data.layouts import vid2vid_splits
+
+        splits = vid2vid_splits(Path(args.data))
+        options["split"] = args.split or ("test" if "test" in splits else "train")
+        if not args.split and options["split"] == "train" and not getattr(args, "sequences", None):
+            log(f"{args.data} has no test_A/test_B: evaluating its train split (pick held-out ones with --sequences)")
     elif args.split:
         log(f"--split is ignored for the {kind!r} layout")
+    if getattr(args, "sequences", None):
+        options["sequence_names"] = [n.strip() for n in args.sequences.split(",") if n.strip()]
     dataset = build_dataset(kind, args.data, **options)
     longest = max(len(seq) for seq in dataset.sequences)
     length = min(args.sequence_length, longest)
@@ -228,6 +248,65 @@ def _fit_class_means(sequences) -> "ClassMeanBaseline":
     return baseline
 
 
+def _contact_numbers(text: str) -> list[int]:
+    try:
+        numbers = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise InputError(f"--contact-frames takes comma-separated frame numbers (e.g. 2,10,20,30), got {text!r}") from None
+    if not numbers or min(numbers) < 1:
+        raise InputError(f"--contact-frames: frame numbers start at 1, got {text!r}")
+    return numbers
+
+
+class ContactSheet:
+    """Rows of labels | real | generated (| each baseline) at chosen frame numbers, one block per sequence."""
+
+    def __init__(self, numbers: list[int], label_space: str, max_sequences: int = 4):
+        self.numbers, self.label_space, self.max_sequences = numbers, label_space, max_sequences
+        self.blocks: list[np.ndarray] = []
+
+    def add(self, name: str, first_number: int, labels: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+        """labels: T x H x W ids and rows: title -> T x H x W x 3 frames, the frame at index k being number
+        first_number + k."""
+        from ..io.encoding import encode_palette
+
+        if len(self.blocks) >= self.max_sequences:
+            return
+        picks = [n - first_number for n in self.numbers if 0 <= n - first_number < len(labels)]
+        if not picks:
+            return
+        h, w = labels.shape[1:3]
+        lines = [("labels", np.stack([encode_palette(labels[k], self.label_space) for k in picks]))]
+        lines += [(title, frames[picks]) for title, frames in rows.items()]
+        zoom = max(1, 256 // w)  # small models' frames are shown enlarged (nearest: no pixel is invented)
+        block = []
+        for title, frames in lines:
+            tiles = [_caption(cv2.resize(f, (w * zoom, h * zoom), interpolation=cv2.INTER_NEAREST),
+                              f"{title} {first_number + k}") for f, k in zip(frames, picks)]
+            block.append(np.concatenate(tiles, 1))
+        header = np.full((18, block[0].shape[1], 3), 255, np.uint8)
+        cv2.putText(header, name, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        self.blocks.append(np.concatenate([header] + block, 0))
+
+    def write(self, path: Path) -> Path | None:
+        if not self.blocks:
+            return None
+        width = max(b.shape[1] for b in self.blocks)
+        padded = [np.pad(b, ((0, 0), (0, width - b.shape[1]), (0, 0)), constant_values=255) for b in self.blocks]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(padded, 0), cv2.COLOR_RGB2BGR))
+        return path
+
+
+def _caption(frame: np.ndarray, text: str) -> np.ndarray:
+    """The frame with a small caption on a dark band at its top-left corner."""
+    frame = np.ascontiguousarray(frame).copy()
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.3, 1)
+    frame[: th + 4, : tw + 4] = (frame[: th + 4, : tw + 4] * 0.4).astype(np.uint8)
+    cv2.putText(frame, text, (2, th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
 def _save_frames(out: Path, kind: str, name: str, frames: np.ndarray) -> None:
     folder = out / kind / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -250,10 +329,13 @@ def run(args: argparse.Namespace) -> int:
     if folder_mode and not (args.real and args.fake):
         raise InputError("folder mode needs both --real and --fake")
     metrics = parse_metrics(args.metrics)
+    contact_numbers = _contact_numbers(args.contact_frames)
     if args.baseline_data and not ckpt_mode:
         raise InputError("--baseline-data is for checkpoint mode; folder mode fits the baseline on --real with --labels")
     if args.baseline_data and not args.baseline:
         raise InputError("--baseline-data without --baseline class-mean")
+    if args.baseline_sequences and not args.baseline_data:
+        raise InputError("--baseline-sequences selects sequences of --baseline-data; give --baseline-data too")
     if args.json is not None and args.json.is_dir():
         raise InputError(f"--json must name a file, {args.json} is a folder")
     out = Path(args.out)
@@ -282,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
         for kind in dict.fromkeys(args.baseline):
             if ckpt_mode:
                 source_args = args if not args.baseline_data else argparse.Namespace(
-                    **{**vars(args), "data": args.baseline_data, "kind": "auto", "max_sequences": None})
+                    **{**vars(args), "data": args.baseline_data, "kind": "auto", "max_sequences": None,
+                       "sequences": args.baseline_sequences})
                 fitted = _fit_class_means((r, lab) for _, r, lab in _dataset_sequences(source_args, synth, log))
             else:
                 fitted = _fit_class_means((r, lab) for _, r, _, lab in _folder_sequences(args, log))
@@ -295,8 +378,16 @@ def run(args: argparse.Namespace) -> int:
         evaluator.carry = CarryProbe(prepare_for_inference(load_generator(args.checkpoint)).to(args.device), args.device)
     first_number = 2 if ckpt_mode and args.first_frame == "real" else 1
 
+    from tqdm import tqdm
+
     if ckpt_mode:
-        for name, real, labels in _dataset_sequences(args, synth, log):
+        sheet = ContactSheet(contact_numbers, space.name)
+        sequences = list(_dataset_sequences(args, synth, log))
+        bar = tqdm(total=sum(len(labels) for _, _, labels in sequences), desc="svsgan eval", unit="frame",
+                   disable=args.no_progress)
+        log = bar.write
+        evaluator.log = log
+        for name, real, labels in sequences:
             if evaluator.carry is not None:
                 h, w = synth.resolution
                 probe_real = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in real]) \
@@ -307,12 +398,17 @@ def run(args: argparse.Namespace) -> int:
             real, fake, labels, seconds = generate(synth, real, labels, args.first_frame)
             evaluator.add_timing(len(fake), seconds)
             evaluator.add_sequence(fake, real, labels, first_frame=first_number)
-            for fitted, scorer in baselines.values():
-                scorer.add_sequence(fitted.paint(labels), real, labels, first_frame=first_number)
+            rows = {"real": real, "generated": fake}
+            for kind, (fitted, scorer) in baselines.items():
+                rows[kind] = fitted.paint(labels)
+                scorer.add_sequence(rows[kind], real, labels, first_frame=first_number)
+            sheet.add(name, first_number, labels, rows)
             if args.save_frames:
                 _save_frames(out, "real", name, real)
                 _save_frames(out, "fake", name, fake)
+            bar.update(len(fake) + first_number - 1)
             log(f"{name}: {len(fake)} frames")
+        bar.close()
         source = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "first_frame": args.first_frame, "resolution": f"{synth.resolution[1]}x{synth.resolution[0]}"}
     else:
@@ -338,6 +434,8 @@ def run(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(json_text)
     (out / "metrics.md").write_text(md_text)
     written = [out / "metrics.json", out / "metrics.md"]
+    if ckpt_mode and sheet.write(out / "contact_sheet.png") is not None:
+        written.append(out / "contact_sheet.png")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_name(args.json.name + ".tmp")

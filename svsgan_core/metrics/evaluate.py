@@ -19,15 +19,18 @@ from . import fid, fvd
 from .fid import fid_from_features
 from .fvd import fvd_from_features, split_clips
 from .miou import ConfusionAccumulator, Segmenter
-from .pixels import l1_per_frame, psnr_per_frame
+from .pixels import l1_per_frame, psnr_per_frame, sharpness_per_frame
 from .temporal import warping_errors
 
-METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps", "l1", "psnr", "carry")
+METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps", "l1", "psnr", "sharpness", "carry")
+PIXEL_METRICS = ("l1", "psnr", "sharpness")  # per frame against the real frame, kept per frame number
 DEFAULT_METRICS = tuple(m for m in METRICS if m != "carry")  # the probe costs three generator passes per frame
 PIXEL_COLUMNS = [  # whether the model learned more than a colour lookup (docs/metrics.md)
     ("l1", "L1 ↓", "{:.4f}"),
     ("l1_from_frame_2", "L1 frames 2..N ↓", "{:.4f}"),
     ("psnr", "PSNR ↑", "{:.2f}"),
+    ("sharpness", "Sharpness (→1)", "{:.3f}"),
+    ("sharpness_min", "Sharpness, worst frame (→1)", "{:.3f}"),
     ("carry", "Carry (→1)", "{:.3f}"),
 ]
 COLUMNS = [  # the paper's column order, then the weight-free temporal metric
@@ -79,7 +82,7 @@ class Evaluator:
         self._warp: list[np.ndarray] = []
         self._fps_frames = 0
         self._fps_seconds = 0.0
-        self._pixel: dict[int, tuple[list[float], list[float]]] = {}  # frame number -> (L1s, PSNRs)
+        self._pixel: dict[int, dict[str, list[float]]] = {}  # frame number -> metric -> values over sequences
         self.carry = None  # a metrics.carry.CarryProbe, set by the caller that has the generator
         self.sequences = 0
         self.frames = 0
@@ -180,11 +183,14 @@ class Evaluator:
                 self.confusion.update(lab, self.segmenter.predict(frame))
         if "temporal" in self.options.metrics and len(fake) > 1:
             self._warp.append(warping_errors(fake, real))
-        if real is not None and ("l1" in self.options.metrics or "psnr" in self.options.metrics):
-            for k, (l1, psnr) in enumerate(zip(l1_per_frame(fake, real), psnr_per_frame(fake, real))):
-                l1s, psnrs = self._pixel.setdefault(first_frame + k, ([], []))
-                l1s.append(float(l1))
-                psnrs.append(float(psnr))
+        wanted = [m for m in PIXEL_METRICS if m in self.options.metrics]
+        if real is not None and wanted and len(fake):
+            scores = {"l1": l1_per_frame, "psnr": psnr_per_frame, "sharpness": sharpness_per_frame}
+            values = {m: scores[m](fake, real) for m in wanted}
+            for k in range(len(fake)):
+                slot = self._pixel.setdefault(first_frame + k, {m: [] for m in PIXEL_METRICS})
+                for m in wanted:
+                    slot[m].append(float(values[m][k]))
 
     def results(self) -> dict[str, Any]:
         o = self.options
@@ -231,8 +237,9 @@ class Evaluator:
         return out
 
     def _pixel_results(self) -> dict[str, Any]:
-        """l1 / psnr: mean over every scored frame; per_frame: mean over sequences per frame number."""
-        wanted = [m for m in ("l1", "psnr") if m in self.options.metrics]
+        """l1 / psnr / sharpness: mean over every scored frame; per_frame: mean over sequences per frame
+        number; sharpness_min: the lowest of those per-frame means (the frame number where detail is lowest)."""
+        wanted = [m for m in PIXEL_METRICS if m in self.options.metrics]
         if not wanted:
             return {}
         if not self._pixel:
@@ -242,15 +249,15 @@ class Evaluator:
         numbers = sorted(self._pixel)
         out: dict[str, Any] = {}
         per_frame: dict[str, Any] = {"frame": numbers}
-        for j, m in enumerate(("l1", "psnr")):
-            if m not in wanted:
-                continue
-            values = [v for n in numbers for v in self._pixel[n][j]]
+        for m in wanted:
+            values = [v for n in numbers for v in self._pixel[n][m]]
             out[m] = float(np.mean(values))
-            per_frame[m] = [float(np.mean(self._pixel[n][j])) for n in numbers]
+            per_frame[m] = [float(np.mean(self._pixel[n][m])) for n in numbers]
             self.notes[m] = f"{len(values)} frames"
         if "l1" in wanted and any(n >= 2 for n in numbers):
-            out["l1_from_frame_2"] = float(np.mean([v for n in numbers if n >= 2 for v in self._pixel[n][0]]))
+            out["l1_from_frame_2"] = float(np.mean([v for n in numbers if n >= 2 for v in self._pixel[n]["l1"]]))
+        if "sharpness" in wanted:
+            out["sharpness_min"] = float(min(per_frame["sharpness"]))
         out["per_frame"] = per_frame
         return out
 

@@ -1,11 +1,14 @@
-"""Pixel metrics against the real frames (L1, PSNR, per frame) and the class-mean colour baseline.
+"""Pixel metrics against the real frames (L1, PSNR, sharpness, per frame) and the class-mean colour baseline.
 
 These answer "did the model learn more than a colour lookup?": a generator that only paints each
 class with its typical colour scores like `ClassMeanBaseline`; one that carries the reference frame's
-appearance through time scores better on L1/PSNR, frame after frame.
+appearance through time scores better on L1/PSNR, frame after frame. L1 rewards blur (the mean is the
+L1-optimal guess under uncertainty), so sharpness is reported beside it: a blurry model can win on L1
+and still draw a tenth of the camera's detail.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..errors import InputError
@@ -24,6 +27,22 @@ def psnr_per_frame(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     diff = (fake.astype(np.float32) - real.astype(np.float32)) / 255.0
     mse = (diff ** 2).reshape(len(fake), -1).mean(1)
     return np.minimum(10.0 * np.log10(1.0 / np.maximum(mse, 1e-30)), PSNR_CAP)
+
+
+def laplacian_variance(frames: np.ndarray) -> np.ndarray:
+    """Variance of the 4-neighbour Laplacian of each frame's luma (T x H x W x 3 uint8 -> T floats, [0, 255]
+    units): how much fine detail (edges, texture) a frame holds."""
+    out = np.empty(len(frames), np.float64)
+    for t, frame in enumerate(frames):
+        luma = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        out[t] = float(cv2.Laplacian(luma, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT).var())
+    return out
+
+
+def sharpness_per_frame(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Laplacian variance of each generated frame over that of its real frame: 1 = as much fine detail
+    as the camera frame, below 1 blurrier, above 1 more high-frequency content (detail or noise)."""
+    return laplacian_variance(fake) / np.maximum(laplacian_variance(real), 1e-6)
 
 
 class ClassMeanBaseline:

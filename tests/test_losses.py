@@ -110,17 +110,22 @@ def test_occlusion_target_marks_what_the_flow_cannot_carry():
     torch.manual_seed(0)
     prev = torch.rand(1, 3, 4, 6) * 2 - 1
     flow = torch.zeros(1, 2, 4, 6)
-    flow[:, 0] = 1.0  # frame i shows frame i-1 shifted one pixel left
+    flow[:, 0] = 1.0  # frame i shows frame i-1 shifted one pixel left: its last column comes from outside
     image = warp(prev, flow)
     image[:, :, 0, 0] += 1.0  # new content: a large photometric error
     conf = torch.ones(1, 1, 4, 6)
-    conf[:, :, 1, 1] = 0.0  # hidden in the previous frame
+    conf[:, :, 1, 1] = 0.0  # hidden in the previous frame, and it changed a little (> threshold / 4)
+    image[:, :, 1, 1] += 0.1
+    conf[:, :, 3, 3] = 0.0  # an unreliable match that carries fine (smooth road, sky): not occluded
+    image[:, :, 3, 3] += 0.02
+    image[:, :, 3, 1] += 0.1  # a confident match off by less than the threshold: not occluded
     prev_labels = torch.zeros(1, 4, 6, dtype=torch.long)
     labels = warp_labels(prev_labels, flow)
     labels[:, 2, 2] = 5  # a new object
     target = occlusion_target(prev, image, flow, conf, prev_labels, labels, threshold=0.2)
     expected = torch.zeros(1, 1, 4, 6)
     expected[:, :, 0, 0] = expected[:, :, 1, 1] = expected[:, :, 2, 2] = 1.0
+    expected[:, :, :, 5] = 1.0
     assert torch.equal(target, expected)
 
 
@@ -132,9 +137,32 @@ def test_warp_labels_moves_ids_by_integer_flow():
 
 
 def test_occlusion_bce_by_hand():
-    pred = torch.tensor([[[[0.9, 0.2]]]])
+    """The loss takes logits: sigmoid(logit(0.9)) = 0.9, sigmoid(logit(0.2)) = 0.2."""
+    logits = torch.tensor([[[[math.log(0.9 / 0.1), math.log(0.2 / 0.8)]]]])
     target = torch.tensor([[[[1.0, 0.0]]]])
-    assert float(occlusion_bce(pred, target)) == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2, rel=1e-6)
+    assert float(occlusion_bce(logits, target)) == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2, rel=1e-5)
+
+
+def test_a_saturated_occlusion_logit_under_bf16_still_gets_a_gradient():
+    """Section 3.1's OC must be able to reopen a pixel it has closed. Under bf16 autocast a sigmoid of a
+    logit above ~6.3 rounds to exactly 1.0, where a BCE on the probability has no gradient; the
+    occlusion head runs in fp32 and the loss takes its logits, so the gradient is sigmoid(z) - target."""
+    from svsgan_core.models.flow import FlowOcclusionNet
+
+    torch.manual_seed(0)
+    net = FlowOcclusionNet(5, [8, 8], 1, downsample=2)
+    torch.nn.init.zeros_(net.occlusion_head.weight)
+    torch.nn.init.constant_(net.occlusion_head.bias, 9.0)  # "occluded", far into bf16 saturation
+    a = torch.nn.functional.one_hot(torch.randint(0, 5, (1, 16, 32)), 5).permute(0, 3, 1, 2).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, logits = net(a, a)
+        assert torch.sigmoid(torch.tensor(9.0, dtype=torch.bfloat16)) == 1.0  # what a bf16 sigmoid would give
+        loss = occlusion_bce(logits, torch.zeros_like(logits))  # the pixel is visible after all
+    assert logits.dtype == torch.float32
+    loss.backward()
+    grad = net.occlusion_head.bias.grad
+    # d loss / d bias = mean(sigmoid(9) - 0) ~ 0.99988: the full push back towards "visible"
+    assert float(grad) == pytest.approx(torch.sigmoid(torch.tensor(9.0)).item(), rel=1e-3)
 
 
 class _Scaled(torch.nn.Module):
@@ -191,3 +219,14 @@ def test_total_generator_loss_is_the_weighted_sum_of_equation_7():
     names = ["G_oasis", "G_video", "G_flow", "G_warp", "G_occlusion", "G_fm_image", "G_fm_video"]
     assert float(loss.total({k: torch.tensor(1.0) for k in names})) == pytest.approx(1 + 2 + 3 + 4 + 5 + 6 + 6)
     assert float(loss.total({"G_oasis": torch.tensor(2.0), "G_vgg": torch.tensor(1.0)})) == pytest.approx(2.0)
+
+
+def test_lowpass_l1_compares_only_block_means():
+    from svsgan_core.losses.total import lowpass_l1
+
+    real = torch.zeros(1, 3, 4, 4)
+    checker = (torch.arange(4).view(4, 1) + torch.arange(4).view(1, 4)) % 2 * 2.0 - 1.0  # +-1, mean 0 per 2x2
+    fake = checker.expand(1, 3, 4, 4)
+    assert float(lowpass_l1(fake, real, 1)) == pytest.approx(1.0)
+    assert float(lowpass_l1(fake, real, 2)) == pytest.approx(0.0)  # the detail is free, the mean is not
+    assert float(lowpass_l1(fake + 0.5, real, 2)) == pytest.approx(0.5)

@@ -57,15 +57,16 @@ def test_flow_net_flow_is_in_full_resolution_pixels():
     assert torch.allclose(flow[:, 0], torch.full((2, 32, 48), 3.0)) and torch.allclose(flow[:, 1], torch.full((2, 32, 48), -1.0))
 
 
-@pytest.mark.parametrize("force, should_change", [(1.0, False), (0.0, True)])
+@pytest.mark.parametrize("force, should_change", [(float("inf"), False), (float("-inf"), True)])
 def test_occlusion_fusion_gates_the_previous_frame(force, should_change):
+    """Occlusion logits of +inf (OC = 1: regenerate) shut the previous frame out; -inf (OC = 0) let it in."""
     torch.manual_seed(0)
     g = SVSGenerator(tiny()).eval()
     real_flow_net = g.flow_net.forward
 
     def forced(prev_seg, seg):
-        flow, occ = real_flow_net(prev_seg, seg)
-        return flow, torch.full_like(occ, force)
+        flow, logits = real_flow_net(prev_seg, seg)
+        return flow, torch.full_like(logits, force)
 
     g.flow_net.forward = forced
     lab = torch.randint(0, 19, (1, 64, 128))
@@ -81,7 +82,8 @@ def test_first_frame_mode_matches_full_occlusion_and_needs_no_previous_frame():
     g = SVSGenerator(tiny()).eval()
     lab = torch.randint(0, 19, (1, 64, 128))
     real_flow_net = g.flow_net.forward
-    g.flow_net.forward = lambda prev_seg, seg: (real_flow_net(prev_seg, seg)[0], torch.ones(1, 1, 64, 128))
+    g.flow_net.forward = lambda prev_seg, seg: (real_flow_net(prev_seg, seg)[0],
+                                                torch.full((1, 1, 64, 128), float("inf")))  # OC = 1
     any_prev = torch.rand(1, 3, 64, 128) * 2 - 1
     with torch.no_grad():
         out = g(lab)

@@ -39,8 +39,9 @@ def test_flow_head_runs_in_fp32_under_autocast(downsample):
     a, b = (torch.nn.functional.one_hot(torch.randint(0, 5, (1, 16, 32)), 5).permute(0, 3, 1, 2).float()
             for _ in range(2))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        flow, occlusion = net(a, b)
+        flow, occlusion_logits = net(a, b)
     assert flow.dtype == torch.float32 and flow.shape == (1, 2, 16, 32)
+    assert occlusion_logits.dtype == torch.float32 and occlusion_logits.shape == (1, 1, 16, 32)
     assert flow.abs().mean() > 30
     # the features before the head are bf16 under autocast; only the head's own rounding is gone
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -31,6 +31,7 @@ from . import distributed
 SALT_SHUFFLE = 0x5A3  # the per-epoch sample order
 SALT_REFERENCE = 0x8EF  # the per-step choice of a real (reference) or generated first frame
 SALT_LABELMIX = 0x1AB  # LabelMix masks
+SALT_GROW = 0x6B0  # the new layers of a resolution stage's grow(), the same for the raw and the EMA generator
 
 
 def mix_seed(*values: int) -> int:
@@ -181,7 +182,7 @@ class TrainingLoss:
                     return None if x is None else torch.cat([x[:, i + shift] for i in idx])
 
                 terms.update(self.criteria.generator_flow(
-                    torch.cat([c.outs[j].flow for j in with_prev]), torch.cat([c.outs[j].occlusion for j in with_prev]),
+                    torch.cat([c.outs[j].flow for j in with_prev]), torch.cat([c.outs[j].occlusion_logits for j in with_prev]),
                     frames_at(c.images), frames_at(c.images, -1), frames_at(c.labels), frames_at(c.labels, -1),
                     frames_at(c.flow), frames_at(c.conf)))
             dv_fake, dv_real = d_video(c.seq_fake, c.seq_real, c.seq_lab, c.frames, real_grad=False)

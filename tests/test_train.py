@@ -293,6 +293,42 @@ def test_resolution_stage_grows_the_lower_resolution_run(synthetic_root, tmp_pat
     assert load_generator(tmp_path / "high" / "checkpoints" / "latest").cfg.height == 64
 
 
+def test_resolution_stage_carries_the_lower_ema_grown_like_the_generator(synthetic_root, tmp_path):
+    """The grown model's EMA starts from the lower stage's EMA (not from the raw weights), its new layers
+    are the raw generator's, and the new block fades in; at the same resolution nothing fades."""
+    from svsgan_core.models.config import ModelConfig
+    from svsgan_core.runtime.checkpoint import read_weights
+
+    low = Trainer(tiny_options(synthetic_root, schedule={"max_steps": 2}), tmp_path / "low")
+    low.train()
+    low_ema = read_weights(tmp_path / "low" / "checkpoints" / "latest")
+    low_raw = read_weights(tmp_path / "low" / "checkpoints" / "latest", "generator_train.safetensors")
+    key = "decoder.0.conv0.parametrizations.weight.original"
+    assert not torch.equal(low_ema[key], low_raw[key])  # two steps: the average differs from the raw weights
+    grown = ModelConfig(**tiny_options(synthetic_root).model.config().to_dict()).grown().to_dict()
+    opts = tiny_options(synthetic_root, model={"overrides": grown, "init_from": str(tmp_path / "low")},
+                        schedule={"max_steps": 1, "seq_lengths": [2], "fade_steps": 4})
+    high = Trainer(opts, tmp_path / "high")
+    ema, raw = high.ema.model.state_dict(), high.G.state_dict()
+    torch.testing.assert_close(ema["decoder.1.conv0.parametrizations.weight.original"], low_ema[key], rtol=0, atol=0)
+    torch.testing.assert_close(raw["decoder.1.conv0.parametrizations.weight.original"], low_raw[key], rtol=0, atol=0)
+    new = [k for k in raw if k.startswith("decoder.0.")]
+    assert new and all(torch.equal(ema[k], raw[k]) for k in new)  # identical new layers
+    assert high.grown == 1 and high.ema.current_decay() == opts.optim.ema_decay  # no warm-up restart
+    high.train_step(next(iter(high._loader(0, 0))))
+    assert high.G.fade == 0.0  # step 0 of 4: the new block is still faded out
+    high.step = 2
+    high.train_step(next(iter(high._loader(0, 0))))
+    assert high.G.fade == 0.5 and high.ema.model.fade == 0.5
+
+    same = Trainer(tiny_options(synthetic_root, model={"init_from": str(tmp_path / "low")},
+                                schedule={"max_steps": 1, "fade_steps": 4}), tmp_path / "same")
+    assert same.grown == 0
+    torch.testing.assert_close(same.G.state_dict()[key], low_raw[key], rtol=0, atol=0)
+    same.train_step(next(iter(same._loader(0, 0))))
+    assert same.G.fade == 1.0  # nothing was grown, so the trained finest block is not faded out
+
+
 def test_cli_trains_and_resumes_a_run(synthetic_root, tmp_path):
     import json
 

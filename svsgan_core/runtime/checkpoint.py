@@ -43,6 +43,16 @@ MAX_SIDE = 4096  # the paper tops out at 2048x1024; a larger config is a mistake
 
 def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
     """The model configuration and the free-form metadata (training run, label space notes)."""
+    cfg, meta, _ = _read_config_file(path)
+    return cfg, meta
+
+
+def read_fade(path: str | os.PathLike) -> float:
+    """The generator's fade-in (SVSGenerator.fade) when it was saved mid-fade; 1.0 for a finished model."""
+    return _read_config_file(path)[2]
+
+
+def _read_config_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any], float]:
     cfg_path = checkpoint_dir(path) / CONFIG_NAME
     if not cfg_path.is_file():
         raise CheckpointError(f"{cfg_path} is missing: a checkpoint folder needs its config file")
@@ -62,7 +72,10 @@ def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
     if not all(isinstance(v, int) and 8 <= v <= MAX_SIDE for v in size):
         raise CheckpointError(f"{cfg_path}: height x width {size[0]} x {size[1]} is outside 8..{MAX_SIDE} "
                               "pixels a side (checked before anything is allocated)")
-    return cfg, dict(data.get("meta") or {})
+    fade = data.get("fade", 1.0)
+    if isinstance(fade, bool) or not isinstance(fade, (int, float)) or not 0.0 <= fade <= 1.0:
+        raise CheckpointError(f"{cfg_path}: fade must be a number in [0, 1] (the grown block's blend), got {fade!r}")
+    return cfg, dict(data.get("meta") or {}), float(fade)
 
 
 def read_weights(path: str | os.PathLike, name: str = GENERATOR_NAME) -> dict[str, torch.Tensor]:
@@ -96,9 +109,10 @@ def check_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], wh
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Build the generator its config describes and load its weights."""
 
-    cfg, _ = read_config(path)
+    cfg, _, fade = _read_config_file(path)
     state = read_weights(path)
     gen = SVSGenerator(cfg)
+    gen.set_fade(fade)
     check_state_dict(gen, state, str(checkpoint_dir(path) / GENERATOR_NAME))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
@@ -116,6 +130,9 @@ def save_checkpoint(path: str | os.PathLike, generator: torch.nn.Module, meta: d
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         config = {"format": FORMAT, "version": VERSION, "model": generator.cfg.to_dict(), "meta": meta or {}}
+        fade = float(getattr(generator, "fade", 1.0))
+        if fade < 1.0:  # written mid-fade (resolution stage): the blend is part of what the weights compute
+            config["fade"] = fade
         (tmp / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
         save_file(_contiguous(generator.state_dict()), str(tmp / GENERATOR_NAME))
         for name, module in (extra or {}).items():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,11 @@ class EMA:
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    def warm_updates(self) -> int:
+        """The update count from which the warm-up no longer lowers the decay: for an average that carries
+        on from an earlier run (a resolution stage) rather than starting from random weights."""
+        return max(0, math.ceil((10 * self.decay - 1) / max(1 - self.decay, 1e-12)))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

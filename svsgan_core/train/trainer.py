@@ -37,7 +37,7 @@ from ..models.config import PRECISIONS, ModelConfig
 from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
 from . import distributed
 from .ema import EMA
-from .loss import SALT_REFERENCE, SALT_SHUFFLE, TrainingLoss, VideoWindows, mix_seed, unwrap
+from .loss import SALT_GROW, SALT_REFERENCE, SALT_SHUFFLE, TrainingLoss, VideoWindows, mix_seed, unwrap
 from .monitor import RunLog, side_by_side, to_uint8, write_video
 from .options import TrainOptions, save_options
 from .schedule import Schedule
@@ -107,11 +107,18 @@ class Trainer:
         self.G = SVSGenerator(self.cfg).to(self.device)
         self.D_I = OASISDiscriminator(self.cfg.num_classes, self.cfg.d_channels).to(self.device)
         self.D_V = VideoDiscriminators(self.cfg).to(self.device)
+        self.grown = 0  # SPADE levels grow() added to the lower stage (model.init_from): 0 = no fade-in
+        lower_ema = None
         if opts.model.init_from:
-            self._init_from_lower_stage(opts.model.init_from)
+            lower_ema = self._init_from_lower_stage(opts.model.init_from)
         for m in (self.G, self.D_I, self.D_V):
             distributed.broadcast_buffers(m, self.info)
         self.ema = EMA(self.G, opts.optim.ema_decay)
+        if lower_ema is not None:
+            # the lower stage's average carries on, grown the same way (identical new layers): restarting
+            # it from the raw weights would ship a noisier generator for the first thousands of steps
+            self.ema.model.load_state_dict(lower_ema.state_dict())
+            self.ema.updates = self.ema.warm_updates()
         self.criteria = SVSGANLoss(opts.loss, self.cfg.num_classes, vgg).to(self.device)
         # G leaves its flow net and image encoder idle in first-frame mode: unused parameters unless
         # every chunk has a frame with a previous one (frames_per_step >= 2 and clips of >= 2 frames)
@@ -149,27 +156,42 @@ class Trainer:
                              seq_len=self.schedule.seq_length(0), label_space=self.cfg.label_space,
                              with_flow=self.opts.data.with_flow and train, seed=self.opts.run.seed, **options)
 
-    def _init_from_lower_stage(self, path: str) -> None:
-        """Resolution stage: load the lower-resolution run's networks and grow() G into this model."""
+    def _init_from_lower_stage(self, path: str) -> SVSGenerator | None:
+        """Resolution stage: load the lower-resolution run's networks and grow() G into this model.
+
+        Returns the lower stage's EMA generator grown the same way (None when the checkpoint has no
+        separate training weights, i.e. the EMA is all there is). `self.grown` counts the grow() calls:
+        only a grown model fades its new block in.
+        """
         ckpt = resolve_checkpoint(path)
         low_cfg, _ = read_config(ckpt)
         target = self.cfg.to_dict()
-        gen = SVSGenerator(low_cfg)
-        name = "generator_train.safetensors" if (ckpt / "generator_train.safetensors").is_file() else GENERATOR_NAME
-        state = read_weights(ckpt, name)
-        check_state_dict(gen, state, str(ckpt / name))
-        gen.load_state_dict(state)
+        has_train = (ckpt / "generator_train.safetensors").is_file()
+        names = ["generator_train.safetensors", GENERATOR_NAME] if has_train else [GENERATOR_NAME]
+        gens = []
+        for name in names:
+            gen = SVSGenerator(low_cfg)
+            state = read_weights(ckpt, name)
+            check_state_dict(gen, state, str(ckpt / name))
+            gen.load_state_dict(state)
+            gens.append(gen)
+        grown = 0
         for _ in range(4):
-            if gen.cfg.to_dict() == target:
+            if gens[0].cfg.to_dict() == target or gens[0].cfg.height >= self.cfg.height:
                 break
-            if gen.cfg.height >= self.cfg.height:
-                break
-            gen.grow(img_channels=self.cfg.img_channels[0], sem_channels=self.cfg.sem_channels[0])
-        if gen.cfg.to_dict() != target:
-            diff = sorted(k for k, v in target.items() if gen.cfg.to_dict().get(k) != v)
+            seed = mix_seed(self.opts.run.seed, grown, SALT_GROW)
+            for gen in gens:  # the same seed: the raw and the EMA generator get identical new layers
+                torch.manual_seed(seed)
+                gen.grow(img_channels=self.cfg.img_channels[0], sem_channels=self.cfg.sem_channels[0])
+            grown += 1
+        if gens[0].cfg.to_dict() != target:
+            diff = sorted(k for k, v in target.items() if gens[0].cfg.to_dict().get(k) != v)
             raise CheckpointError(f"model.init_from {ckpt}: growing its {low_cfg.width}x{low_cfg.height} generator "
                                   f"does not give this run's model (differs in {', '.join(diff)})")
-        self.G = gen.to(self.device)
+        self.grown = grown
+        for gen in gens:
+            gen.set_fade(0.0 if grown else 1.0)
+        self.G = gens[0].to(self.device)
         for attr, file in (("D_I", "d_image"), ("D_V", "d_video")):
             f = ckpt / f"{file}.safetensors"
             if f.is_file():
@@ -179,7 +201,9 @@ class Trainer:
                 net.load_state_dict(sd)
         if self.info.is_main:
             print(f"svsgan train: resolution stage from {ckpt} ({low_cfg.width}x{low_cfg.height} -> "
-                  f"{self.cfg.width}x{self.cfg.height})")
+                  f"{self.cfg.width}x{self.cfg.height}, {grown} level(s) grown"
+                  f"{', fading in over schedule.fade_steps' if grown else ', no fade-in'})")
+        return gens[1].to(self.device) if len(gens) > 1 else None
 
     def sample_dataset(self):
         if self._sample_dataset is None:
@@ -233,7 +257,7 @@ class Trainer:
         t = labels.shape[1]
         for m in (self.G, self.D_I, self.D_V):
             m.train()
-        if self.opts.model.init_from:  # resolution stage: fade the grown block in over schedule.fade_steps
+        if self.grown:  # resolution stage after grow(): fade the new block in over schedule.fade_steps
             fade_steps = self.opts.schedule.fade_steps
             for g in (self.G, self.ema.model):
                 g.set_fade(self.step / fade_steps if fade_steps else 1.0)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
@@ -38,6 +39,8 @@ class LossConfig:
     fm: float = 10.0  # lambda_FM, equation (5)
     labelmix: float = 10.0  # OASIS LabelMix regulariser of D_I; 0 disables it
     vgg_weights: str | None = None  # torchvision vgg19-dcbb9e9d.pth; None = $TORCH_HOME/hub/checkpoints
+    l1: float = 0.0  # pixel L1 to the real frame (not in the paper: the reconstruction term when no VGG19 file is at hand)
+    l1_lowpass: int = 1  # compare box-filtered frames (2**k averages): only the low frequencies, the rest is the GANs' to draw
     occlusion_threshold: float = 0.2  # photometric error (RGB in [-1, 1]) above which a pixel is occluded
 
     def validate(self) -> None:
@@ -47,9 +50,19 @@ class LossConfig:
             v = getattr(self, f.name)
             if f.type == "float" and (not isinstance(v, (int, float)) or v < 0):
                 raise InputError(f"loss.{f.name} must be a non-negative number, got {v!r}")
+        if not isinstance(self.l1_lowpass, int) or self.l1_lowpass < 1:
+            raise InputError(f"loss.l1_lowpass must be a whole number >= 1, got {self.l1_lowpass!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def lowpass_l1(fake: torch.Tensor, real: torch.Tensor, factor: int = 1) -> torch.Tensor:
+    """mean |fake - real| after averaging `factor` x `factor` blocks of both (1: per pixel), in fp32."""
+    fake, real = fake.float(), real.float()
+    if factor > 1:
+        fake, real = F.avg_pool2d(fake, factor, ceil_mode=True), F.avg_pool2d(real, factor, ceil_mode=True)
+    return (fake - real).abs().mean()
 
 
 class SVSGANLoss(nn.Module):
@@ -78,9 +91,11 @@ class SVSGANLoss(nn.Module):
             terms["G_fm_image"] = feature_matching(feats_fake, d_real_feats)
         if self.vgg is not None:
             terms["G_vgg"] = self.vgg(fake, real)
+        if self.cfg.l1 > 0:
+            terms["G_l1"] = lowpass_l1(fake, real, self.cfg.l1_lowpass)
         return terms
 
-    def generator_flow(self, flow: torch.Tensor, occlusion: torch.Tensor, real: torch.Tensor, prev_real: torch.Tensor,
+    def generator_flow(self, flow: torch.Tensor, occlusion_logits: torch.Tensor, real: torch.Tensor, prev_real: torch.Tensor,
                        labels: torch.Tensor | None = None, prev_labels: torch.Tensor | None = None,
                        flow_gt: torch.Tensor | None = None, conf: torch.Tensor | None = None
                        ) -> dict[str, torch.Tensor]:
@@ -97,7 +112,7 @@ class SVSGANLoss(nn.Module):
                 terms["G_flow"] = flow_l1(flow, flow_gt, conf)
             if c.occlusion > 0:
                 target = occlusion_target(prev_real, real, flow_gt, conf, prev_labels, labels, c.occlusion_threshold)
-                terms["G_occlusion"] = occlusion_bce(occlusion, target)
+                terms["G_occlusion"] = occlusion_bce(occlusion_logits, target)
         return terms
 
     def generator_video(self, dv_fake: list, dv_real: list | None) -> dict[str, torch.Tensor]:
@@ -113,7 +128,7 @@ class SVSGANLoss(nn.Module):
     def weight(self, name: str) -> float:
         c = self.cfg
         return {"G_oasis": c.oasis, "G_video": c.video, "G_flow": c.flow, "G_warp": c.warp,
-                "G_occlusion": c.occlusion, "G_vgg": c.vgg, "G_fm_image": c.fm, "G_fm_video": c.fm,
+                "G_occlusion": c.occlusion, "G_vgg": c.vgg, "G_fm_image": c.fm, "G_fm_video": c.fm, "G_l1": c.l1,
                 "D_image": 1.0, "D_labelmix": c.labelmix, "D_video": c.video}[name]
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -16,6 +16,8 @@ from ..errors import InputError
 
 # The floating-point precisions every part accepts (inference, training, the node), by name.
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# How the previous frame is resampled along the flow (torch grid_sample modes that ONNX GridSample also has).
+WARP_MODES = ("bilinear", "bicubic")
 
 
 @dataclass
@@ -43,6 +45,9 @@ class ModelConfig:
     # how the occlusion map balances generated and carried content (models/generator.py, docs/training.md)
     normalise_skips: bool = False  # True: image skips go through SPADE's instance norm with the decoder features
     occlusion_composite: bool = True  # output = OC * generated + (1 - OC) * WI_{i-1}
+    carry_refine: bool = False  # with the composite: + a residual from the decoder everywhere (it may sharpen the carry)
+    warp_mode: str = "bilinear"  # how WI_{i-1} samples I_{i-1}: bilinear | bicubic (less blur per frame)
+    class_colour: bool = False  # + a per-class colour (1x1 conv of the one-hot) before to_rgb's tanh: crisp class edges
 
     def __post_init__(self) -> None:
         self.validate()
@@ -68,6 +73,8 @@ class ModelConfig:
             raise InputError(f"height x width {self.height}x{self.width} must be divisible by {fdiv} for the flow net")
         if self.num_classes < 1:
             raise InputError("num_classes must be positive")
+        if self.warp_mode not in WARP_MODES:
+            raise InputError(f"warp_mode must be one of {', '.join(WARP_MODES)}, not {self.warp_mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

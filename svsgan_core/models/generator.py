@@ -202,8 +202,9 @@ class SPADEResBlock(nn.Module):
 class GeneratorOutput(NamedTuple):
     image: torch.Tensor  # Bx3xHxW in [-1, 1]
     flow: torch.Tensor | None  # Bx2xHxW, pixels, backward (None in first-frame mode)
-    occlusion: torch.Tensor  # Bx1xHxW in [0, 1]
+    occlusion: torch.Tensor  # Bx1xHxW in [0, 1], fp32
     warped: torch.Tensor | None  # WI_{i-1}
+    occlusion_logits: torch.Tensor | None = None  # Bx1xHxW fp32, what the occlusion loss trains (None in first-frame mode)
 
 
 class SVSGenerator(nn.Module):
@@ -221,6 +222,18 @@ class SVSGenerator(nn.Module):
         self.decoder_in = nn.Conv2d(cfg.sem_channels[-1] + cfg.img_channels[-1], cfg.dec_channels[-1], 3, padding=1)
         self.decoder = nn.ModuleList(self._block(l) for l in range(L))
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(cfg.dec_channels[0], 3, 3, padding=1), nn.Tanh())
+        # class_colour: the label map's own colour at full resolution, added to to_rgb's input of the tanh:
+        # every class boundary of S_i is an edge of the output from the first step (no blur to unlearn)
+        self.class_colour = nn.Conv2d(n, 3, 1, bias=False) if cfg.class_colour else None
+        if self.class_colour is not None:
+            nn.init.zeros_(self.class_colour.weight)
+        # carry_refine: a residual over the composite from the finest decoder features, zero at the start
+        # so the carry is exact until the decoder learns what to correct (blur, drift) where OC says visible
+        self.refine = None
+        if cfg.occlusion_composite and cfg.carry_refine:
+            self.refine = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(cfg.dec_channels[0], 3, 3, padding=1))
+            nn.init.zeros_(self.refine[1].weight)
+            nn.init.zeros_(self.refine[1].bias)
         # fade-in after grow() (ProGAN): 0 = the grown model outputs the previous stage upsampled, 1 = the
         # new finest block alone; the trainer advances it (schedule.fade_steps). A plain attribute, not a
         # buffer: checkpoints hold finished models, and a resumed run recomputes it from its step.
@@ -247,10 +260,12 @@ class SVSGenerator(nn.Module):
             skips.append(seg.new_zeros(b, 3, h, w))
         else:
             prev_seg = prev_labels if prev_labels.dim() == 4 else one_hot(prev_labels, n)
-            flow, occlusion = self.flow_net(prev_seg, seg)
-            warped = warp(prev_image, flow)
-            skips = self.fusion(self.image_encoder(warped), occlusion)
-        return GeneratorOutput(self.decode(conds, skips, occlusion), flow, occlusion, warped)
+            flow, logits = self.flow_net(prev_seg, seg)
+            occlusion = torch.sigmoid(logits)
+            warped = self._warp(prev_image, flow)
+            skips = self.fusion(self.image_encoder(warped), occlusion.to(warped.dtype))
+            return GeneratorOutput(self.decode(conds, skips, occlusion, seg), flow, occlusion, warped, logits)
+        return GeneratorOutput(self.decode(conds, skips, occlusion, seg), flow, occlusion, warped)
 
     def step(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
              first_frame: torch.Tensor) -> torch.Tensor:
@@ -266,17 +281,25 @@ class SVSGenerator(nn.Module):
         seg = (labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
         prev_seg = (prev_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
         conds = self.semantic_encoder.conditions(seg)
-        flow, occlusion = self.flow_net(prev_seg, seg)
-        occlusion = torch.maximum(occlusion, first_frame[:, None, None, None].to(occlusion.dtype))
-        skips = self.fusion(self.image_encoder(warp(prev_image, flow)), occlusion)
-        return self.decode(conds, skips, occlusion)
+        flow, logits = self.flow_net(prev_seg, seg)
+        occlusion = torch.maximum(torch.sigmoid(logits), first_frame[:, None, None, None].to(logits.dtype))
+        skips = self.fusion(self.image_encoder(self._warp(prev_image, flow)), occlusion.to(prev_image.dtype))
+        return self.decode(conds, skips, occlusion, seg)
 
-    def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor) -> torch.Tensor:
+    def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """WI_{i-1}; bicubic may overshoot, so it is clamped back to the image range."""
+        out = warp(image, flow, self.cfg.warp_mode)
+        return out if self.cfg.warp_mode == "bilinear" else out.clamp(-1.0, 1.0)
+
+    def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor,
+               seg: torch.Tensor) -> torch.Tensor:
         """Pyramid 3, shared by forward() and step().
 
-        skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1}.
+        skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1};
+        seg: S_i one-hot (BxNxHxW), for the per-class colour.
         """
         L = self.cfg.levels
+        occlusion = occlusion.to(conds[0].dtype)
         conds = [torch.cat((c, _pool_to(occlusion, l)), 1) for l, c in enumerate(conds)]
         x = self.decoder_in(torch.cat((conds[-1][:, : self.cfg.sem_channels[-1]], skips[L - 1]), 1))
         previous_stage, x_coarse = None, x
@@ -287,11 +310,16 @@ class SVSGenerator(nn.Module):
             if l > 0:
                 x_coarse = x
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-        image = self.to_rgb(x)
+        if self.class_colour is None:
+            image = self.to_rgb(x)
+        else:
+            image = torch.tanh(self.to_rgb[1](self.to_rgb[0](x)) + self.class_colour(seg))
         if previous_stage is not None:
             image = torch.lerp(previous_stage, image, float(self.fade))
         if self.cfg.occlusion_composite:
             image = occlusion * image + skips[L]
+            if self.refine is not None:
+                image = (image + self.refine(x)).clamp(-1.0, 1.0)
         return image
 
     @torch.no_grad()

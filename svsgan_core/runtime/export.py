@@ -157,7 +157,7 @@ def available_providers(preference: str | list[str] = "auto") -> list[str]:
     return [p for p in wanted if p in have] or ["CPUExecutionProvider"]
 
 
-EXPORT_VERSION = 1  # bump when GeneratorStep's graph changes: cached exports then no longer match
+EXPORT_VERSION = 2  # 2: occlusion logits upsampled before the fp32 sigmoid. Bump when GeneratorStep's graph changes: cached exports then no longer match
 
 
 def cache_dir() -> Path:

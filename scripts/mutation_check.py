@@ -184,6 +184,13 @@ MUTATIONS = [
         "        if not match:",
         ("tests/test_robustness_inputs.py::test_the_next_run_in_a_folder_removes_partial_outputs_of_dead_processes",),
         "a writer judges another host's partial (shared storage) by a pid that means nothing here and deletes it"),
+    # -- issue 25: a user's first hour -------------------------------------------------------------
+    Mutation(
+        "run_folder_not_resolved", "svsgan_core/runtime/checkpoint.py",
+        "    if not (p / CONFIG_NAME).exists() and (p / RUN_LATEST).is_dir():\n        return p / RUN_LATEST\n",
+        "",
+        ("tests/test_inference.py::test_a_training_run_folder_loads_its_latest_checkpoint",),
+        "`--checkpoint runs/<run>` (the docs' example) fails with 'config.yaml is missing' instead of loading latest"),
 ]
 
 

@@ -34,14 +34,14 @@ from ..errors import CheckpointError, InputError
 from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from ..models.config import PRECISIONS, ModelConfig
-from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
+from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
 from . import distributed
 from .ema import EMA
 from .loss import SALT_REFERENCE, SALT_SHUFFLE, TrainingLoss, VideoWindows, mix_seed, unwrap
 from .monitor import RunLog, side_by_side, to_uint8, write_video
 from .options import TrainOptions, save_options
 from .schedule import Schedule
-from .state import resolve_checkpoint, resume_training, save_training, training_counters
+from .state import resume_training, save_training, training_counters
 
 
 class ShardedBatchSampler(Sampler):
@@ -151,7 +151,7 @@ class Trainer:
 
     def _init_from_lower_stage(self, path: str) -> None:
         """Resolution stage: load the lower-resolution run's networks and grow() G into this model."""
-        ckpt = resolve_checkpoint(path)
+        ckpt = checkpoint_dir(path)
         low_cfg, _ = read_config(ckpt)
         target = self.cfg.to_dict()
         gen = SVSGenerator(low_cfg)

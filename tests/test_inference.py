@@ -134,7 +134,7 @@ def test_batched_cameras_equal_one_camera_at_a_time(checkpoint):
 
 
 @linux_only
-def test_two_thousand_frame_stream_stays_finite_with_flat_memory():
+def test_two_thousand_frame_stream_stays_finite_with_flat_memory(one_thread):
     torch.manual_seed(0)
     # the tiny architecture at a quarter of its pixels: 2,000 autoregressive steps in CI time
     synth = VideoSynthesizer(SVSGenerator(dataclasses.replace(preset("tiny"), height=32, width=64)))

@@ -191,6 +191,29 @@ MUTATIONS = [
         "",
         ("tests/test_inference.py::test_a_training_run_folder_loads_its_latest_checkpoint",),
         "`--checkpoint runs/<run>` (the docs' example) fails with 'config.yaml is missing' instead of loading latest"),
+    Mutation(
+        "string_arrays_unset", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "                param = self._declare_string_array(spec.name, desc)",
+        "                param = self.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, desc)",
+        ("tests/test_ros_node.py::test_lossless_every_input_encoding_one_frame_per_input_with_its_header",),
+        "a string list left out of the parameters stays unset: `ros2 param dump` prints {} and `get` 'not set'"),
+    Mutation(
+        "convert_threads_torch_default", "svsgan_core/commands/convert.py",
+        "            set_threads(args.threads)\n            synth = VideoSynthesizer",
+        "            synth = VideoSynthesizer",
+        ("tests/test_bags.py::test_convert_runs_one_thread_unless_told",),
+        "convert leaves torch's one thread per core: two threads on two busy cores made a step 60x slower"),
+    Mutation(
+        "convert_workers_ignore_threads", "svsgan_core/commands/convert.py",
+        "initargs=(str(args.checkpoint), args.device, args.precision, args.threads,",
+        "initargs=(str(args.checkpoint), args.device, args.precision, max(1, (os.cpu_count() or 1) // workers),",
+        ("tests/test_bags.py::test_cli_converts_several_bags_in_parallel_workers",),
+        "parallel workers divide the cores among themselves and ignore --threads"),
+    Mutation(
+        "demo_threads_torch_default", "svsgan_core/commands/demo.py",
+        "    set_threads(args.threads)\n", "",
+        ("tests/test_demo.py::test_demo_on_a_shortened_sequence_writes_every_promised_file",),
+        "the demo leaves torch's one thread per core instead of the project's one default"),
 ]
 
 

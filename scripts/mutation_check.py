@@ -214,6 +214,13 @@ MUTATIONS = [
         "    set_threads(args.threads)\n", "",
         ("tests/test_demo.py::test_demo_on_a_shortened_sequence_writes_every_promised_file",),
         "the demo leaves torch's one thread per core instead of the project's one default"),
+    Mutation(
+        "launch_overrides_label_encoding", "ros2_ws/src/svs_gan_ros/launch/carla_native.launch.py",
+        "            'label_encoding': LaunchConfiguration('label_encoding'),",
+        "            'label_encoding': 'carla_raw',",
+        ("tests/test_deploy_files.py::test_system_launch_files_pass_what_the_user_gives_through_to_the_node",
+         "tests/test_deploy_files.py::test_included_launch_files_exist_and_get_only_their_own_arguments"),
+        "carla_native lists label_encoding in --show-args but its include overrides what the user passed"),
 ]
 
 

@@ -221,6 +221,22 @@ MUTATIONS = [
         ("tests/test_deploy_files.py::test_system_launch_files_pass_what_the_user_gives_through_to_the_node",
          "tests/test_deploy_files.py::test_included_launch_files_exist_and_get_only_their_own_arguments"),
         "carla_native lists label_encoding in --show-args but its include overrides what the user passed"),
+    Mutation(
+        "help_imports_torch", "svsgan_core/commands/eval.py",
+        "    from ..metrics import DEFAULT_METRICS, METRICS\n",
+        "    from ..metrics.evaluate import DEFAULT_METRICS, METRICS\n",
+        ("tests/test_cli.py::test_every_commands_help_answers_without_importing_torch",),
+        "`svsgan eval --help` imports the metrics (torch) before argparse runs: 6-9 s on a busy machine"),
+    Mutation(
+        "convert_bag_usage", "ros2_ws/src/svs_gan_ros/svs_gan_ros/convert_bag.py",
+        "svsgan_main(['convert', *argv], prog='convert_bag')", "svsgan_main(['convert', *argv])",
+        ("tests/test_cli.py::test_convert_bag_usage_names_convert_bag",),
+        "`convert_bag --help` prints `usage: svsgan convert`"),
+    Mutation(
+        "make_synthetic_progress_always", "svsgan_core/commands/make_synthetic.py",
+        "disable=args.no_progress", "disable=False",
+        ("tests/test_cli.py::test_make_synthetic_no_progress_keeps_stderr_quiet",),
+        "make-synthetic --no-progress still draws its bar"),
 ]
 
 

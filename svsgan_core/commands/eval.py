@@ -41,7 +41,7 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..metrics.evaluate import DEFAULT_METRICS, METRICS
+    from ..metrics import DEFAULT_METRICS, METRICS
 
     g = p.add_argument_group("generate from a checkpoint")
     g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")

@@ -237,6 +237,22 @@ MUTATIONS = [
         "disable=args.no_progress", "disable=False",
         ("tests/test_cli.py::test_make_synthetic_no_progress_keeps_stderr_quiet",),
         "make-synthetic --no-progress still draws its bar"),
+    Mutation(
+        "set_typo_blamed_on_file", "svsgan_core/train/options.py",
+        "        check_override_key(path)\n", "",
+        ("tests/test_train.py::test_set_overrides_are_typed_and_unknown_keys_are_refused",),
+        "a --set typo is reported as an unknown key of the YAML file"),
+    Mutation(
+        "check_calls_missing_data_valid", "svsgan_core/commands/train.py",
+        "            if folder and not Path(folder).expanduser().is_dir():",
+        "            if False:",
+        ("tests/test_train.py::test_every_config_loads_and_validates",),
+        "`svsgan train --check` calls a config whose data.root does not exist valid"),
+    Mutation(
+        "pseudo_label_keeps_none_yet", "svsgan_core/commands/pseudo_label.py",
+        '"label_space", "labels")}', '"label_space")}',
+        ("tests/test_pseudo_label.py::test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset",),
+        "after pseudo-label, dataset.yaml still says labels: 'none yet: run svsgan pseudo-label'"),
 ]
 
 

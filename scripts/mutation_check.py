@@ -253,6 +253,11 @@ MUTATIONS = [
         '"label_space", "labels")}', '"label_space")}',
         ("tests/test_pseudo_label.py::test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset",),
         "after pseudo-label, dataset.yaml still says labels: 'none yet: run svsgan pseudo-label'"),
+    Mutation(
+        "missing_topic_said_twice", "svsgan_core/commands/convert.py",
+        '        if len(self.jobs) > 1 or outcome["status"] == "done":', "        if True:",
+        ("tests/test_bags.py::test_a_missing_topic_is_said_once_with_the_topics_the_bag_has",),
+        "one input's missing topic is printed as the bag's line and again as the error"),
 ]
 
 

@@ -247,6 +247,16 @@ def test_convert_runs_one_thread_unless_told(tmp_path, checkpoint, capsys):
     assert [e["threads"] for e in summary["inputs"]] == [1, 1]
 
 
+def test_a_missing_topic_is_said_once_with_the_topics_the_bag_has(tmp_path, checkpoint, capsys):
+    src = write_input(tmp_path / "in", "mcap", "jazzy", frames=2)
+    rc = cli_main(["convert", str(src), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+                   "--map", "/camera/semantic:/gen", "--no-progress"])
+    printed = capsys.readouterr()
+    assert rc == 1 and f"svsgan convert: error: {src} has no topic '/camera/semantic'" in printed.err
+    assert (printed.out + printed.err).count("has no topic") == 1, printed  # not the bag's line and the error too
+    assert PALETTE_CAM in printed.err and not (tmp_path / "out").exists()
+
+
 def test_refuses_to_overwrite_unless_told_and_never_writes_over_its_input(tmp_path, checkpoint, capsys):
     src = write_input(tmp_path / "in", "mcap", "jazzy", frames=2)
     dest = tmp_path / "out"

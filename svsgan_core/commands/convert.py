@@ -230,7 +230,8 @@ class _Report:
 
     def finish(self, i: int, outcome: dict) -> None:
         self.outcomes[i] = outcome
-        self._line(outcome)
+        if len(self.jobs) > 1 or outcome["status"] == "done":  # one input's failure is run()'s error line
+            self._line(outcome)
 
     def _line(self, o: dict) -> None:
         if o["status"] == "done":

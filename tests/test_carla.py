@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import fnmatch
-import os
 import queue
 import socket
 import subprocess
@@ -864,24 +863,30 @@ ROS_PUBLISHER = r"""
 import sys, time
 import numpy as np
 from svsgan_core.io.carla_client import Frame, RosSink, Topics
-sink = RosSink(Topics(labels_encoding="bgra8"))
+topics = Topics(labels_encoding="bgra8")
+sink = RosSink(topics)
+# volatile topics drop what is published before a subscriber is matched: wait for it, then keep publishing
+# until the test ends this process (the deadline is a safety net, not a duration)
+deadline = time.monotonic() + 300
+while any(sink.node.count_subscribers(t) == 0 for t in (topics.image, topics.labels, "/clock")):
+    if time.monotonic() > deadline:
+        sys.exit("no subscriber came")
+    time.sleep(0.02)
+print("matched", flush=True)
 bgra = np.zeros((4, 6, 4), np.uint8); bgra[:, :, 2] = 11
-for i in range(400):
+i = 0
+while time.monotonic() < deadline:
     stamp = 5_000_000_000 + i * 50_000_000
     sink.clock(stamp)
     sink.write(Frame(i, stamp, bgra), np.full((4, 6, 3), i % 256, np.uint8))
+    i += 1
     time.sleep(0.02)
 sink.close()
 """
 
-
-@pytest.mark.ros
-def test_ros_output_publishes_clock_labels_and_frames_with_sim_stamps():
-    pytest.importorskip("rclpy")
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(60 + os.getpid() % 40))
-    sub_code = r"""
+ROS_SUBSCRIBER = r"""
+import time
 import rclpy
-from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 from rosgraph_msgs.msg import Clock
 rclpy.init()
@@ -892,8 +897,7 @@ def keep(topic):
 node.create_subscription(Image, "/svsgan/hero/generated/image", keep("image"), 10)
 node.create_subscription(Image, "/svsgan/hero/semantic/image", keep("labels"), 10)
 node.create_subscription(Clock, "/clock", keep("clock"), 10)
-import time
-end = time.monotonic() + 20
+end = time.monotonic() + 300  # a safety net: the publisher sends until this process has one of each
 while len(got) < 3 and time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.1)
 img, lab, clk = got["image"], got["labels"], got["clock"]
@@ -904,12 +908,25 @@ assert lab.encoding == "bgra8" and bytes(lab.data)[2] == 11
 assert clk.clock.sec >= 5
 print("OK")
 """
-    pub = subprocess.Popen([sys.executable, "-c", ROS_PUBLISHER], env=env, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.ros
+def test_ros_output_publishes_clock_labels_and_frames_with_sim_stamps(tmp_path):
+    """Two processes over real DDS, isolated like tests/test_ros_node.py's (own network namespace where
+    allowed, own domain). No fixed publishing window: the publisher starts once the subscriber is matched
+    and goes on until the subscriber has its messages, however slowly either process starts."""
+    pytest.importorskip("rclpy")
+    from test_ros_node import RosEnv
+
+    ros = RosEnv(tmp_path)
     try:
-        sub = subprocess.run([sys.executable, "-c", sub_code], env=env, cwd=ROOT, capture_output=True, text=True,
-                             timeout=60)
+        sub = ros.spawn([sys.executable, "-c", ROS_SUBSCRIBER], "subscriber")
+        pub = ros.spawn([sys.executable, "-c", ROS_PUBLISHER], "publisher")
+        try:
+            code = sub.popen.wait(360)  # a safety net; the subscriber's own one is 300 s
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0 and "OK" in sub.output(), f"subscriber:\n{sub.output()}\npublisher:\n{pub.output()}"
+        assert "matched" in pub.output()
     finally:
-        pub.kill()
-        pub.wait()
-    assert sub.returncode == 0 and "OK" in sub.stdout, sub.stderr
+        ros.close()

@@ -1,4 +1,4 @@
-"""Mutation check for the tests issues 11 and 12 wrote: each one must fail when the code it guards breaks.
+"""Mutation check for the tests issues 11, 12 and 25 wrote: each one must fail when the code it guards breaks.
 
 Issue 11 replaced tests that depended on the machine's speed, or could not fail at all, with tests
 that state the behaviour. A test that passes is only half the evidence; this script gives the other
@@ -258,6 +258,12 @@ MUTATIONS = [
         '        if len(self.jobs) > 1 or outcome["status"] == "done":', "        if True:",
         ("tests/test_bags.py::test_a_missing_topic_is_said_once_with_the_topics_the_bag_has",),
         "one input's missing topic is printed as the bag's line and again as the error"),
+    Mutation(
+        "segmenter_named_as_mious_network", "svsgan_core/metrics/miou.py",
+        "        if model_path is not None and not os.path.exists(model_path):",
+        "        if False:",
+        ("tests/test_pseudo_label.py::test_missing_folder_pieces_and_missing_transformers_are_clear",),
+        "a missing --segmenter is reported as a missing weight file, not as a folder/.pt/.onnx to give"),
 ]
 
 

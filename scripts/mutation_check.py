@@ -264,6 +264,11 @@ MUTATIONS = [
         "        if False:",
         ("tests/test_pseudo_label.py::test_missing_folder_pieces_and_missing_transformers_are_clear",),
         "a missing --segmenter is reported as a missing weight file, not as a folder/.pt/.onnx to give"),
+    Mutation(
+        "carla_threads_torch_default", "svsgan_core/commands/carla.py",
+        "        set_threads(args.threads)  # CARLA's client and server share the cores\n", "",
+        ("tests/test_carla.py::test_cli_with_a_real_checkpoint_records_a_bag_and_restores_the_world",),
+        "`svsgan carla` runs the generator with torch's one thread per core beside the CARLA client"),
 ]
 
 

@@ -741,9 +741,10 @@ def test_cli_with_a_real_checkpoint_records_a_bag_and_restores_the_world(tmp_pat
     server = FakeServer()
     monkeypatch.setattr(carla_client, "import_carla", server.module)
     out = tmp_path / "rec"
+    torch.set_num_threads(2)  # torch's own default on a 2-core machine; the client runs one, as every command
     rc = main(["carla", "--checkpoint", str(ckpt), "--output", "bag", "--bag", str(out), "--frames", "2",
                "--width", "64", "--height", "32", "--pose", "1,0,2", "--reference-rgb", "--format", "db3"])
-    assert rc == 0
+    assert rc == 0 and torch.get_num_threads() == 1
     assert server.settings._state() == (False, None, False) and server.actors == {}
     with AnyReader([out]) as reader:
         frames = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()

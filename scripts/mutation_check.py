@@ -269,6 +269,12 @@ MUTATIONS = [
         "        set_threads(args.threads)  # CARLA's client and server share the cores\n", "",
         ("tests/test_carla.py::test_cli_with_a_real_checkpoint_records_a_bag_and_restores_the_world",),
         "`svsgan carla` runs the generator with torch's one thread per core beside the CARLA client"),
+    Mutation(
+        "ray_replacement_actor_default_threads", "svsgan_core/commands/convert.py",
+        "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, args.threads)",
+        "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)",
+        ("tests/test_ray_convert.py::test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job",),
+        "the actor that replaces a dead one is built with a variable the threads change removed"),
 ]
 
 

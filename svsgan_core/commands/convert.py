@@ -384,7 +384,7 @@ def _run_ray(report: _Report, args, options) -> None:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - a dead actor fails its bag only
                     outcome = _outcome(*report.jobs[i], "failed", error=f"Ray worker failed: {exc}")
-                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)
+                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, args.threads)
                     seen[a] = 0
                 report.finish(i, outcome)
                 submit(a)

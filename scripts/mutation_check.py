@@ -1,4 +1,4 @@
-"""Mutation check for the tests issues 11 and 12 wrote: each one must fail when the code it guards breaks.
+"""Mutation check for the tests issues 11, 12 and 25 wrote: each one must fail when the code it guards breaks.
 
 Issue 11 replaced tests that depended on the machine's speed, or could not fail at all, with tests
 that state the behaviour. A test that passes is only half the evidence; this script gives the other
@@ -184,6 +184,97 @@ MUTATIONS = [
         "        if not match:",
         ("tests/test_robustness_inputs.py::test_the_next_run_in_a_folder_removes_partial_outputs_of_dead_processes",),
         "a writer judges another host's partial (shared storage) by a pid that means nothing here and deletes it"),
+    # -- issue 25: a user's first hour -------------------------------------------------------------
+    Mutation(
+        "run_folder_not_resolved", "svsgan_core/runtime/checkpoint.py",
+        "    if not (p / CONFIG_NAME).exists() and (p / RUN_LATEST).is_dir():\n        return p / RUN_LATEST\n",
+        "",
+        ("tests/test_inference.py::test_a_training_run_folder_loads_its_latest_checkpoint",),
+        "`--checkpoint runs/<run>` (the docs' example) fails with 'config.yaml is missing' instead of loading latest"),
+    Mutation(
+        "string_arrays_unset", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "                param = self._declare_string_array(spec.name, desc)",
+        "                param = self.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, desc)",
+        ("tests/test_ros_node.py::test_lossless_every_input_encoding_one_frame_per_input_with_its_header",),
+        "a string list left out of the parameters stays unset: `ros2 param dump` prints {} and `get` 'not set'"),
+    Mutation(
+        "convert_threads_torch_default", "svsgan_core/commands/convert.py",
+        "            set_threads(args.threads)\n            synth = VideoSynthesizer",
+        "            synth = VideoSynthesizer",
+        ("tests/test_bags.py::test_convert_runs_one_thread_unless_told",),
+        "convert leaves torch's one thread per core: two threads on two busy cores made a step 60x slower"),
+    Mutation(
+        "convert_workers_ignore_threads", "svsgan_core/commands/convert.py",
+        "initargs=(str(args.checkpoint), args.device, args.precision, args.threads,",
+        "initargs=(str(args.checkpoint), args.device, args.precision, max(1, (os.cpu_count() or 1) // workers),",
+        ("tests/test_bags.py::test_cli_converts_several_bags_in_parallel_workers",),
+        "parallel workers divide the cores among themselves and ignore --threads"),
+    Mutation(
+        "demo_threads_torch_default", "svsgan_core/commands/demo.py",
+        "    set_threads(args.threads)\n", "",
+        ("tests/test_demo.py::test_demo_on_a_shortened_sequence_writes_every_promised_file",),
+        "the demo leaves torch's one thread per core instead of the project's one default"),
+    Mutation(
+        "launch_overrides_label_encoding", "ros2_ws/src/svs_gan_ros/launch/carla_native.launch.py",
+        "            'label_encoding': LaunchConfiguration('label_encoding'),",
+        "            'label_encoding': 'carla_raw',",
+        ("tests/test_deploy_files.py::test_system_launch_files_pass_what_the_user_gives_through_to_the_node",
+         "tests/test_deploy_files.py::test_included_launch_files_exist_and_get_only_their_own_arguments"),
+        "carla_native lists label_encoding in --show-args but its include overrides what the user passed"),
+    Mutation(
+        "help_imports_torch", "svsgan_core/commands/eval.py",
+        "    from ..metrics import DEFAULT_METRICS, METRICS\n",
+        "    from ..metrics.evaluate import DEFAULT_METRICS, METRICS\n",
+        ("tests/test_cli.py::test_every_commands_help_answers_without_importing_torch",),
+        "`svsgan eval --help` imports the metrics (torch) before argparse runs: 6-9 s on a busy machine"),
+    Mutation(
+        "convert_bag_usage", "ros2_ws/src/svs_gan_ros/svs_gan_ros/convert_bag.py",
+        "svsgan_main(['convert', *argv], prog='convert_bag')", "svsgan_main(['convert', *argv])",
+        ("tests/test_cli.py::test_convert_bag_usage_names_convert_bag",),
+        "`convert_bag --help` prints `usage: svsgan convert`"),
+    Mutation(
+        "make_synthetic_progress_always", "svsgan_core/commands/make_synthetic.py",
+        "disable=args.no_progress", "disable=False",
+        ("tests/test_cli.py::test_make_synthetic_no_progress_keeps_stderr_quiet",),
+        "make-synthetic --no-progress still draws its bar"),
+    Mutation(
+        "set_typo_blamed_on_file", "svsgan_core/train/options.py",
+        "        check_override_key(path)\n", "",
+        ("tests/test_train.py::test_set_overrides_are_typed_and_unknown_keys_are_refused",),
+        "a --set typo is reported as an unknown key of the YAML file"),
+    Mutation(
+        "check_calls_missing_data_valid", "svsgan_core/commands/train.py",
+        "            if folder and not Path(folder).expanduser().is_dir():",
+        "            if False:",
+        ("tests/test_train.py::test_every_config_loads_and_validates",),
+        "`svsgan train --check` calls a config whose data.root does not exist valid"),
+    Mutation(
+        "pseudo_label_keeps_none_yet", "svsgan_core/commands/pseudo_label.py",
+        '"label_space", "labels")}', '"label_space")}',
+        ("tests/test_pseudo_label.py::test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset",),
+        "after pseudo-label, dataset.yaml still says labels: 'none yet: run svsgan pseudo-label'"),
+    Mutation(
+        "missing_topic_said_twice", "svsgan_core/commands/convert.py",
+        '        if len(self.jobs) > 1 or outcome["status"] == "done":', "        if True:",
+        ("tests/test_bags.py::test_a_missing_topic_is_said_once_with_the_topics_the_bag_has",),
+        "one input's missing topic is printed as the bag's line and again as the error"),
+    Mutation(
+        "segmenter_named_as_mious_network", "svsgan_core/metrics/miou.py",
+        "        if model_path is not None and not os.path.exists(model_path):",
+        "        if False:",
+        ("tests/test_pseudo_label.py::test_missing_folder_pieces_and_missing_transformers_are_clear",),
+        "a missing --segmenter is reported as a missing weight file, not as a folder/.pt/.onnx to give"),
+    Mutation(
+        "carla_threads_torch_default", "svsgan_core/commands/carla.py",
+        "        set_threads(args.threads)  # CARLA's client and server share the cores\n", "",
+        ("tests/test_carla.py::test_cli_with_a_real_checkpoint_records_a_bag_and_restores_the_world",),
+        "`svsgan carla` runs the generator with torch's one thread per core beside the CARLA client"),
+    Mutation(
+        "ray_replacement_actor_default_threads", "svsgan_core/commands/convert.py",
+        "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, args.threads)",
+        "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)",
+        ("tests/test_ray_convert.py::test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job",),
+        "the actor that replaces a dead one is built with a variable the threads change removed"),
 ]
 
 

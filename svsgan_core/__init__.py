@@ -7,4 +7,11 @@ import os as _os
 # export OMP_WAIT_POLICY to override.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Intra-op CPU threads per process in the node, convert, eval and demo (`--threads`, the node's
+# num_threads; runtime.backend.set_threads applies it). One: the node, a convert worker and the jobs
+# around them (DDS, CARLA, a second camera, another user's training) share the cores, and a
+# second thread that waits for a busy core made one step 60x slower (4,063 vs 68 ms on 2 busy
+# cores). On a machine of its own give more (0: one per core).
+DEFAULT_THREADS = 1
+
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ import importlib
 import sqlite3
 import sys
 
+from . import __version__
 from .errors import SvsganError
 
 # name -> (module, one-line help)
@@ -36,15 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="SVS-GAN semantic video synthesis: turn semantic-segmentation video into "
         "photorealistic, temporally coherent frames. Run `svsgan demo` to see it work.",
     )
+    parser.add_argument("--version", action="version", version=f"svsgan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`prog`: the name a wrapper runs one command under (`convert_bag`), for its usage line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if argv and argv[0] == "--version":
+        parser.parse_args(argv[:1])  # prints the version and exits
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             parser.print_usage(sys.stderr)
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
     sub = argparse.ArgumentParser(
-        prog=f"svsgan {name}",
+        prog=prog or f"svsgan {name}",
         description=(module.__doc__ or help_text).strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

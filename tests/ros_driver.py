@@ -6,6 +6,8 @@ stdin takes one JSON command per line; stdout gives one JSON event per line:
   {"op": "wait_matched", "timeout": s}        -> {"event": "matched", "ok": bool, "missing": [...]}
   {"op": "publish", "topic": t, "msg": {...}}  -> {"event": "published", ...} (msg: see _build)
   {"op": "stream", "topic": t, "msgs": [...], "rate_hz": r}  publishes at a steady rate
+  {"op": "parameters", "node": "/name"}      -> {"event": "parameters", "values": {name: [type, value]}}
+                                                 (list_parameters + get_parameters, as `ros2 param dump`)
   {"op": "quit"}
   received messages                           -> {"event": "msg", "topic": t, ...} (see _describe)
 Each published label frame is preceded by a /clock message at its stamp, as a simulator or
@@ -22,7 +24,9 @@ import threading
 import time
 
 import rclpy
+from rcl_interfaces.srv import GetParameters, ListParameters
 from rclpy.executors import ExternalShutdownException
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -114,6 +118,28 @@ class Driver(Node):
         self.publishers_[topic].publish(msg)
         emit(event='published', topic=topic, stamp_ns=spec['stamp_ns'], t=self.sent[spec['stamp_ns']])
 
+    def _call(self, kind, service: str, request, timeout: float):
+        client = self.create_client(kind, service)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise RuntimeError(f'no service {service}')
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not future.done():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f'no answer from {service}')
+                time.sleep(0.01)
+            return future.result()
+        finally:
+            self.destroy_client(client)
+
+    def parameters(self, node: str, timeout: float) -> dict:
+        """Every parameter of `node` the way ros2cli's `ros2 param dump` reads them: the names from its
+        list_parameters service (no prefix, any depth), then their values from get_parameters."""
+        names = self._call(ListParameters, f'{node}/list_parameters', ListParameters.Request(), timeout).result.names
+        values = self._call(GetParameters, f'{node}/get_parameters', GetParameters.Request(names=names), timeout).values
+        return {name: [Parameter.Type(v.type).name, parameter_value_to_python(v)] for name, v in zip(names, values)}
+
     def missing(self) -> list[str]:
         out = [t for t, p in self.publishers_.items() if p.get_subscription_count() == 0]
         # the node runs on use_sim_time: a /clock published before its clock subscription is matched is
@@ -136,6 +162,11 @@ def commands(node: Driver) -> None:
             emit(event='matched', ok=not node.missing(), missing=node.missing())
         elif op == 'publish':
             node.publish(cmd['topic'], cmd['msg'])
+        elif op == 'parameters':
+            try:
+                emit(event='parameters', values=node.parameters(cmd['node'], cmd.get('timeout', 30)))
+            except RuntimeError as exc:
+                emit(event='parameters', error=str(exc))
         elif op == 'stream':
             period = 1.0 / cmd['rate_hz']
             start = time.monotonic()

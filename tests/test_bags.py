@@ -5,6 +5,7 @@ definitions, metadata version 5) and Jazzy (.mcap) recordings; outputs are read 
 and, for .mcap, with the independent mcap-ros2-support reader.
 """
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -224,12 +225,36 @@ def test_cli_converts_several_bags_in_parallel_workers(tmp_path, checkpoint, cap
     a = write_input(tmp_path / "a", "mcap", "jazzy", frames=3) / "a.mcap"  # a bare storage file is a bag too
     b = write_input(tmp_path / "b", "db3", "humble", frames=3)
     rc = cli_main(["convert", str(a), str(b), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
-                   "--map", f"{PALETTE_CAM}:/gen", "--workers", "2", "--no-progress"])
+                   "--map", f"{PALETTE_CAM}:/gen", "--workers", "2", "--threads", "2", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "summary.json"]  # the per-input outcomes
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [e["threads"] for e in summary["inputs"]] == [2, 2]  # --threads is per worker process
     for name, storage in (("a", "mcap"), ("b", "db3")):
         out, _ = read_bag(tmp_path / "out" / name)
         assert len(out["/gen"]) == 3 and next((tmp_path / "out" / name).glob(f"*.{storage}"))
+
+
+def test_convert_runs_one_thread_unless_told(tmp_path, checkpoint, capsys):
+    """The one default of node, convert, eval and demo (svsgan_core.DEFAULT_THREADS), not torch's one per core."""
+    a = write_input(tmp_path / "a", "mcap", "jazzy", frames=2)
+    b = write_input(tmp_path / "b", "db3", "humble", frames=2)
+    torch.set_num_threads(2)  # a process where torch would use two (restored by the one_thread fixture)
+    rc = cli_main(["convert", str(a), str(b), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+                   "--map", f"{PALETTE_CAM}:/gen", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [e["threads"] for e in summary["inputs"]] == [1, 1]
+
+
+def test_a_missing_topic_is_said_once_with_the_topics_the_bag_has(tmp_path, checkpoint, capsys):
+    src = write_input(tmp_path / "in", "mcap", "jazzy", frames=2)
+    rc = cli_main(["convert", str(src), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+                   "--map", "/camera/semantic:/gen", "--no-progress"])
+    printed = capsys.readouterr()
+    assert rc == 1 and f"svsgan convert: error: {src} has no topic '/camera/semantic'" in printed.err
+    assert (printed.out + printed.err).count("has no topic") == 1, printed  # not the bag's line and the error too
+    assert PALETTE_CAM in printed.err and not (tmp_path / "out").exists()
 
 
 def test_refuses_to_overwrite_unless_told_and_never_writes_over_its_input(tmp_path, checkpoint, capsys):

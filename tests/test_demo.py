@@ -25,10 +25,12 @@ def checkpoint(tmp_path_factory):
 
 
 def test_demo_on_a_shortened_sequence_writes_every_promised_file(tmp_path, checkpoint, capsys, one_thread):
+    torch.set_num_threads(2)  # torch's own default on a 2-core machine; the demo runs one (DEFAULT_THREADS)
     rc = cli_main(["demo", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "demo"),
                    "--frames", str(FRAMES), "--no-progress"])
     printed = capsys.readouterr()
     assert rc == 0, printed.err
+    assert torch.get_num_threads() == 1
     out = tmp_path / "demo"
     assert sorted(p.name for p in out.iterdir()) == ["bag", "contact_sheet.png", "demo.mp4", "summary.txt"]
     summary = (out / "summary.txt").read_text()

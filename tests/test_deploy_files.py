@@ -154,6 +154,32 @@ class LaunchFile:
             out.append((tuple(parts), passed))
         return out
 
+    def overridden_include_arguments(self) -> list[str]:
+        """Include arguments given anything but the including file's own argument of that name: a literal
+        ('label_encoding': 'carla_raw') silently beats what the user passed on the command line."""
+        bad = []
+        for call in self.calls("launch.actions.IncludeLaunchDescription"):
+            for kw in call.keywords:
+                if kw.arg != "launch_arguments":
+                    continue
+                pairs = []
+                for node in ast.walk(kw.value):
+                    if isinstance(node, ast.Dict):
+                        pairs += zip(node.keys, node.values)
+                    elif isinstance(node, ast.DictComp):
+                        pairs.append((node.key, node.value))
+                    elif isinstance(node, ast.ListComp) and isinstance(node.elt, ast.Tuple):
+                        pairs.append(tuple(node.elt.elts))
+                    elif isinstance(node, ast.List):
+                        pairs += [tuple(t.elts) for t in node.elts if isinstance(t, ast.Tuple)]
+                for key, value in pairs:
+                    same = (isinstance(value, ast.Call) and getattr(value.func, "id", None) in self.names
+                            and self.names[value.func.id] == "launch.substitutions.LaunchConfiguration"
+                            and ast.dump(value.args[0]) == ast.dump(key))
+                    if not same:
+                        bad.append(f"{self.path.name}:{value.lineno}: {ast.unparse(key)} is given {ast.unparse(value)}")
+        return bad
+
 
 def node_launch_arguments() -> set[str]:
     """The arguments svs_gan_ros's generate.launch.py declares (its ARGUMENTS table and literal ones)."""
@@ -179,7 +205,19 @@ def launch_file(request):
 def test_the_three_launch_files_exist():
     assert {p.name for p in LAUNCH_FILES} >= {"generate.launch.py", "carla_bridge.launch.py",
                                               "carla_native.launch.py", "bag_replay.launch.py"}
-    assert not (ROOT / "launch").exists(), "launch files belong to a package (share/), not the checkout"
+
+
+def test_top_level_launch_shows_the_system_entry_points_as_links_to_the_installed_files():
+    """The design's top-level launch/ holds the system's launch files; `ros2 launch svs_gan_ros FILE` needs
+    them in the package (share/): each top-level entry is a link to the package's file, never a copy."""
+    top = sorted((ROOT / "launch").glob("*.launch.py"))
+    assert {p.name for p in top} == {p.name for p in LAUNCH_FILES}
+    for path in top:
+        assert path.is_symlink(), f"{path} is a copy that can drift from the installed file"
+        assert path.resolve() == (NODE_PACKAGE / "launch" / path.name).resolve(), path
+        assert not Path(os.readlink(path)).is_absolute(), f"{path}: an absolute link breaks in another checkout"
+    readme = (ROOT / "launch" / "README.md").read_text()
+    assert all(f"`{p.name}`" in readme for p in top)
 
 
 def test_launch_file_uses_only_real_launch_api_with_valid_arguments(launch_file):
@@ -211,6 +249,8 @@ def test_every_launch_configuration_is_declared_and_defaults_fit_choices(launch_
 
 
 def test_included_launch_files_exist_and_get_only_their_own_arguments(launch_file):
+    # what the user passes reaches the included file: each argument is the including file's own
+    assert not launch_file.overridden_include_arguments()
     for parts, passed in launch_file.includes():
         if parts[0] == "pkg:svs_gan_ros":
             node_args = node_launch_arguments()
@@ -444,10 +484,15 @@ def _fake_launch_modules() -> dict[str, object]:
 
     modules = {name: types.ModuleType(name) for name in (
         "launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions",
-        "launch_ros.substitutions")}
+        "launch_ros.substitutions", "launch.conditions", "launch.launch_description_sources",
+        "ament_index_python", "ament_index_python.packages")}
     modules["launch"].LaunchDescription = type("LaunchDescription", (Recorded,), {})
-    for name in ("DeclareLaunchArgument", "OpaqueFunction"):
+    for name in ("DeclareLaunchArgument", "OpaqueFunction", "ExecuteProcess", "IncludeLaunchDescription"):
         setattr(modules["launch.actions"], name, type(name, (Recorded,), {}))
+    modules["launch.conditions"].IfCondition = type("IfCondition", (Recorded,), {})
+    modules["launch.launch_description_sources"].PythonLaunchDescriptionSource = type(
+        "PythonLaunchDescriptionSource", (Recorded,), {})
+    modules["ament_index_python.packages"].get_package_share_directory = lambda package: f"/share/{package}"
     modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     modules["launch.substitutions"].PathJoinSubstitution = type("PathJoinSubstitution", (Recorded,), {})
     modules["launch_ros.actions"].Node = type("Node", (Recorded,), {})
@@ -455,14 +500,19 @@ def _fake_launch_modules() -> dict[str, object]:
     return modules
 
 
-def _load_generate_launch(monkeypatch):
-    for name, module in _fake_launch_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location("generate_launch_under_test",
-                                                  NODE_PACKAGE / "launch" / "generate.launch.py")
+def _load_launch(monkeypatch, name: str):
+    for module_name, module in _fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, module_name, module)
+    spec = importlib.util.spec_from_file_location(f"launch_under_test_{name.split('.')[0]}",
+                                                  NODE_PACKAGE / "launch" / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    description = module.generate_launch_description()
+    return module, module.generate_launch_description().args[0]
+
+
+def _load_generate_launch(monkeypatch):
+    module, entities = _load_launch(monkeypatch, "generate.launch.py")
+    description = types.SimpleNamespace(args=(entities,))
     declared = {a.args[0]: a.kwargs for a in description.args[0] if type(a).__name__ == "DeclareLaunchArgument"}
     (opaque,) = [a for a in description.args[0] if type(a).__name__ == "OpaqueFunction"]
     return module, declared, opaque.kwargs["function"]
@@ -519,6 +569,40 @@ def test_generate_launch_refuses_a_non_integer_num_threads_in_one_line(monkeypat
     values.update(use_sim_time="true", params_file="/p.yaml", num_threads="four")
     with pytest.raises(ValueError, match=r"^launch argument num_threads: expected an integer, got 'four'$"):
         _node_parameters(function, values)
+
+
+@pytest.mark.parametrize("name,defaults", [
+    ("carla_native.launch.py", {"label_encoding": "carla_raw", "use_sim_time": True}),
+    ("carla_bridge.launch.py", {"label_encoding": "carla_palette", "use_sim_time": True}),
+    ("bag_replay.launch.py", {"label_encoding": "carla_palette", "use_sim_time": True}),
+])
+def test_system_launch_files_pass_what_the_user_gives_through_to_the_node(monkeypatch, name, defaults):
+    """`ros2 launch svs_gan_ros carla_native.launch.py label_encoding:=ids use_sim_time:=false` reaches the
+    node as ids / False, as launch resolves it: the command line's values, then each file's declared
+    defaults for what is still unset, the include's launch_arguments performed in that context."""
+    def node_parameters(given: dict[str, str]) -> dict:
+        _, entities = _load_launch(monkeypatch, name)
+        configs = dict(given)
+        for e in entities:
+            if type(e).__name__ == "DeclareLaunchArgument" and "default_value" in e.kwargs:
+                configs.setdefault(e.args[0], e.kwargs["default_value"])
+        context = types.SimpleNamespace(launch_configurations=configs)
+        (include,) = [e for e in entities if type(e).__name__ == "IncludeLaunchDescription"
+                      and "generate.launch.py" in e.args[0].args[0].args[0]]
+        passed = {k: v.perform(context) if hasattr(v, "perform") else v
+                  for k, v in list(include.kwargs["launch_arguments"])}
+        configs.update(passed)
+        _, declared, function = _load_generate_launch(monkeypatch)
+        for argument, kwargs in declared.items():
+            configs.setdefault(argument, kwargs.get("default_value", ""))
+        return _node_parameters(function, configs)
+
+    required = {"checkpoint": "/ckpt", "bag": "/bag"}
+    chosen = node_parameters(dict(required))
+    assert {k: chosen[k] for k in defaults} == defaults
+    chosen = node_parameters(dict(required, label_encoding="ids", use_sim_time="false", label_space="carla"))
+    assert (chosen["label_encoding"], chosen["use_sim_time"], chosen["checkpoint"]) == ("ids", False, "/ckpt")
+    assert chosen["label_space"] == "carla"  # not declared by the CARLA files: generate.launch.py's, from the line
 
 
 # ------------------------------------------------------------------------------------------------

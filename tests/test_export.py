@@ -165,7 +165,7 @@ def test_tensorrt_engine_builds(exported, tmp_path):
 
 @linux_only
 def test_onnx_stream_memory_stays_flat(exported, tmp_path):
-    """The CPU default path must also keep memory flat over long streams (DESIGN.md: 10,000 frames)."""
+    """The CPU default path must also keep memory flat over long streams (the streaming contract: 10,000 frames)."""
     g, _ = exported
     synth = OnnxSynthesizer(export_onnx(g, tmp_path / "small.onnx", resolution="64x32"))
     synth.reset()

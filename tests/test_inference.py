@@ -90,6 +90,23 @@ def test_missing_checkpoint_names_the_path(tmp_path):
         VideoSynthesizer.from_checkpoint(tmp_path / "nope")
 
 
+def test_a_training_run_folder_loads_its_latest_checkpoint(checkpoint, tmp_path):
+    """`--checkpoint runs/<run>` (docs/datasets.md) in every entry point: they all load through checkpoint_dir."""
+    run = tmp_path / "runs" / "city"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint.rename(run / "checkpoints" / "latest")
+    torch.manual_seed(5)
+    save_checkpoint(run / "checkpoints" / "step-0000010", SVSGenerator(preset("tiny")))  # older weights beside it
+    from_run = VideoSynthesizer.from_checkpoint(run, backend="torch")
+    direct = VideoSynthesizer.from_checkpoint(run / "checkpoints" / "latest", backend="torch")
+    for synth in (from_run, direct):
+        synth.reset()
+    assert np.array_equal(from_run.step(labels(0)), direct.step(labels(0)))
+    (run / "checkpoints" / "latest").rename(run / "checkpoints" / "step-0000020")
+    with pytest.raises(CheckpointError, match=r"training run without checkpoints/latest.*step-0000010, step-0000020"):
+        VideoSynthesizer.from_checkpoint(run)
+
+
 def test_bad_label_maps_raise_clear_errors(checkpoint):
     synth = VideoSynthesizer.from_checkpoint(checkpoint)
     with pytest.raises(InputError, match="outside the model's label space"):
@@ -117,7 +134,7 @@ def test_batched_cameras_equal_one_camera_at_a_time(checkpoint):
 
 
 @linux_only
-def test_two_thousand_frame_stream_stays_finite_with_flat_memory():
+def test_two_thousand_frame_stream_stays_finite_with_flat_memory(one_thread):
     torch.manual_seed(0)
     # the tiny architecture at a quarter of its pixels: 2,000 autoregressive steps in CI time
     synth = VideoSynthesizer(SVSGenerator(dataclasses.replace(preset("tiny"), height=32, width=64)))

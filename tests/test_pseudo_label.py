@@ -214,7 +214,13 @@ def test_classes_outside_the_space_become_its_ignore_id_or_an_error():
         to_space(np.array([[40]]), get_label_space("cityscapes"), IGNORE_LABEL)
 
 
-def test_missing_folder_pieces_and_missing_transformers_are_clear(tmp_path, segformer, monkeypatch):
+def test_missing_folder_pieces_and_missing_transformers_are_clear(tmp_path, segformer, monkeypatch, capsys):
+    write_png(tmp_path / "drive" / "seq" / "images" / "000000.png", random_images(1)[0])
+    assert main(["pseudo-label", str(tmp_path / "drive"), str(tmp_path / "out"), "--segmenter",
+                 str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err  # pseudo-label's own words: no mIoU, no DRN; the folder kind named first
+    assert f"no segmentation network at '{tmp_path / 'nothing'}'" in err and "save_pretrained" in err, err
+    assert "mIoU" not in err and "DRN" not in err and "Traceback" not in err
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="config.json"):
         Segmenter(tmp_path / "empty")
@@ -249,7 +255,9 @@ def test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset(tmp_path, se
     sequences = find_sequences("folder", data)
     assert [(s.name, len(s), s.label_space) for s in sequences] == [("drive_000", 3, "cityscapes"),
                                                                     ("drive_001", 2, "cityscapes")]
-    assert yaml.safe_load((data / "dataset.yaml").read_text())["rgb_topic"] == "/camera/image_raw"
+    info = yaml.safe_load((data / "dataset.yaml").read_text())
+    assert info["rgb_topic"] == "/camera/image_raw" and "labels" not in info  # no "none yet" left behind
+    assert info["label_space"] == "cityscapes" and info["pseudo_labels"]["segmenter"] == str(segformer)
     labels = np.stack([read_label(f.label) for s in sequences for f in s.frames])
     np.testing.assert_array_equal(labels, raw_classes(segformer, frames))
     assert not list(data.rglob("*.tmp"))

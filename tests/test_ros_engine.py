@@ -389,5 +389,5 @@ def test_convert_bag_hands_over_to_svsgan_convert(monkeypatch, capsys):
         assert 'no `convert` command yet' in capsys.readouterr().err
     else:
         calls = []
-        monkeypatch.setattr('svsgan_core.cli.main', lambda argv: calls.append(argv) or 0)
-        assert convert_bag.main(['in.db3', '--ros-args']) == 0 and calls == [['convert', 'in.db3']]
+        monkeypatch.setattr('svsgan_core.cli.main', lambda argv, prog=None: calls.append((argv, prog)) or 0)
+        assert convert_bag.main(['in.db3', '--ros-args']) == 0 and calls == [(['convert', 'in.db3'], 'convert_bag')]

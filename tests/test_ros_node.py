@@ -30,6 +30,9 @@ import yaml
 from svsgan_core.io import rosio
 from svsgan_core.io.encoding import encode_palette
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'ros2_ws' / 'src' / 'svs_gan_ros'))
+from svs_gan_ros.params import PARAMS  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / 'ros2_ws' / 'src' / 'svs_gan_ros'
 DRIVER = Path(__file__).with_name('ros_driver.py')
@@ -199,7 +202,7 @@ def checkpoint(tmp_path_factory):
 
 
 def base_params(checkpoint, **over):
-    params = dict(checkpoint=checkpoint, mode='lossless', num_threads=1, status_period_s=0.3,
+    params = dict(checkpoint=checkpoint, mode='lossless', status_period_s=0.3,
                   log_throttle_s=30.0, label_encoding='ids')
     params.update(over)
     return params
@@ -336,6 +339,16 @@ def test_lossless_every_input_encoding_one_frame_per_input_with_its_header(ros, 
         ['/gen/ids/image/compressed', 'CompressedImage'], ['/gen/ids/camera_info', 'CameraInfo'],
         ['/svs_gan_generator/status', 'String']]
     node, driver = start(ros, params, publishers, subscriptions)
+
+    # `ros2 param dump` / `ros2 param get`: every parameter listed and set, the left-out list as []
+    driver.send(op='parameters', node='/svs_gan_generator')
+    got = driver.wait_for(lambda e: isinstance(e, dict) and e.get('event') == 'parameters', 60, 'the parameters')
+    values = got.get('values', {})
+    assert {p.name for p in PARAMS} | {'use_sim_time'} <= set(values), got
+    assert not [name for name, (kind, _) in values.items() if kind == 'NOT_SET'], values
+    assert values['label_encodings'] == ['STRING_ARRAY', [c[1] for c in cams.values()]]
+    assert values['reference_topics'] == ['STRING_ARRAY', []]
+    assert values['num_threads'] == ['INTEGER', 1] and values['use_sim_time'] == ['BOOL', True]  # num_threads by default
 
     driver.send(op='publish', topic='/cam_ids/camera_info', msg=dict(stamp_ns=T0, height=H, width=W, clock=False))
     n = 4

@@ -209,11 +209,16 @@ def test_trainer_sets_the_scheduled_learning_rate_each_epoch(synthetic_root, tmp
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
-def test_every_config_loads_and_validates(config, capsys):
+def test_every_config_loads_and_validates(config, capsys, tmp_path, monkeypatch):
     opts = load_options(config)
     cfg = opts.model.config()
     assert cfg.height % 8 == 0 and opts.optim.betas == [0.5, 0.999]
-    assert cli_main(["train", "--config", str(config), "--check"]) == 0
+    monkeypatch.chdir(tmp_path)  # the configs' relative data folders do not exist here
+    assert cli_main(["train", "--config", str(config), "--check"]) == 1  # --check looks at the data too
+    err = capsys.readouterr().err
+    assert f"data.root {opts.data.root} is not a folder" in err and "--set data.root=FOLDER" in err
+    roots = ["--set", f"data.root={tmp_path}"] + (["--set", f"data.sample_root={tmp_path}"] if opts.data.sample_root else [])
+    assert cli_main(["train", "--config", str(config), "--check", *roots]) == 0
     assert "valid" in capsys.readouterr().out
 
 
@@ -223,11 +228,19 @@ def test_expected_configs_exist():
             "carla.yaml", "synthetic_cpu.yaml"} <= names
 
 
-def test_set_overrides_are_typed_and_unknown_keys_are_refused(synthetic_root):
+def test_set_overrides_are_typed_and_unknown_keys_are_refused(synthetic_root, tmp_path):
     opts = load_options(SYNTHETIC_CONFIG, ["optim.lr=1e-4", "schedule.max_steps=7", f"data.root={synthetic_root}"])
     assert opts.optim.lr == 1e-4 and opts.schedule.max_steps == 7
-    with pytest.raises(InputError, match="optim.lrr"):
+    # a --set typo is the command line's: named as --set, with what the section takes (the file is fine)
+    with pytest.raises(InputError, match=r"^--set optim.lrr: optim has no 'lrr'; it takes batch_size, .*\blr\b"):
         load_options(SYNTHETIC_CONFIG, ["optim.lrr=1"])
+    with pytest.raises(InputError, match=r"^--set optimm.lr: unknown section 'optimm'; the sections are run, model, "):
+        load_options(SYNTHETIC_CONFIG, ["optimm.lr=1"])
+    assert load_options(SYNTHETIC_CONFIG, ["model.overrides.num_classes=20"]).model.overrides["num_classes"] == 20
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SYNTHETIC_CONFIG.read_text() + "\nschedul:\n  max_steps: 3\n")
+    with pytest.raises(InputError, match=r"unknown section\(s\) schedul; the sections are run, model, data, loss, optim"):
+        load_options(bad)
     with pytest.raises(InputError, match="optim.batch_size must be int"):
         load_options(SYNTHETIC_CONFIG, ["optim.batch_size=two"])
 

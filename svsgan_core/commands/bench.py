@@ -15,12 +15,12 @@ import argparse
 import json
 import sys
 
-from ..models.config import PRESETS
+from . import add_preset_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=sorted(PRESETS), help="random-weight preset to measure (default: tiny)")
+    add_preset_argument(src, "random-weight preset to measure (default: tiny)")
     src.add_argument("--checkpoint", help="checkpoint folder to measure instead of a preset")
     p.add_argument("--resolution", metavar="WxH", help="working size, e.g. 1024x512 (default: the model's)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")

@@ -20,6 +20,7 @@ import sys
 import threading
 
 from ..errors import InputError
+from . import add_threads_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generator")
     g.add_argument("--checkpoint", help="checkpoint folder (needed unless --output none)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cpu (default: %(default)s)")
+    add_threads_argument(g)
     g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="(default: %(default)s)")
     g.add_argument("--reset-gap", type=float, default=1.0, metavar="SECONDS",
                    help="a forward stamp jump larger than this starts a new sequence (default: %(default)s)")
@@ -131,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
 
     synthesizer = None
     if args.output != "none":
+        from ..runtime.backend import set_threads
         from ..runtime.synthesizer import VideoSynthesizer
 
+        set_threads(args.threads)  # CARLA's client and server share the cores
         synthesizer = VideoSynthesizer.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     previous_sigterm = _sigterm_as_interrupt()
 

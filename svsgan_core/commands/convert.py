@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from . import add_threads_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--workers", type=int, default=1,
                    help="with several inputs, convert this many in parallel processes (default: 1)")
+    add_threads_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--max-megapixels", type=float, default=None, metavar="MP",
                    help="a png/jpeg input whose header declares more pixels than this is refused before "
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
+    if args.threads < 0:
+        raise InputError(f"--threads must be 0 (one per core) or more, got {args.threads}")
     check_device(args.device)
     for src in inputs:
         locate_bag(src)
@@ -129,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.workers > 1 and len(report.todo) > 1:
             _run_parallel(report, args, options)
         elif report.todo:
+            from ..runtime.backend import set_threads
             from ..runtime.synthesizer import VideoSynthesizer
 
+            set_threads(args.threads)
             synth = VideoSynthesizer.from_checkpoint(args.checkpoint, args.device, args.precision)
             for i in report.todo:
                 src, dest = jobs[i]
@@ -162,7 +168,9 @@ def output_complete(dest: Path) -> bool:
 def _outcome(src, dest, status: str, *, error: str | None = None, result=None) -> dict:
     entry = {"input": str(src), "output": str(dest), "status": status, "error": error}
     if result is not None:
-        entry.update(frames=result.total_frames, fps=round(result.fps, 3),
+        import torch
+
+        entry.update(frames=result.total_frames, fps=round(result.fps, 3), threads=torch.get_num_threads(),
                      topics={t: {"frames": n, "sequences": result.sequences[t]} for t, n in result.frames.items()})
     return entry
 
@@ -222,7 +230,8 @@ class _Report:
 
     def finish(self, i: int, outcome: dict) -> None:
         self.outcomes[i] = outcome
-        self._line(outcome)
+        if len(self.jobs) > 1 or outcome["status"] == "done":  # one input's failure is run()'s error line
+            self._line(outcome)
 
     def _line(self, o: dict) -> None:
         if o["status"] == "done":
@@ -248,11 +257,10 @@ _worker: dict = {}
 
 
 def _init_worker(checkpoint: str, device: str, precision: str, threads: int, progress_queue) -> None:
-    import torch
-
+    from ..runtime.backend import set_threads
     from ..runtime.synthesizer import VideoSynthesizer
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     _worker["synth"] = VideoSynthesizer.from_checkpoint(checkpoint, device, precision)
     _worker["queue"] = progress_queue
 
@@ -267,11 +275,10 @@ def _run_parallel(report: _Report, args, options) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     workers = min(args.workers, len(report.todo))
-    threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.Queue()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(args.checkpoint), args.device, args.precision, threads,
+                             initargs=(str(args.checkpoint), args.device, args.precision, args.threads,
                                        progress_queue)) as pool:
         futures = {pool.submit(_convert_in_worker, *report.jobs[i], options, args.overwrite,
                                str(args.checkpoint)): i for i in report.todo}
@@ -309,13 +316,11 @@ def _drain(progress_queue, report: _Report) -> None:
 class BagActor:
     """The body of a Ray actor (wrapped by ray.remote in _run_ray, so that ray stays optional)."""
 
-    def __init__(self, checkpoint: str, device: str, precision: str, threads: int | None):
-        import torch
-
+    def __init__(self, checkpoint: str, device: str, precision: str, threads: int):
+        from ..runtime.backend import set_threads
         from ..runtime.synthesizer import VideoSynthesizer
 
-        if threads:
-            torch.set_num_threads(threads)
+        set_threads(threads)
         self.synth = VideoSynthesizer.from_checkpoint(checkpoint, device, precision)
         self.frames = 0  # generated so far, all bags; read by progress() from the driver
 
@@ -346,11 +351,9 @@ def _run_ray(report: _Report, args, options) -> None:
             # address="local": a new instance even where `ray start` left one running (ray.init would join it)
             ray.init(address="local", num_cpus=args.workers, num_gpus=None if cuda else 0, include_dashboard=False,
                      log_to_driver=args.no_progress)
-    local = not os.environ.get("RAY_ADDRESS")
-    threads = max(1, (os.cpu_count() or 1) // workers) if local and not cuda else None
     try:
         actor_cls = ray.remote(max_concurrency=2, **({"num_gpus": 1} if cuda else {"num_cpus": 1}))(BagActor)
-        actors = [actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)
+        actors = [actor_cls.remote(str(args.checkpoint), args.device, args.precision, args.threads)
                   for _ in range(workers)]
         seen = [0] * workers
         waiting = list(report.todo)
@@ -381,7 +384,7 @@ def _run_ray(report: _Report, args, options) -> None:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - a dead actor fails its bag only
                     outcome = _outcome(*report.jobs[i], "failed", error=f"Ray worker failed: {exc}")
-                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)
+                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, args.threads)
                     seen[a] = 0
                 report.finish(i, outcome)
                 submit(a)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from . import add_threads_argument
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_BAG = ASSETS / "demo_bag"
@@ -43,18 +44,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how the topic encodes classes (default: auto, see `svsgan convert --help`)")
     p.add_argument("--label-space", default=None, help="label space of class-id input (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--no-progress", action="store_true")
+    add_threads_argument(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _check_checkpoint(path: Path) -> None:
-    if (path / "config.yaml").is_file() and (path / "generator.safetensors").is_file():
-        return
-    if path.resolve() == DEMO_CHECKPOINT.resolve():
+    """Before any output is written: the bundled checkpoint's own advice, else the loader's checks (which
+    also accept a training run folder, meaning its checkpoints/latest)."""
+    from ..runtime.checkpoint import CONFIG_NAME, GENERATOR_NAME, checkpoint_dir
+
+    if path.resolve() == DEMO_CHECKPOINT.resolve() and not (
+            (path / CONFIG_NAME).is_file() and (path / GENERATOR_NAME).is_file()):
         raise CheckpointError(
             f"the bundled demo checkpoint is missing: expected {DEMO_CHECKPOINT} with config.yaml and "
             "generator.safetensors. It is trained by `svsgan train --config training/configs/synthetic_cpu.yaml` "
             "(the README gives the exact commands); or run the demo with --checkpoint YOUR_CHECKPOINT")
-    raise CheckpointError(f"no checkpoint at {path}: expected a folder with config.yaml and generator.safetensors")
+    folder = checkpoint_dir(path)
+    for name in (CONFIG_NAME, GENERATOR_NAME):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"no checkpoint at {folder}: {name} is missing")
 
 
 def _pick_topic(bag_path: Path, topic: str | None) -> str:
@@ -169,6 +177,7 @@ def _frame_rate(bag_path: Path, topic: str) -> float:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     from ..io.conversion import ConvertOptions, TopicMap, convert_bag
+    from ..runtime.backend import set_threads
     from ..runtime.synthesizer import VideoSynthesizer
 
     bag_path, checkpoint, out = Path(args.bag).expanduser(), Path(args.checkpoint).expanduser(), Path(args.out)
@@ -179,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     _check_checkpoint(checkpoint)
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
+    set_threads(args.threads)
     topic = _pick_topic(bag_path, args.topic)
     from ..io.bags import BagReader
 

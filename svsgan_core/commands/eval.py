@@ -37,13 +37,14 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from . import add_threads_argument
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..metrics.evaluate import DEFAULT_METRICS, METRICS
+    from ..metrics import DEFAULT_METRICS, METRICS
 
     g = p.add_argument_group("generate from a checkpoint")
     g.add_argument("--checkpoint", help="checkpoint folder (config.yaml + generator.safetensors)")
@@ -78,6 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--segmenter-labels", help="JSON: label_map from the segmenter's outputs to the label space, "
                                               "optional mean/std/input_size")
     w.add_argument("--device", default="cpu", help="torch device for generation and metric networks")
+    add_threads_argument(w)
     b = p.add_argument_group("baselines")
     b.add_argument("--baseline", action="append", choices=("class-mean",), default=[],
                    help="also score this baseline on the same frames: class-mean paints every class with its "
@@ -340,7 +342,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--json must name a file, {args.json} is a folder")
     out = Path(args.out)
     log = print
+    from ..runtime.backend import set_threads
 
+    set_threads(args.threads)
     synth = None
     if ckpt_mode:
         from ..runtime.synthesizer import VideoSynthesizer

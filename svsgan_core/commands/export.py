@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..models.config import PRESETS
+from . import add_preset_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint folder (config.yaml + generator.safetensors)")
     p.add_argument("output", help="the .onnx file to write")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="random-weight preset instead of a checkpoint")
+    add_preset_argument(p, "random-weight preset instead of a checkpoint")
     p.add_argument("--resolution", metavar="WxH", help="fixed input/output size (default: the model's)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default 17)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch (cameras) at 1 instead of dynamic")

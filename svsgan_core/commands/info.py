@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..models.config import PRESETS, ModelConfig, preset
+from . import add_preset_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint folder (config.yaml + generator.safetensors)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="a named configuration instead of a checkpoint")
+    add_preset_argument(p, "a named configuration instead of a checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def parameter_counts(cfg: ModelConfig) -> dict[str, int]:
+def parameter_counts(cfg) -> dict[str, int]:
     from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 
     def n(m) -> int:
@@ -38,6 +38,7 @@ def parameter_counts(cfg: ModelConfig) -> dict[str, int]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..models.config import preset
 
     if bool(args.checkpoint) == bool(args.preset):
         raise InputError("name either a checkpoint folder or --preset NAME")

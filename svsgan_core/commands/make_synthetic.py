@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "predict them and only the frames seen before can (same layout and labels as default)")
     p.add_argument("--no-flow", action="store_true", help="do not write the exact flow files")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     names = [f"seq_{i:04d}" for i in range(args.sequences)]
     seeds = [sequence_seed(args.seed, i) for i in range(args.sequences)]
-    with tqdm(total=args.sequences * args.frames, desc="make-synthetic", unit="frame") as bar:
+    with tqdm(total=args.sequences * args.frames, desc="make-synthetic", unit="frame", disable=args.no_progress) as bar:
         for name, seed in zip(names, seeds):
             shutil.rmtree(root / name, ignore_errors=True)
             bar.set_postfix_str(name, refresh=False)

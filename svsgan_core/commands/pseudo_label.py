@@ -259,7 +259,8 @@ def _write_folder_info(images: Path, out: Path, space: str, segmenter: str) -> N
             info = yaml.safe_load(source.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"{source} is not valid YAML: {exc}") from None
-    info = {k: v for k, v in info.items() if k not in ("format", "version", "label_space")}
+    # kept: where the images came from; replaced: what `svsgan extract` said of the labels ("none yet")
+    info = {k: v for k, v in info.items() if k not in ("format", "version", "label_space", "labels")}
     info["pseudo_labels"] = {"segmenter": str(segmenter)}
     write_dataset_info(out, space, **info)
 

@@ -55,7 +55,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.config:
             raise InputError("give --config training/configs/<name>.yaml (or --resume RUN_DIR)")
         opts = load_options(args.config, args.overrides)
-    if args.check:
+    if args.check:  # the data too: training would stop on a missing folder only after the model is built
+        for name in ("root", "sample_root"):
+            folder = getattr(opts.data, name)
+            if folder and not Path(folder).expanduser().is_dir():
+                make = f", e.g. svsgan make-synthetic {folder}" if opts.data.kind == "synthetic" else ""
+                raise InputError(f"{args.config or saved}: data.{name} {folder} is not a folder (relative paths "
+                                 f"start at the current folder, {Path.cwd()}); make the data first (docs/datasets.md"
+                                 f"{make}) or --set data.{name}=FOLDER")
         print(f"{args.config or saved}: valid ({opts.model.preset}, data {opts.data.kind} at {opts.data.root})")
         return 0
     info = distributed.init_distributed(None if args.device == "auto" else args.device)

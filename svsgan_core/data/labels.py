@@ -89,7 +89,7 @@ _KITTI360_EXTRA_LABELS: tuple[tuple[str, int, str, RGB], ...] = (
     ("unknown object", 44, "unlabeled", (32, 32, 32)),
 )
 
-# CARLA CityScapesPalette (DESIGN.md, read from libcarla): tag = position.
+# CARLA CityScapesPalette (read from the palette table compiled into the carla wheels' libcarla): tag = position.
 _CARLA_TAGS: tuple[tuple[str, RGB], ...] = (
     ("unlabeled", (0, 0, 0)),
     ("road", (128, 64, 128)),

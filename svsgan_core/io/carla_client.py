@@ -15,7 +15,7 @@ Guarantees that matter on a live simulator:
 
 ``carla.Image.raw_data`` (0.9.16 wheel stubs: "an image of 32-bit BGRA colors", "flattened array of
 pixel data") is height x width x 4 bytes, row-major, B G R A; the semantic camera writes the CARLA tag
-into R (DESIGN.md, "Inputs the node must understand").
+into R (docs/ros.md, the input encodings table).
 """
 from __future__ import annotations
 

@@ -5,3 +5,8 @@ no weights). Architectures written for svsgan: inception (FID Inception-v3), i3d
 videomae (VideoMAE-v2 ViT). weights.py says where each weight file comes from. Import the submodule
 you need: each pulls in only what it uses.
 """
+
+# the metric names `svsgan eval --metrics` takes, here (no torch) so that `svsgan eval --help` stays fast
+METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps", "l1", "psnr", "sharpness", "carry")
+PIXEL_METRICS = ("l1", "psnr", "sharpness")  # per frame against the real frame, kept per frame number
+DEFAULT_METRICS = tuple(m for m in METRICS if m != "carry")  # the probe costs three generator passes per frame

@@ -15,16 +15,13 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SvsganError
-from . import fid, fvd
+from . import DEFAULT_METRICS, METRICS, PIXEL_METRICS, fid, fvd
 from .fid import fid_from_features
 from .fvd import fvd_from_features, split_clips
 from .miou import ConfusionAccumulator, Segmenter
 from .pixels import l1_per_frame, psnr_per_frame, sharpness_per_frame
 from .temporal import warping_errors
 
-METRICS = ("fid", "fvd_i3d", "fvd_cd", "miou", "temporal", "fps", "l1", "psnr", "sharpness", "carry")
-PIXEL_METRICS = ("l1", "psnr", "sharpness")  # per frame against the real frame, kept per frame number
-DEFAULT_METRICS = tuple(m for m in METRICS if m != "carry")  # the probe costs three generator passes per frame
 PIXEL_COLUMNS = [  # whether the model learned more than a colour lookup (docs/metrics.md)
     ("l1", "L1 ↓", "{:.4f}"),
     ("l1_from_frame_2", "L1 frames 2..N ↓", "{:.4f}"),

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ..data.labels import get_label_space
-from ..errors import CheckpointError, InputError
-from .weights import is_torchscript, require_weights
+from ..errors import CheckpointError, InputError, MissingWeightsError
+from .weights import KNOWN_WEIGHTS, is_torchscript, require_weights
 
 IGNORE_LABEL = 255
 
@@ -103,6 +103,9 @@ class Segmenter:
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  input_size: tuple[int, int] | None = None, device: str = "cpu", label_space=None,
                  class_names: Sequence[str] | None = None, class_map: Mapping[str, str | None] | None = None):
+        if model_path is not None and not os.path.exists(model_path):
+            raise MissingWeightsError(f"no segmentation network at {os.fspath(model_path)!r}: "
+                                      f"{KNOWN_WEIGHTS['segmenter'].source}")
         if model_path is not None and os.path.isdir(model_path):
             self.path = os.fspath(model_path)
             self._run, hf_names, hf_mean, hf_std = _load_transformers(self.path, device)

@@ -44,11 +44,12 @@ KNOWN_WEIGHTS: dict[str, WeightsInfo] = {
         "download it once from the OpenGVLab VideoMAE-v2 model zoo (Hugging Face "
         "OpenGVLab/InternVideoMAE_models, mae-g/) and pass its path",
     ),
-    "segmenter": WeightsInfo(
-        "drn_d_105.pt / .onnx",
-        "semantic segmentation network for mIoU (the paper uses DRN-D-105 on Cityscapes)",
-        "export your trained segmenter to TorchScript (.pt) or ONNX (.onnx) and pass its path, "
-        "with a JSON label mapping from its outputs to the dataset's classes",
+    "segmenter": WeightsInfo(  # one loader for `svsgan eval` (mIoU) and `svsgan pseudo-label`: say neither
+        "a save_pretrained folder, NET.pt or NET.onnx",
+        "semantic segmentation network",
+        "pass a Hugging Face transformers folder written by save_pretrained (SegFormer, UperNet, Mask2Former, "
+        "OneFormer; classes by name, `pip install svsgan[segment]`), or your network exported to TorchScript "
+        "(.pt) or ONNX (.onnx) with a --segmenter-labels JSON mapping its outputs to the dataset's classes",
     ),
 }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import DEFAULT_THREADS
 from ..errors import InputError
 from ..models.config import PRECISIONS
 
@@ -22,6 +23,18 @@ OPTIMIZE = ("auto", "none")
 # different frames. The fastest CPU path is not PyTorch at all: see pick_backend.
 CPU_CHANNELS_LAST = False
 CPU_PRECISION = "fp32"
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set this process's intra-op CPU threads (torch, and onnxruntime, which follows torch's count):
+    None means the project's default (DEFAULT_THREADS), 0 leaves torch's own (one per core). Returns the
+    count in force."""
+    n = DEFAULT_THREADS if threads is None else threads
+    if not isinstance(n, int) or n < 0:
+        raise InputError(f"threads must be 0 (one per core) or a positive number, got {threads!r}")
+    if n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,12 @@ CONFIG_NAME = "config.yaml"
 GENERATOR_NAME = "generator.safetensors"
 
 
+RUN_LATEST = Path("checkpoints") / "latest"  # where `svsgan train` keeps a run's newest checkpoint
+
+
 def checkpoint_dir(path: str | os.PathLike) -> Path:
-    """Accept the folder, its config.yaml or its generator.safetensors."""
+    """Accept the folder, its config.yaml or its generator.safetensors, or a training run folder (its
+    checkpoints/latest): every entry point loads through here, so `--checkpoint runs/<run>` works everywhere."""
     p = Path(path).expanduser()
     if p.is_file() and p.name in (CONFIG_NAME, GENERATOR_NAME):
         p = p.parent
@@ -36,6 +40,11 @@ def checkpoint_dir(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"no checkpoint at {p}: expected a folder holding {CONFIG_NAME} and {GENERATOR_NAME}")
     if not p.is_dir():
         raise CheckpointError(f"{p} is not a checkpoint folder (expected {CONFIG_NAME} and {GENERATOR_NAME} inside)")
+    if not (p / CONFIG_NAME).exists() and (p / RUN_LATEST).is_dir():
+        return p / RUN_LATEST
+    if not (p / CONFIG_NAME).exists() and (p / "checkpoints").is_dir():
+        raise CheckpointError(f"{p} looks like a training run without {RUN_LATEST}: name one of its checkpoints "
+                              f"({', '.join(sorted(c.name for c in (p / 'checkpoints').iterdir())) or 'none yet'})")
     return p
 
 MAX_SIDE = 4096  # the paper tops out at 2048x1024; a larger config is a mistake, not a model

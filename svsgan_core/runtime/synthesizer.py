@@ -1,4 +1,4 @@
-"""VideoSynthesizer: the stateful, autoregressive streaming API (DESIGN.md, "The streaming contract").
+"""VideoSynthesizer: the stateful, autoregressive streaming API (README, "The streaming API").
 
     synth = VideoSynthesizer.from_checkpoint(path, device="cpu")
     synth.reset(reference_image=None)   # new sequence

@@ -125,7 +125,8 @@ class TrainOptions:
                                                          for k, v in section.items()})
         extra = sorted(k for k in set(data) - {f.name for f in dataclasses.fields(cls)} if not k.startswith("_"))
         if extra:
-            raise InputError(f"{where}: unknown section(s) {', '.join(extra)}")
+            raise InputError(f"{where}: unknown section(s) {', '.join(extra)}; the sections are "
+                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
         opts = cls(**kwargs)
         opts.validate(where)
         return opts
@@ -199,9 +200,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise InputError(f"--set {key}: cannot parse {value!r} ({exc})") from None
 
 
+def check_override_key(path: list[str]) -> None:
+    """A --set typo is the command line's, not the config file's: name it there, with what is valid."""
+    sections = {f.name: f.default_factory() for f in dataclasses.fields(TrainOptions)}  # type: ignore[misc]
+    key = ".".join(path)
+    if path[0] not in sections:
+        raise InputError(f"--set {key}: unknown section {path[0]!r}; the sections are {', '.join(sections)}")
+    fields = {f.name for f in dataclasses.fields(sections[path[0]])}
+    if path[1] not in fields:
+        raise InputError(f"--set {key}: {path[0]} has no {path[1]!r}; it takes {', '.join(sorted(fields))}")
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides or []:
         path, value = parse_override(text)
+        check_override_key(path)
         node = data
         for k in path[:-1]:
             node = node.setdefault(k, {})

@@ -27,7 +27,6 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 from ..runtime.checkpoint import (
-    CONFIG_NAME,
     GENERATOR_NAME,
     check_state_dict,
     checkpoint_dir,
@@ -124,14 +123,6 @@ def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
         raise CheckpointError(f"training state in {path} is corrupt ({exc})") from None
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder (its checkpoints/latest) or a checkpoint folder."""
-    p = Path(path).expanduser()
-    if (p / "checkpoints" / "latest" / CONFIG_NAME).is_file():
-        return p / "checkpoints" / "latest"
-    return checkpoint_dir(p)
-
-
 def training_counters(trainer) -> dict[str, Any]:
     """The loop's position and scaler state (train_state.json, without optimizers and RNG)."""
     return {
@@ -162,7 +153,7 @@ def save_training(trainer) -> Path:
 
 def resume_training(trainer, path: str | Path) -> Path:
     """Continue exactly where checkpoint `path` (a run folder or checkpoint folder) stopped."""
-    ckpt = resolve_checkpoint(path)
+    ckpt = checkpoint_dir(path)  # a run folder means its checkpoints/latest
     cfg, _ = read_config(ckpt)
     if cfg.to_dict() != trainer.cfg.to_dict():
         raise CheckpointError(f"{ckpt} holds a different model than these options describe")

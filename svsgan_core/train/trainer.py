@@ -34,14 +34,14 @@ from ..errors import CheckpointError, InputError
 from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from ..models.config import PRECISIONS, ModelConfig
-from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, read_config, read_weights
+from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
 from . import distributed
 from .ema import EMA
 from .loss import SALT_GROW, SALT_REFERENCE, SALT_SHUFFLE, TrainingLoss, VideoWindows, mix_seed, unwrap
 from .monitor import RunLog, side_by_side, to_uint8, write_video
 from .options import TrainOptions, save_options
 from .schedule import Schedule
-from .state import resolve_checkpoint, resume_training, save_training, training_counters
+from .state import resume_training, save_training, training_counters
 
 
 class ShardedBatchSampler(Sampler):
@@ -163,7 +163,7 @@ class Trainer:
         separate training weights, i.e. the EMA is all there is). `self.grown` counts the grow() calls:
         only a grown model fades its new block in.
         """
-        ckpt = resolve_checkpoint(path)
+        ckpt = checkpoint_dir(path)
         low_cfg, _ = read_config(ckpt)
         target = self.cfg.to_dict()
         has_train = (ckpt / "generator_train.safetensors").is_file()

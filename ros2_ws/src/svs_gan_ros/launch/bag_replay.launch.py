@@ -45,6 +45,8 @@ def generate_launch_description():
         DeclareLaunchArgument('device', default_value='', description="torch device ('' keeps the params file's)"),
         DeclareLaunchArgument('mode', default_value='lossless', choices=['live', 'lossless'],
                               description='lossless: every frame in order; live: newest frame only'),
+        DeclareLaunchArgument('use_sim_time', default_value='true', choices=['true', 'false'],
+                              description="time by the bag's /clock (false: the node's wall clock)"),
     ]
     generator = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
@@ -52,7 +54,7 @@ def generate_launch_description():
         launch_arguments=[
             (name, LaunchConfiguration(name))
             for name in ('checkpoint', 'input_topic', 'output_topic', 'label_encoding', 'label_space', 'device',
-                         'mode')
-        ] + [('use_sim_time', 'true')],
+                         'mode', 'use_sim_time')
+        ],
     )
     return LaunchDescription(arguments + [generator, OpaqueFunction(function=_player)])

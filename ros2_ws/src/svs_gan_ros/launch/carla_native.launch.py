@@ -37,6 +37,11 @@ def generate_launch_description():
                               description='inference precision'),
         DeclareLaunchArgument('mode', default_value='live', choices=['live', 'lossless'],
                               description='live: newest frame (bounded latency); lossless: every frame'),
+        DeclareLaunchArgument('label_encoding', default_value='carla_raw',
+                              choices=['ids', 'carla_palette', 'carla_raw'],
+                              description="what input pixels mean ('carla_raw': CARLA's native camera: the tag in the red channel)"),
+        DeclareLaunchArgument('use_sim_time', default_value='true', choices=['true', 'false'],
+                              description="stamp and time by the simulator's /clock"),
     ]
     drive = ExecuteProcess(
         cmd=['svsgan', 'carla', '--output', 'none', '--native-ros', '--mode', 'sync',
@@ -56,11 +61,11 @@ def generate_launch_description():
             'checkpoint': LaunchConfiguration('checkpoint'),
             'input_topic': LaunchConfiguration('input_topic'),
             'output_topic': LaunchConfiguration('output_topic'),
-            'label_encoding': 'carla_raw',
+            'label_encoding': LaunchConfiguration('label_encoding'),
             'device': LaunchConfiguration('device'),
             'precision': LaunchConfiguration('precision'),
             'mode': LaunchConfiguration('mode'),
-            'use_sim_time': 'true',
+            'use_sim_time': LaunchConfiguration('use_sim_time'),
         }.items(),
     )
     return LaunchDescription(arguments + [drive, generator])

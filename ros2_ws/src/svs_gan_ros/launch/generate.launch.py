@@ -37,7 +37,7 @@ ARGUMENTS = {
         'live (newest frame, bounded latency) or lossless (every frame, in order)',
         ['', 'live', 'lossless'],
     ),
-    'num_threads': ('num_threads', 'CPU threads for torch (0: torch default)', None),
+    'num_threads': ('num_threads', 'CPU threads for torch (default 1; 0: one per core)', None),
     'input_reliability': (
         'input_reliability',
         'input QoS reliability (auto: best_effort when live, reliable when lossless)',

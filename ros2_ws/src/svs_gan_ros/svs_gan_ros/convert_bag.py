@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from svsgan_core.cli import main as svsgan_main
 
-    return svsgan_main(['convert', *argv])
+    return svsgan_main(['convert', *argv], prog='convert_bag')
 
 
 if __name__ == '__main__':

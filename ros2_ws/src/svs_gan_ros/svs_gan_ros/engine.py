@@ -4,7 +4,7 @@ The node (generator_node.py) turns subscription callbacks into `submit` calls an
 into messages; everything else lives here, runs in one worker thread and is tested without rclpy.
 Messages are only duck-typed (``header.stamp``, and what svsgan_core.io.rosio reads).
 
-Sequence rules (DESIGN.md, "Time"): every received stamp, processed or not, goes through the
+Sequence rules (docs/ros.md, "Time"): every received stamp, processed or not, goes through the
 camera's SequenceTimeline in arrival order, so a loop or a gap is noticed even when live mode skips
 the frame that carried it; the next frame that is processed then starts a new sequence.
 """

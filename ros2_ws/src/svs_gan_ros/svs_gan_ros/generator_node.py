@@ -17,7 +17,7 @@ import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -60,14 +60,12 @@ class GeneratorNode(Node):
         p = self._declare_parameters()
         self._p = p
         cameras = self._camera_configs(p)
-        if p['num_threads']:
-            import torch
-
-            torch.set_num_threads(p['num_threads'])
         if not p['checkpoint']:
             raise InputError("parameter 'checkpoint' is empty: name an svsgan checkpoint folder")
+        from svsgan_core.runtime.backend import set_threads
         from svsgan_core.runtime.synthesizer import VideoSynthesizer
 
+        set_threads(p['num_threads'])
         try:
             self.synth = VideoSynthesizer.from_checkpoint(
                 p['checkpoint'], device=p['device'], precision=p['precision']
@@ -165,17 +163,29 @@ class GeneratorNode(Node):
                         step=0.0,
                     )
                 ]
-            unset = spec.default == 'string_array'
-            param = self.declare_parameter(
-                spec.name, Parameter.Type.STRING_ARRAY if unset else spec.default, desc
-            )
+            if spec.default == 'string_array':
+                param = self._declare_string_array(spec.name, desc)
+            else:
+                param = self.declare_parameter(spec.name, spec.default, desc)
             value = param.value
-            if unset and value is None:
-                value = []
             if spec.choices and value not in spec.choices:
                 raise InputError(f'parameter {spec.name}: {value!r} is not {spec.constraints}')
             values[spec.name] = list(value) if isinstance(value, (list, tuple)) else value
         return values
+
+    def _declare_string_array(self, name: str, desc: ParameterDescriptor) -> Parameter:
+        """A string list that may be left out, holding [] then. rclpy cannot take [] as a default (it
+        reads as a byte array) and answers `ros2 param dump`/`get` with nothing for an unset parameter:
+        declare the type writable, set [] if nothing was passed, then make it read-only."""
+        kind = Parameter.Type.STRING_ARRAY
+        self.declare_parameter(name, kind, ParameterDescriptor(description=desc.description))
+        try:
+            self.get_parameter(name)
+        except ParameterUninitializedException:
+            self.set_parameters([Parameter(name, kind, [])])
+        desc.type = kind.value
+        self.set_descriptor(name, desc)
+        return self.get_parameter(name)
 
     @staticmethod
     def _camera_configs(p: dict) -> list[CameraConfig]:
@@ -278,7 +288,7 @@ def usage() -> str:
         'parameters:',
     ]
     for spec in PARAMS:
-        default = '(unset)' if spec.default == 'string_array' else repr(spec.default)
+        default = '[]' if spec.default == 'string_array' else repr(spec.default)
         extra = f' [{spec.constraints}]' if spec.constraints else ''
         lines.append(f'  {spec.name} = {default}{extra}\n      {spec.description}')
     return '\n'.join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from svsgan_core import DEFAULT_THREADS
 from svsgan_core.models.config import PRECISIONS
 
 MODES = ('live', 'lossless')
@@ -21,7 +22,7 @@ OUTPUT_ENCODINGS = ('rgb8', 'bgr8')
 @dataclass(frozen=True)
 class Param:
     name: str
-    default: Any  # a value, or a type name ('string_array') for a list that may be left unset
+    default: Any  # a value, or 'string_array' for a string list that may be left out ([] then)
     description: str
     choices: tuple[str, ...] = ()
     int_range: tuple[int, int] | None = None
@@ -48,8 +49,9 @@ PARAMS: tuple[Param, ...] = (
     Param('precision', 'fp32', 'inference precision (fp16 needs CUDA)', choices=tuple(PRECISIONS)),
     Param(
         'num_threads',
-        0,
-        'CPU threads for torch (0: torch default); set it when sharing a CPU',
+        DEFAULT_THREADS,
+        'CPU threads for torch/onnxruntime (default 1, as every svsgan command: right when other '
+        'processes share the cores; 0: one per core)',
         int_range=(0, 256),
     ),
     Param(
@@ -81,7 +83,7 @@ PARAMS: tuple[Param, ...] = (
         'label_encodings',
         'string_array',
         'per-camera label_encoding, same order as input_topics '
-        '(leave unset to use label_encoding for every camera)',
+        '(empty: label_encoding for every camera)',
     ),
     Param(
         'label_space',
@@ -99,7 +101,7 @@ PARAMS: tuple[Param, ...] = (
         'reference_topics',
         'string_array',
         'per-camera RGB image topics (e.g. CARLA RGB camera) '
-        "whose frame starts each new sequence; '' for none (leave unset for no camera)",
+        "whose frame starts each new sequence; '' for none (empty: no camera has one)",
     ),
     Param(
         'reference_max_offset_s',

@@ -1,0 +1,1 @@
+../ros2_ws/src/svs_gan_ros/launch/generate.launch.py

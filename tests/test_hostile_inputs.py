@@ -68,6 +68,176 @@ def nothing_written(folder: Path, out: Path) -> None:
     assert not out.exists() and not [p for p in folder.iterdir() if 'partial' in p.name]
 
 
+# -- 1. an invalid target topic name -------------------------------------------------------------------
+
+@pytest.mark.parametrize('target, reason', [('/9bad-name', 'must not start with a digit'),
+                                            ('/a//b', 'empty token'),
+                                            ('/cam gen', "only letters, digits and '_'"),
+                                            ('/gen/', "must not end with '/'"),
+                                            ('gen', "must start with '/'")])
+def test_an_invalid_map_topic_is_refused_before_any_work(env, tmp_path, capsys, target, reason):
+    rc = convert(env, tmp_path / 'out', maps=[f'{env.palette}:{target}'])
+    one_line(capsys, rc, f'--map target {target!r} is not a valid ROS 2 topic name', reason)
+    nothing_written(tmp_path, tmp_path / 'out')
+
+
+def test_the_convert_bag_entry_point_answers_bad_input_in_one_line(env, tmp_path):
+    exe = Path(sysconfig.get_path('scripts')) / 'convert_bag'
+    exe = str(exe) if exe.exists() else shutil.which('convert_bag')
+    if not exe:
+        pytest.skip('the svs_gan_ros console scripts are not installed')
+    child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / 'ros2_ws/src/svs_gan_ros')]))
+    proc = subprocess.run([exe, str(env.bag), str(tmp_path / 'out'), '--checkpoint', str(env.ckpt), '--map',
+                           f'{env.palette}:/9bad', '--ros-args', '-p', 'x:=1'],
+                          capture_output=True, text=True, env=child_env, timeout=300)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr
+    assert "--map target '/9bad' is not a valid ROS 2 topic name" in proc.stderr
+
+
+# -- 2. lossy (JPEG) label frames --------------------------------------------------------------------------
+
+def compressed_bag(path: Path, fmt: str, frames: int = 2) -> Path:
+    """A .mcap with one mono8 class-id camera as CompressedImage in `fmt` (png or jpeg) and an rgb8 camera."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    t = store.types
+    ids = np.zeros((32, 48), np.uint8)
+    ids[:, 24:] = 13  # an edge: JPEG rings around it
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection('/seg/compressed', 'sensor_msgs/msg/CompressedImage', typestore=store)
+        rgb = w.add_connection('/rgb', 'sensor_msgs/msg/Image', typestore=store)
+        for i in range(frames):
+            ns = 1_000_000_000 + i * 50_000_000
+            header = t['std_msgs/msg/Header'](
+                stamp=t['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9), frame_id='cam')
+            data = cv2.imencode('.jpg' if fmt == 'jpeg' else '.png', ids)[1].reshape(-1)
+            msg = t['sensor_msgs/msg/CompressedImage'](header=header, format=f'mono8; {fmt} compressed mono8',
+                                                       data=data)
+            w.write(conn, ns, store.serialize_cdr(msg, conn.msgtype))
+            image = t['sensor_msgs/msg/Image'](header=header, height=32, width=48, encoding='rgb8', is_bigendian=0,
+                                               step=144, data=np.zeros(32 * 144, np.uint8))
+            w.write(rgb, ns, store.serialize_cdr(image, rgb.msgtype))
+    return path
+
+
+def test_jpeg_label_frames_are_refused_as_lossy_in_convert_extract_and_the_node(env, tmp_path, capsys):
+    from svsgan_core.commands.extract import extract_bag
+    from svsgan_core.io import rosio
+    from svsgan_core.io.encoding import LabelDecoder
+
+    bag = compressed_bag(tmp_path / 'jpeg', 'jpeg')
+    for encoding in ('auto', 'ids'):
+        rc = main(['convert', str(bag), str(tmp_path / 'out'), '--checkpoint', str(env.ckpt), '--no-progress',
+                   '--map', '/seg/compressed:/gen', '--label-encoding', encoding])
+        one_line(capsys, rc, '/seg/compressed message #1', 'JPEG', 'lossy', 'png')
+        nothing_written(tmp_path, tmp_path / 'out')
+    with pytest.raises(InputError, match='JPEG.*lossy'):
+        extract_bag(bag, tmp_path / 'ds', '/rgb', '/seg/compressed', progress=False)
+    # the node decodes every label message with rosio.labels_from_msg (and drops what it refuses)
+    _, data = rosio.compress(np.zeros((8, 8), np.uint8), 'jpeg')
+    with pytest.raises(InputError, match='JPEG.*lossy'):
+        rosio.labels_from_msg(SimpleNamespace(format='jpeg', data=data), LabelDecoder('ids'))
+    # a png of the same frames converts: lossless compression is what label topics use
+    png = compressed_bag(tmp_path / 'png', 'png')
+    assert main(['convert', str(png), str(tmp_path / 'out'), '--checkpoint', str(env.ckpt), '--no-progress',
+                 '--map', '/seg/compressed:/gen']) == 0, capsys.readouterr().err
+
+
+# -- 3. unknown --label-space names -----------------------------------------------------------------------
+
+def test_an_unknown_label_space_is_refused_on_every_input_kind_before_any_work(env, tmp_path, capsys):
+    from svsgan_core.commands.extract import extract_bag
+
+    for camera in (env.palette, env.ids):  # palette input ignored the name; ids input failed at frame 1
+        rc = convert(env, tmp_path / 'out', '--label-space', 'bogus', maps=[f'{camera}:/gen'])
+        err = one_line(capsys, rc, "--label-space 'bogus' is not a label space", 'cityscapes, cityscapes_ids')
+        assert 'message #' not in err  # refused before reading the bag
+        nothing_written(tmp_path, tmp_path / 'out')
+    with pytest.raises(InputError, match="--label-space 'bogus' is not a label space"):
+        extract_bag(env.bag, tmp_path / 'ds', '/cam0/rgb', env.palette, label_space='bogus', progress=False)
+    rc = main(['eval', '--checkpoint', str(env.ckpt), '--data', str(tmp_path), '--label-space', 'bogus'])
+    one_line(capsys, rc, "--label-space 'bogus' is not a label space")
+
+
+def test_the_node_engine_refuses_an_unknown_label_space_for_palette_cameras_too():
+    from svs_gan_ros.engine import CameraConfig, SynthesisEngine
+
+    synth = SimpleNamespace(cfg=SimpleNamespace(label_space='cityscapes'), stream=lambda: None)
+    cameras = [CameraConfig('in', 'out', 'carla_palette', '')]
+    with pytest.raises(InputError, match="parameter label_space: 'bogus' is not a label space"):
+        SynthesisEngine(synth, cameras, lambda *a: None, None, label_space='bogus')
+    SynthesisEngine(synth, cameras, lambda *a: None, None, label_space='carla')  # a known one is fine
+
+
+# -- 4. 5. 6. output path, reset gap and device values -----------------------------------------------------
+
+def test_an_output_through_a_symlink_loop_is_one_line(env, tmp_path, capsys):
+    (tmp_path / 'loop_a').symlink_to(tmp_path / 'loop_b')
+    (tmp_path / 'loop_b').symlink_to(tmp_path / 'loop_a')
+    for out, extra in ((tmp_path / 'loop_a' / 'out', ()), (tmp_path / 'loop_a', ('--overwrite',))):
+        rc = convert(env, out, *extra)
+        one_line(capsys, rc, 'goes through a symlink loop', 'name another output')
+    assert (tmp_path / 'loop_a').is_symlink() and (tmp_path / 'loop_b').is_symlink()
+
+
+@pytest.mark.parametrize('gap', ['1e300', '1e7', 'inf', '0', '-1'])
+def test_a_reset_gap_outside_its_range_is_one_line(env, tmp_path, capsys, gap):
+    rc = convert(env, tmp_path / 'out', '--reset-gap', gap)
+    one_line(capsys, rc, 'the reset gap must be more than 0 and at most 1e+06 seconds')
+    nothing_written(tmp_path, tmp_path / 'out')
+
+
+@pytest.mark.parametrize('device', ['mps', 'xpu', 'cuda:7', 'meta'])
+def test_a_device_this_torch_cannot_use_is_refused_before_any_work(env, tmp_path, capsys, device):
+    if device.startswith('cuda') and torch.cuda.device_count() > 7:
+        pytest.skip('this machine has a cuda:7')
+    rc = convert(env, tmp_path / 'out', '--device', device)
+    one_line(capsys, rc, f'--device {device!r} is not available: this PyTorch can use: cpu')
+    nothing_written(tmp_path, tmp_path / 'out')
+
+
+# -- 15. several bags, one bad -----------------------------------------------------------------------------
+
+def corrupt_middle_message(src: Path, dest: Path, topic: str) -> Path:
+    """A copy of `src` whose 2nd message on `topic` is CDR garbage: the bag opens, conversion fails midway."""
+    from rosbags.rosbag2 import Reader, Writer
+
+    with Reader(src) as reader, Writer(dest, version=9) as writer:
+        conns = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+                 for c in reader.connections}
+        seen = 0
+        for conn, ns, data in reader.messages():
+            if conn.topic == topic:
+                seen += 1
+                if seen == 2:
+                    data = b'\x00\x01\x00\x00' + b'\xff' * 12
+            writer.write(conns[conn.id], ns, data)
+    return dest
+
+
+def test_two_bags_one_bad_keep_the_good_output_and_no_part_of_the_bad_one(env, tmp_path, capsys):
+    """Documented in docs/bags.md: the good bag's output stays, the bad one's leaves nothing (not even a
+    partial folder), the exit status is 1 and summary.json lists each input."""
+    good = env.bag
+    broken = corrupt_middle_message(good, tmp_path / 'broken', env.palette)
+    truncated = tmp_path / 'truncated'
+    shutil.copytree(good, truncated)
+    for file in truncated.glob('*.mcap'):
+        file.write_bytes(file.read_bytes()[: file.stat().st_size * 2 // 3])
+    out = tmp_path / 'out'
+    rc = main(['convert', str(good), str(broken), str(truncated), str(out), '--checkpoint', str(env.ckpt),
+               '--map', f'{env.palette}:/gen', '--no-progress'])
+    assert rc == 1, capsys.readouterr()
+    summary = json.loads((out / 'summary.json').read_text())
+    assert [(Path(i['input']).name, i['status']) for i in summary['inputs']] == [
+        ('in', 'done'), ('broken', 'failed'), ('truncated', 'failed')]
+    assert 'message #2' in summary['inputs'][1]['error']
+    assert sorted(p.name for p in out.iterdir()) == ['in', 'summary.json']  # nothing hidden either
+    assert (out / 'in' / 'metadata.yaml').is_file()
+
+
 # -- the last net in every entry point ---------------------------------------------------------------------
 
 @pytest.mark.parametrize('exc, part', [

@@ -55,6 +55,28 @@ class BagMessage(NamedTuple):
     index: int  # position within its topic, from 0
 
 
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_topic_name(name: str, what: str) -> str:
+    """`name` if it is a full ROS 2 topic name (rcl's rules: `/`-separated tokens of letters, digits
+    and `_`, none starting with a digit), as a bag stores it; else an InputError naming `what`."""
+    text = str(name)
+    if not text.startswith("/"):
+        problem = "it must start with '/' (a bag stores full names)"
+    elif text.endswith("/"):
+        problem = "it must not end with '/'"
+    else:
+        tokens = text[1:].split("/")
+        bad = next((t for t in tokens if not _TOKEN.fullmatch(t)), None)
+        if bad is None:
+            return text
+        problem = ("it has an empty token ('//')" if bad == "" else
+                   f"token {bad!r} must not start with a digit" if bad[0].isdigit() else
+                   f"token {bad!r} may hold only letters, digits and '_'")
+    raise InputError(f"{what} {text!r} is not a valid ROS 2 topic name: {problem}; e.g. /camera/generated")
+
+
 def typestore_name(name: str | None, ros_distro: str | None) -> str:
     """The distribution whose type store decodes a bag: the one named, else the bag's own, else humble."""
     for candidate in (name, ros_distro):
@@ -336,9 +358,13 @@ def _decompress(data: bytes, compression: str) -> bytes:
 def check_destination(dest: str | os.PathLike, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse a destination that exists (unless `overwrite`) or that is, or overlaps, an input."""
     dest = Path(dest).expanduser().absolute()
+    try:
+        real_dest = dest.resolve()
+    except (RuntimeError, OSError):  # RuntimeError before Python 3.13, OSError(ELOOP) after
+        raise InputError(f"the output {dest} goes through a symlink loop; name another output") from None
     for src in inputs:
         src = Path(src).expanduser().absolute()
-        real_src, real_dest = src.resolve(), dest.resolve()
+        real_src = src.resolve()
         if real_dest == real_src or real_src in real_dest.parents or real_dest in real_src.parents:
             raise InputError(f"the output {dest} would overwrite or nest with the input {src}; "
                              "the input is never modified: name another output")

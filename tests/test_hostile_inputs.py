@@ -198,6 +198,39 @@ def test_a_device_this_torch_cannot_use_is_refused_before_any_work(env, tmp_path
     nothing_written(tmp_path, tmp_path / 'out')
 
 
+# -- 11. a garbage file with the MCAP magic --------------------------------------------------------------
+
+_OPEN_BAG = '''
+import sys
+from svsgan_core.errors import InputError
+from svsgan_core.io.bags import BagReader
+
+def peak():
+    return [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmPeak:")][0]
+
+before = peak()
+try:
+    BagReader(sys.argv[1])
+except InputError as exc:
+    print("refused:", exc)
+print("peak_growth_kb", peak() - before)
+'''
+
+
+def test_a_garbage_mcap_record_length_is_checked_against_the_file_size_before_allocating(tmp_path):
+    """The header record declares 3 GiB in a 4 KB file: the reader allocated it (a MemoryError past
+    an address-space limit). VmPeak, this process's own virtual peak, shows any such allocation."""
+    bag = tmp_path / 'garbage.mcap'
+    bag.write_bytes(b'\x89MCAP0\r\n' + b'\x01' + struct.pack('<Q', 3 << 30) + os.urandom(4096))
+    proc = subprocess.run([sys.executable, '-c', _OPEN_BAG, str(bag)], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'refused:' in proc.stdout and 'MemoryError' not in proc.stdout, proc.stdout
+    assert 'declares 3221225472 bytes at byte 8, but only 4096 bytes follow' in proc.stdout, proc.stdout
+    growth = int(proc.stdout.split('peak_growth_kb')[1])
+    assert growth < 500_000, proc.stdout  # KiB; the declared record alone is 3,145,728
+
+
 # -- 15. several bags, one bad -----------------------------------------------------------------------------
 
 def corrupt_middle_message(src: Path, dest: Path, topic: str) -> Path:

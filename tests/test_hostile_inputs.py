@@ -198,6 +198,132 @@ def test_a_device_this_torch_cannot_use_is_refused_before_any_work(env, tmp_path
     nothing_written(tmp_path, tmp_path / 'out')
 
 
+# -- 7. binary config files --------------------------------------------------------------------------------
+
+BINARY = bytes(range(256)) * 8
+
+
+def test_binary_checkpoint_and_training_configs_are_one_line(env, tmp_path, capsys):
+    ckpt = tmp_path / 'ckpt'
+    shutil.copytree(env.ckpt, ckpt)
+    (ckpt / 'config.yaml').write_bytes(BINARY)
+    rc = convert(env, tmp_path / 'out', '--checkpoint', str(ckpt))
+    one_line(capsys, rc, f'{ckpt / "config.yaml"} is not a text (UTF-8 YAML) file')
+    (tmp_path / 'train.yaml').write_bytes(BINARY)
+    rc = main(['train', '--config', str(tmp_path / 'train.yaml'), '--check'])
+    one_line(capsys, rc, f'{tmp_path / "train.yaml"} is not a text (UTF-8 YAML) file')
+
+
+# -- 9. impossible networks are refused from the config, before anything is built ------------------------
+
+IMPOSSIBLE = {'num_classes': {'num_classes': 1_000_000_000},
+              'channels': {'dec_channels': [1_000_000] * 4},
+              '4096x4096': {'height': 4096, 'width': 4096, 'dec_channels': [64, 128, 256, 512],
+                            'img_channels': [32, 64, 128, 256], 'sem_channels': [32, 64, 128, 256]}}
+
+_PEAK = '''
+import sys
+from svsgan_core.cli import main
+rc = main(sys.argv[1:])
+peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print("rc", rc, "peak_kb", peak)
+'''
+
+
+def impossible_checkpoint(env, folder: Path, change: dict) -> Path:
+    shutil.copytree(env.ckpt, folder)
+    data = yaml.safe_load((folder / 'config.yaml').read_text())
+    data['model'].update(change)
+    (folder / 'config.yaml').write_text(yaml.safe_dump(data))
+    return folder
+
+
+@pytest.mark.parametrize('case', IMPOSSIBLE)
+def test_impossible_networks_are_refused_with_the_numbers_in_little_memory(env, tmp_path, case):
+    """Each tried to allocate gigabytes (2.5-4.7 GB peak) before failing with a traceback."""
+    ckpt = impossible_checkpoint(env, tmp_path / case, IMPOSSIBLE[case])
+    child_env = {k: v for k, v in os.environ.items() if k != 'SVSGAN_MAX_MODEL_GIB'}
+    child_env.update(SVSGAN_CACHE_DIR=str(tmp_path / 'cache'), OMP_NUM_THREADS='1')
+    out = subprocess.run([sys.executable, '-c', _PEAK, 'convert', str(env.bag), str(tmp_path / 'out'),
+                          '--checkpoint', str(ckpt), '--map', f'{env.palette}:/gen', '--no-progress'],
+                         capture_output=True, text=True, cwd=REPO, env=child_env, timeout=600)
+    err = out.stderr.strip()
+    assert 'Traceback' not in err and len(err.splitlines()) == 1, err
+    assert 'over the limit of 16 GiB' in err and 'SVSGAN_MAX_MODEL_GIB' in err, err
+    assert ('parameters' if case != '4096x4096' else 'of activations per frame at 4096x4096') in err, err
+    rc, peak_kb = out.stdout.split()[1], int(out.stdout.split()[3])
+    print(f'{case}: peak RSS {peak_kb / 1024:.0f} MB')  # the issue's must-show (pytest -s)
+    assert rc == '1' and peak_kb < 500_000, out.stdout
+
+
+def test_the_size_estimate_follows_the_real_network_and_the_limit_can_be_raised(monkeypatch):
+    import dataclasses
+
+    from svsgan_core.models.config import preset
+    from svsgan_core.models.generator import SVSGenerator
+    from svsgan_core.runtime import preflight
+
+    for name in ('tiny', 'small', '512x256'):
+        cfg = preset(name)
+        with torch.device('meta'):
+            real = sum(p.numel() for p in SVSGenerator(cfg).parameters())
+        assert 0.9 < preflight.estimate(cfg).parameters / real < 1.1, name
+    big = dataclasses.replace(preset('512x256'), height=4096, width=4096)
+    monkeypatch.delenv(preflight.LIMIT_ENV, raising=False)
+    with pytest.raises(CheckpointError, match='over the limit of 16 GiB'):
+        preflight.check(big, 'big')
+    monkeypatch.setenv(preflight.LIMIT_ENV, '1000')
+    assert preflight.check(big, 'big').activation_bytes > 16 * 2**30  # allowed once the user raises the limit
+    monkeypatch.setenv(preflight.LIMIT_ENV, 'lots')
+    with pytest.raises(InputError, match='SVSGAN_MAX_MODEL_GIB must be a positive number of GiB'):
+        preflight.check(big, 'big')
+
+
+def test_activations_estimate_covers_the_live_tensors_of_a_frame():
+    """The activation estimate against the largest set of tensors alive at once in a real forward
+    pass (tracked on the meta device, so nothing is computed)."""
+    import dataclasses
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    from svsgan_core.models.config import preset
+    from svsgan_core.models.generator import SVSGenerator
+    from svsgan_core.runtime import preflight
+
+    class LiveBytes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.live = self.peak = 0
+
+        def _free(self, n):
+            self.live -= n
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            inputs = tree_flatten((args, kwargs))[0]
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor) and not t._is_view() and not any(t is a for a in inputs):
+                    n = t.numel() * t.element_size()
+                    self.live += n
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(t, self._free, n)
+            return out
+
+    for name, size in (('tiny', None), ('small', (256, 512))):
+        cfg = preset(name) if size is None else dataclasses.replace(preset(name), height=size[0], width=size[1])
+        with torch.device('meta'):
+            gen = SVSGenerator(cfg).eval()
+        labels = torch.zeros(1, cfg.height, cfg.width, dtype=torch.long, device='meta')
+        image = torch.zeros(1, 3, cfg.height, cfg.width, device='meta')
+        tracker = LiveBytes()
+        with torch.inference_mode(), tracker:
+            gen(labels, labels, image)
+        estimate = preflight.estimate(cfg).activation_bytes
+        assert tracker.peak <= estimate <= 4 * tracker.peak, (name, tracker.peak, estimate)
+
+
 # -- 11. a garbage file with the MCAP magic --------------------------------------------------------------
 
 _OPEN_BAG = '''

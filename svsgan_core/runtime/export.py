@@ -41,7 +41,8 @@ from ..errors import CheckpointError, InputError
 from ..io.bags import pid_alive
 from ..models.config import ModelConfig
 from ..models.generator import SVSGenerator
-from .checkpoint import CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator, prepare_for_inference
+from .checkpoint import (CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator, prepare_for_inference,
+                         read_config)
 
 INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
 OUTPUTS = ("image",)
@@ -218,6 +219,7 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
 
 
     folder = checkpoint_dir(checkpoint)
+    read_config(folder)  # a bad or impossible config is refused before hashing or exporting anything
     digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}-opset{opset}-{resolution}".encode())
     for name in (CONFIG_NAME, GENERATOR_NAME):
         file = folder / name

@@ -324,6 +324,35 @@ def test_activations_estimate_covers_the_live_tensors_of_a_frame():
         assert tracker.peak <= estimate <= 4 * tracker.peak, (name, tracker.peak, estimate)
 
 
+# -- 10. a cached graph's digest that is a special file ----------------------------------------------------
+
+_DIGEST = '''
+import os, resource, sys
+from pathlib import Path
+from svsgan_core.runtime.export import _entry_ok
+out = Path(sys.argv[1])
+status = {l.split(":")[0]: int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("Vm")}
+limit = (status["VmSize"] + 300_000) * 1024  # 300 MB more address space than now
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+for target in sys.argv[2:]:
+    record = out.with_name(out.name + ".sha256")
+    record.unlink(missing_ok=True)
+    record.symlink_to(target)
+    print(target, _entry_ok(out), flush=True)
+'''
+
+
+def test_a_cache_digest_that_is_a_special_file_is_not_read(tmp_path):
+    """A digest symlinked to /dev/zero was read whole (2.3 GB RSS); a FIFO would block forever."""
+    out = tmp_path / 'abc.onnx'
+    out.write_bytes(b'graph')
+    os.mkfifo(tmp_path / 'fifo')
+    proc = subprocess.run([sys.executable, '-c', _DIGEST, str(out), '/dev/zero', str(tmp_path / 'fifo')],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ['/dev/zero', 'False', str(tmp_path / 'fifo'), 'False']
+
+
 # -- 11. a garbage file with the MCAP magic --------------------------------------------------------------
 
 _OPEN_BAG = '''
@@ -355,6 +384,38 @@ def test_a_garbage_mcap_record_length_is_checked_against_the_file_size_before_al
     assert 'declares 3221225472 bytes at byte 8, but only 4096 bytes follow' in proc.stdout, proc.stdout
     growth = int(proc.stdout.split('peak_growth_kb')[1])
     assert growth < 500_000, proc.stdout  # KiB; the declared record alone is 3,145,728
+
+
+# -- 13. 14. ONNX files -----------------------------------------------------------------------------------
+
+def test_an_interrupted_load_keeps_a_valid_cache_entry(env, monkeypatch):
+    """Ctrl-C while onnx's extension initialises surfaces as `ImportError: initialization failed`;
+    that is no reason to delete a graph whose digest matches."""
+    pytest.importorskip('onnxruntime')
+    from svsgan_core.runtime.export import cached_onnx
+    from svsgan_core.runtime.synthesizer import OnnxSynthesizer
+
+    monkeypatch.setenv('SVSGAN_CACHE_DIR', str(env.root / 'cache'))
+    out = cached_onnx(env.ckpt)
+    record = out.with_name(out.name + '.sha256')
+    good, digest = out.read_bytes(), record.read_text()
+    for name in ('onnx', 'onnxruntime'):
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, name, None)  # `import onnx` now fails as an interrupted one does
+            with pytest.raises(ImportError):
+                OnnxSynthesizer.from_checkpoint(env.ckpt)
+        assert out.read_bytes() == good and record.read_text() == digest, name
+
+
+def test_a_garbage_onnx_segmenter_is_one_line(tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    images = tmp_path / 'drive' / 'seq' / 'images'
+    images.mkdir(parents=True)
+    cv2.imwrite(str(images / '000000.png'), np.zeros((16, 16, 3), np.uint8))
+    (tmp_path / 'seg.onnx').write_bytes(b'\x08\x07garbage, not a protobuf at all' * 10)
+    rc = main(['pseudo-label', str(tmp_path / 'drive'), str(tmp_path / 'labels'), '--segmenter',
+               str(tmp_path / 'seg.onnx'), '--device', 'cpu', '--no-progress'])
+    one_line(capsys, rc, f"cannot load the ONNX segmenter '{tmp_path / 'seg.onnx'}'")
 
 
 # -- 15. several bags, one bad -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_bad_parameters_and_command_lines_are_one_fatal_line(ros, checkpoint, tm
         ({'status_topic': '/a//b'}, "parameter status_topic: '/a//b' is not a valid ROS topic name"),
         ({'label_encoding': 'carla_palette', 'label_space': 'bogus'},
          "parameter label_space: 'bogus' is not a label space; valid names: cityscapes"),
-        ({'device': 'mps'}, "device 'mps' is not available: this PyTorch can use: cpu"),
+        ({'device': 'mps'}, "device 'mps' is not available; this PyTorch can use: cpu"),
     ]
     for over, part in cases:
         fatal_line(ros.node(base_params(checkpoint, **over)), part)

@@ -64,7 +64,9 @@ def resolve_device(device: str | torch.device | None = "auto", what: str = "devi
     if dev is not None and (dev.type == "cpu" or dev.type == "mps" and "mps" in usable_devices() or (
             dev.type == "cuda" and cuda_available() and (dev.index or 0) < torch.cuda.device_count())):
         return dev
-    raise InputError(f"{what} {str(device)!r} is not available: this PyTorch can use: "
+    no_cuda = dev is not None and dev.type == "cuda" and not cuda_available()
+    why = " (this PyTorch sees no CUDA device)" if no_cuda else ""
+    raise InputError(f"{what} {str(device)!r} is not available{why}; this PyTorch can use: "
                      f"{', '.join(usable_devices())} (or auto)")
 
 

@@ -1,4 +1,4 @@
-"""Mutation check for the tests issues 11, 12 and 25 wrote: each one must fail when the code it guards breaks.
+"""Mutation check for the tests issues 11, 12, 25 and 26 wrote: each one must fail when the code it guards breaks.
 
 Issue 11 replaced tests that depended on the machine's speed, or could not fail at all, with tests
 that state the behaviour. A test that passes is only half the evidence; this script gives the other
@@ -45,6 +45,8 @@ class Mutation:
     why: str  # the bug, in one line
 
 
+HOSTILE = "tests/test_hostile_inputs.py"
+ROS_HOSTILE = "tests/test_ros_hostile.py"
 ROS_LIVE = ("tests/test_ros_node.py::"
             "test_live_mode_behind_a_busy_model_keeps_the_newest_frame_and_sigint_mid_frame_is_clean",)
 
@@ -275,6 +277,110 @@ MUTATIONS = [
         "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)",
         ("tests/test_ray_convert.py::test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job",),
         "the actor that replaces a dead one is built with a variable the threads change removed"),
+    # -- issue 26: every hostile input a clear line ----------------------------------------------------
+    Mutation(
+        "map_topic_unchecked", "svsgan_core/io/conversion.py",
+        '            check_topic_name(m.target, "--map target")\n', "",
+        (f"{HOSTILE}::test_an_invalid_map_topic_is_refused_before_any_work[/9bad-name-must not start with a digit]",),
+        "a --map target that is no ROS topic name reaches the writer: exit 0 and no generated frames"),
+    Mutation(
+        "jpeg_labels_decoded", "svsgan_core/io/conversion.py",
+        "        array, encoding = label_image(ros_msg, int(options.max_megapixels * 1e6))",
+        "        array, encoding = message_to_numpy(ros_msg, int(options.max_megapixels * 1e6))",
+        (f"{HOSTILE}::test_jpeg_label_frames_are_refused_as_lossy_in_convert_extract_and_the_node",),
+        "conversion decodes label messages like any image again, so a JPEG ids topic converts with wrong ids"),
+    Mutation(
+        "label_space_checked_lazily", "svsgan_core/io/conversion.py",
+        '            get_label_space(self.label_space, "--label-space")\n', "            pass\n",
+        (f"{HOSTILE}::test_an_unknown_label_space_is_refused_on_every_input_kind_before_any_work",),
+        "--label-space is looked up only when an ids camera decodes: ignored on palette input"),
+    Mutation(
+        "engine_label_space_lazily", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "            get_label_space(label_space, 'parameter label_space:')\n", "            pass\n",
+        (f"{HOSTILE}::test_the_node_engine_refuses_an_unknown_label_space_for_palette_cameras_too",),
+        "the node reads label_space only for ids cameras: a typo goes unnoticed on palette cameras"),
+    Mutation(
+        "symlink_loop_unguarded", "svsgan_core/io/bags.py",
+        "    try:\n        real_dest = dest.resolve()\n    except (RuntimeError, OSError):",
+        "    real_dest = dest.resolve()\n    if False:",
+        (f"{HOSTILE}::test_an_output_through_a_symlink_loop_is_one_line",),
+        "check_destination resolves the output unguarded: a symlink loop is a RuntimeError traceback"),
+    Mutation(
+        "reset_gap_unbounded", "svsgan_core/io/timeline.py",
+        "        if not 0 < reset_gap_s <= MAX_RESET_GAP_S:", "        if not reset_gap_s > 0:",
+        (f"{HOSTILE}::test_a_reset_gap_outside_its_range_is_one_line[1e300]",),
+        "the reset gap has no upper bound: 1e300 s overflows the nanosecond conversion"),
+    Mutation(
+        "device_parsed_not_checked", "svsgan_core/runtime/backend.py",
+        '    if dev is not None and (dev.type == "cpu" or dev.type == "mps" and "mps" in usable_devices() or (',
+        '    if dev is not None and (dev.type in ("cpu", "mps") or (',
+        (f"{HOSTILE}::test_a_device_this_torch_cannot_use_is_refused_before_any_work[mps]",),
+        "a device is accepted when torch can parse its name: mps fails deep in the model load"),
+    Mutation(
+        "binary_config_unguarded", "svsgan_core/runtime/checkpoint.py",
+        "    except UnicodeDecodeError:\n        raise CheckpointError(",
+        "    except NotImplementedError:\n        raise CheckpointError(",
+        (f"{HOSTILE}::test_binary_checkpoint_and_training_configs_are_one_line",),
+        "read_config lets a binary config.yaml's UnicodeDecodeError through: no file named in the error"),
+    Mutation(
+        "no_preflight", "svsgan_core/runtime/checkpoint.py",
+        "    preflight.check(cfg, str(cfg_path))", "    pass",
+        (f"{HOSTILE}::test_impossible_networks_are_refused_with_the_numbers_in_little_memory[num_classes]",),
+        "a checkpoint's config is built as declared: a billion classes go straight to the allocator"),
+    Mutation(
+        "estimate_misses_the_flow_net", "svsgan_core/runtime/preflight.py",
+        "    params += _conv(prev, 2, 3) + _conv(prev, 1, 3)\n", "    params = 0\n",
+        (f"{HOSTILE}::test_the_size_estimate_follows_the_real_network_and_the_limit_can_be_raised",),
+        "the parameter estimate drops the flow net's layers"),
+    Mutation(
+        "digest_read_whole", "svsgan_core/runtime/export.py",
+        "    digest = _read_digest(_digest_path(out))\n",
+        "    digest = _digest_path(out).read_text().strip() if _digest_path(out).exists() else None\n",
+        (f"{HOSTILE}::test_a_cache_digest_that_is_a_special_file_is_not_read",),
+        "the cache digest is read whole through links: a link to /dev/zero eats memory until MemoryError"),
+    Mutation(
+        "mcap_lengths_unchecked", "svsgan_core/io/bags.py",
+        "                    _check_mcap_lengths(file)\n", "                    pass\n",
+        (f"{HOSTILE}::test_a_garbage_mcap_record_length_is_checked_against_the_file_size_before_allocating",),
+        "rosbags reads an MCAP record of whatever length it declares: a garbage file allocates gigabytes"),
+    Mutation(
+        "interrupted_load_drops_entry", "svsgan_core/runtime/synthesizer.py",
+        "        except ImportError:  # onnx/onnxruntime, not the file", "        except NotImplementedError:  # onnx",
+        (f"{HOSTILE}::test_an_interrupted_load_keeps_a_valid_cache_entry",),
+        "any load failure deletes the cached graph, also Ctrl-C's ImportError while onnx initialises"),
+    Mutation(
+        "onnx_segmenter_unguarded", "svsgan_core/metrics/miou.py",
+        "        except Exception as exc:  # noqa: BLE001 - onnxruntime's own classes",
+        "        except ImportError as exc:  # noqa: BLE001 - onnxruntime's own classes",
+        (f"{HOSTILE}::test_a_garbage_onnx_segmenter_is_one_line",),
+        "a garbage --segmenter file reaches the user as onnxruntime's InvalidProtobuf traceback"),
+    Mutation(
+        "failed_bag_leaves_partial", "svsgan_core/io/bags.py",
+        "            try:\n                self._writer.abort()\n            finally:\n                self._dir.discard()\n",
+        "            self._writer.abort()\n",
+        (f"{HOSTILE}::test_two_bags_one_bad_keep_the_good_output_and_no_part_of_the_bad_one",),
+        "a bag that fails midway keeps its hidden partial folder beside the good outputs"),
+    Mutation(
+        "bug_without_traceback", "svsgan_core/cli.py",
+        "    if message is None or debug:", "    if debug:",
+        (f"{HOSTILE}::test_a_bug_keeps_its_traceback_and_says_where_to_report_it",),
+        "the last net swallows the traceback of an unexpected exception"),
+    Mutation(
+        "node_topics_unchecked", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "        self._check_topic_names(p)\n", "",
+        (f"{ROS_HOSTILE}::test_bad_parameters_and_command_lines_are_one_fatal_line",),
+        "the node creates subscriptions on unchecked names: InvalidTopicNameException traceback"),
+    Mutation(
+        "node_ros_args_unchecked", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "        check_ros_args(argv)\n", "",
+        (f"{ROS_HOSTILE}::test_bad_parameters_and_command_lines_are_one_fatal_line",),
+        "a missing --params-file or a bare -p reaches rcl: its [ERROR] line and an RCLError with C file names"),
+    Mutation(
+        "early_ctrl_c_raises", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "signal.signal(signal.SIGINT, lambda *_: _early_interrupt.append(1))",
+        "signal.signal(signal.SIGINT, signal.default_int_handler)",
+        (f"{ROS_HOSTILE}::test_ctrl_c_while_the_node_imports_torch_leaves_quietly",),
+        "Ctrl-C while torch imports raises KeyboardInterrupt out of the module import: a traceback"),
 ]
 
 

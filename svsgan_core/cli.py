@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sqlite3
 import sys
+import traceback
 
 from . import __version__
-from .errors import SvsganError
+from .errors import REPORT_BUGS, debug_requested, user_message
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,22 +66,25 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(sub)
+    sub.add_argument("--debug", action="store_true", help="show the traceback of any error (also: SVSGAN_DEBUG=1)")
     args = sub.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print(f"svsgan {name}: interrupted", file=sys.stderr)
         return 130
-    except (SvsganError, FileNotFoundError) as exc:
-        print(f"svsgan {name}: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # read-only folder, disk full, a path through a file: the user's to fix
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"svsgan {name}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
-    except sqlite3.Error as exc:  # a .db3 output on a full disk: "database or disk is full"
-        print(f"svsgan {name}: error: writing the .db3 bag failed: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - the last net: one line for the user's errors, a report for bugs
+        return report_error(f"svsgan {name}", exc, args.debug or debug_requested())
+
+
+def report_error(prog: str, exc: Exception, debug: bool = False) -> int:
+    """One line for an error the user can fix (with its traceback under --debug); a traceback and
+    where to report it for anything else. Returns the exit status, 1."""
+    message = user_message(exc)
+    if message is None or debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"{prog}: error: {message}" if message is not None else f"{prog}: {REPORT_BUGS}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

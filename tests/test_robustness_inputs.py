@@ -152,8 +152,8 @@ def bag_and_checkpoint(tmp_path, monkeypatch):
     return write_input(tmp_path / 'in', 'mcap', 'jazzy', frames=3), ckpt, PALETTE_CAM
 
 
-@pytest.mark.parametrize('extra, part', [(['--reset-gap', 'inf'], 'the reset gap must be a finite number'),
-                                         (['--device', 'foo'], "--device 'foo' is not a torch device"),
+@pytest.mark.parametrize('extra, part', [(['--reset-gap', 'inf'], 'the reset gap must be more than 0'),
+                                         (['--device', 'foo'], "--device 'foo' is not available"),
                                          (['--max-megapixels', '0'], 'the pixel limit must be a positive number'),
                                          (['--max-megapixels', 'nan'], 'the pixel limit must be a positive number')])
 def test_bad_convert_values_are_one_clear_line(bag_and_checkpoint, tmp_path, capsys, extra, part):

@@ -93,18 +93,9 @@ def plan_outputs(inputs: list[Path], out: Path) -> list[tuple[Path, Path]]:
     return [(src, out / name) for src, name in zip(inputs, names)]
 
 
-def check_device(name: str) -> None:
-    """Refuse a device torch does not know before any work starts."""
-    import torch
-
-    try:
-        torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"--device {name!r} is not a torch device (cpu, cuda, cuda:1, ...): {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from ..io.bags import check_destination, locate_bag
+    from ..runtime.backend import resolve_device
 
     inputs, out = [Path(p).expanduser() for p in args.inputs], Path(args.output).expanduser()
     options = options_from_args(args)
@@ -112,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.threads < 0:
         raise InputError(f"--threads must be 0 (one per core) or more, got {args.threads}")
-    check_device(args.device)
+    resolve_device(args.device, "--device")  # one this torch can use, before any work
     for src in inputs:
         locate_bag(src)
     jobs = plan_outputs(inputs, out)

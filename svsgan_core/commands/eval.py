@@ -322,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.labels import get_label_space
     from ..metrics.evaluate import EvalOptions, Evaluator, parse_metrics, report
 
+    get_label_space(args.label_space, "--label-space")  # checked in either mode, before any work
     ckpt_mode = bool(args.checkpoint or args.data)
     folder_mode = bool(args.real or args.fake)
     if ckpt_mode == folder_mode:

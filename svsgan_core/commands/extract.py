@@ -104,9 +104,13 @@ def extract_bag(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_top
                 overwrite: bool = False, progress: bool = True) -> ExtractResult:
     from ..data.layouts import write_dataset_info, write_frame
     from ..io.bags import AtomicDirectory, BagReader
-    from ..io.rosio import message_to_numpy, rgb_from_msg
+    from ..io.rosio import label_image, rgb_from_msg
     from ..io.timeline import SequenceTimeline, stamp_to_ns
 
+    from ..data.labels import get_label_space
+
+    get_label_space(label_space, "--label-space")  # refused whatever the input, before any work
+    SequenceTimeline(reset_gap)  # so is a --reset-gap out of range
     if not max_dt >= 0:
         raise InputError(f"--max-dt must be zero or positive, got {max_dt}")
     if rgb_topic == labels_topic:
@@ -157,7 +161,7 @@ def extract_bag(bag_path: str | os.PathLike, out_dir: str | os.PathLike, rgb_top
                     if is_label and msg.index in slot:
                         ros_msg = bag.decode(msg)
                         try:
-                            array, encoding = message_to_numpy(ros_msg)
+                            array, encoding = label_image(ros_msg)
                             if decoder is None:
                                 decoder = _label_decoder(label_encoding, encoding, label_space, carla_version)
                             pending_labels[msg.index] = decoder.decode(array, encoding)

@@ -259,6 +259,8 @@ def _write_folder_info(images: Path, out: Path, space: str, segmenter: str) -> N
             info = yaml.safe_load(source.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"{source} is not valid YAML: {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{source} is not a text (UTF-8 YAML) file") from None
     # kept: where the images came from; replaced: what `svsgan extract` said of the labels ("none yet")
     info = {k: v for k, v in info.items() if k not in ("format", "version", "label_space", "labels")}
     info["pseudo_labels"] = {"segmenter": str(segmenter)}
@@ -273,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     if not images.is_dir():
         raise InputError(f"image folder {images} does not exist" if not images.exists() else f"{images} is not a folder")
     layout = detect(images) if args.layout == "auto" else args.layout
-    space = get_label_space(args.label_space or DEFAULT_SPACE[layout]).name
+    space = get_label_space(args.label_space or DEFAULT_SPACE[layout], "--label-space").name
     if layout == "kitti360" and space != "kitti360":
         raise InputError("the KITTI-360 dataset reads labels in the kitti360 space only; drop --label-space")
     if layout == "cityscapes" and space not in CITYSCAPES_SUFFIX:

@@ -279,14 +279,16 @@ LABEL_SPACES: dict[str, LabelSpace] = {
 SpaceLike = Union[str, LabelSpace]
 
 
-def get_label_space(name: SpaceLike) -> LabelSpace:
-    """Look a label space up by name (a ``LabelSpace`` passes through)."""
+def get_label_space(name: SpaceLike, what: str | None = None) -> LabelSpace:
+    """Look a label space up by name (a ``LabelSpace`` passes through). ``what`` names where the
+    name came from (an option, a parameter) in the error an unknown name gets."""
     if isinstance(name, LabelSpace):
         return name
     try:
         return LABEL_SPACES[name]
     except (KeyError, TypeError):
-        raise InputError(f"unknown label space {name!r}; valid names: {', '.join(LABEL_SPACES)}") from None
+        said = f"{what} {name!r} is not a label space" if what else f"unknown label space {name!r}"
+        raise InputError(f"{said}; valid names: {', '.join(LABEL_SPACES)} (docs/labels.md)") from None
 
 
 def carla_space_for_version(version: str) -> str:

@@ -147,6 +147,8 @@ def read_dataset_info(root: Path) -> dict:
         info = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a text (UTF-8 YAML) file") from None
     if not isinstance(info, dict) or "label_space" not in info:
         raise InputError(f"{path} must be a mapping with a 'label_space' entry")
     get_label_space(info["label_space"])

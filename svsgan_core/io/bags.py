@@ -55,6 +55,28 @@ class BagMessage(NamedTuple):
     index: int  # position within its topic, from 0
 
 
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_topic_name(name: str, what: str) -> str:
+    """`name` if it is a full ROS 2 topic name (rcl's rules: `/`-separated tokens of letters, digits
+    and `_`, none starting with a digit), as a bag stores it; else an InputError naming `what`."""
+    text = str(name)
+    if not text.startswith("/"):
+        problem = "it must start with '/' (a bag stores full names)"
+    elif text.endswith("/"):
+        problem = "it must not end with '/'"
+    else:
+        tokens = text[1:].split("/")
+        bad = next((t for t in tokens if not _TOKEN.fullmatch(t)), None)
+        if bad is None:
+            return text
+        problem = ("it has an empty token ('//')" if bad == "" else
+                   f"token {bad!r} must not start with a digit" if bad[0].isdigit() else
+                   f"token {bad!r} may hold only letters, digits and '_'")
+    raise InputError(f"{what} {text!r} is not a valid ROS 2 topic name: {problem}; e.g. /camera/generated")
+
+
 def typestore_name(name: str | None, ros_distro: str | None) -> str:
     """The distribution whose type store decodes a bag: the one named, else the bag's own, else humble."""
     for candidate in (name, ros_distro):
@@ -122,6 +144,9 @@ class BagReader:
         self.version: int | None = info.get("version")
         self._reader = Reader(self.source)
         try:
+            for file in self._storage_files():
+                if file.suffix.lower() == ".mcap":
+                    _check_mcap_lengths(file)
             self._reader.open()
         except Exception as exc:  # noqa: BLE001 - any failure of the storage layer is the bag's
             raise InputError(self._open_error(exc)) from None
@@ -200,12 +225,15 @@ class BagReader:
                              f"(corrupt message): {type(exc).__name__}: {exc}") from None
 
     # -- diagnosis ------------------------------------------------------------------------------
+    def _storage_files(self) -> list[Path]:
+        return [self.source] if self.source.is_file() else sorted(
+            p for p in self.source.iterdir() if p.suffix.lower().lstrip(".") in STORAGES)
+
     def _open_error(self, exc: Exception) -> str:
         """Why the bag cannot be opened, with how far its messages are intact where that can be found."""
-        text = f"cannot open bag {self.path}: {type(exc).__name__}: {exc}"
-        files = [self.source] if self.source.is_file() else sorted(
-            p for p in self.source.iterdir() if p.suffix.lower().lstrip(".") in STORAGES)
-        for file in files:
+        why = str(exc) if isinstance(exc, _Damage) else f"{type(exc).__name__}: {exc}"
+        text = f"cannot open bag {self.path}: {why}"
+        for file in self._storage_files():
             try:
                 scan = _scan_mcap(file) if file.suffix == ".mcap" else _scan_db3(file)
             except Exception:  # noqa: BLE001 - the diagnosis is best effort; the error stands without it
@@ -246,6 +274,30 @@ class _Tally:
 
     def summary(self, problem: str) -> str:
         return _scan_summary(self.counts, self.last, self.start, problem)
+
+
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def _check_mcap_lengths(path: Path) -> None:
+    """Walk the top-level records of an MCAP file by their 9-byte headers and refuse a declared length
+    that runs past the end of the file. rosbags allocates what a record declares before reading it, so
+    a garbage file that starts with the magic could ask for gigabytes (a MemoryError, or swap)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(8) != _MCAP_MAGIC:
+            return  # not MCAP at all: rosbags says so
+        pos = 8
+        while pos + 9 <= size:
+            f.seek(pos)
+            head = f.read(9)
+            (length,) = struct.unpack_from("<Q", head, 1)
+            if length > size - pos - 9:
+                raise _Damage(f"{path.name}: the record (opcode 0x{head[0]:02x}) declares {length} bytes at byte "
+                              f"{pos}, but only {size - pos - 9} bytes follow; the file is corrupt or not MCAP")
+            if head[0] == 0x02:  # the footer: the summary before it was walked too
+                return
+            pos += 9 + length
 
 
 def _scan_db3(path: Path) -> str | None:
@@ -304,7 +356,7 @@ def _scan_mcap(path: Path) -> str | None:
         if top:
             raise _Damage("the file ends without its summary and footer (was the recording interrupted?)")
 
-    if data[:8] != b"\x89MCAP0\r\n":
+    if data[:8] != _MCAP_MAGIC:
         return None
     try:
         walk(data, 8, len(data), True)
@@ -336,9 +388,13 @@ def _decompress(data: bytes, compression: str) -> bytes:
 def check_destination(dest: str | os.PathLike, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse a destination that exists (unless `overwrite`) or that is, or overlaps, an input."""
     dest = Path(dest).expanduser().absolute()
+    try:
+        real_dest = dest.resolve()
+    except (RuntimeError, OSError):  # RuntimeError before Python 3.13, OSError(ELOOP) after
+        raise InputError(f"the output {dest} goes through a symlink loop; name another output") from None
     for src in inputs:
         src = Path(src).expanduser().absolute()
-        real_src, real_dest = src.resolve(), dest.resolve()
+        real_src = src.resolve()
         if real_dest == real_src or real_src in real_dest.parents or real_dest in real_src.parents:
             raise InputError(f"the output {dest} would overwrite or nest with the input {src}; "
                              "the input is never modified: name another output")

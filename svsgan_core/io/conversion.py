@@ -26,11 +26,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..data.labels import get_label_space
 from ..errors import InputError
 from ..runtime.synthesizer import VideoSynthesizer
-from .bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, writer_version
+from .bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, check_topic_name, writer_version
 from .encoding import LabelDecoder
-from .rosio import MAX_PIXELS, compress, image_fields, message_to_numpy
+from .rosio import MAX_PIXELS, compress, image_fields, label_image, message_to_numpy
 from .synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
 from .timeline import SequenceTimeline, stamp_to_ns
 
@@ -72,6 +73,9 @@ class ConvertOptions:
     def validate(self) -> None:
         if not self.maps:
             raise InputError("name at least one --map SOURCE:TARGET")
+        for m in self.maps:
+            check_topic_name(m.source, "--map source")
+            check_topic_name(m.target, "--map target")
         sources = [m.source for m in self.maps]
         targets = [m.target for m in self.maps] + ([f"{m.target}/compressed" for m in self.maps]
                                                    if self.compressed else [])
@@ -85,10 +89,10 @@ class ConvertOptions:
             raise InputError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"the frame limit must be at least 1, got {self.max_frames}")
-        if not math.isfinite(self.reset_gap_s):
-            raise InputError(f"the reset gap must be a finite number of seconds, got {self.reset_gap_s}")
         if not (math.isfinite(self.max_megapixels) and self.max_megapixels > 0):
             raise InputError(f"the pixel limit must be a positive number of megapixels, got {self.max_megapixels}")
+        if self.label_space is not None:
+            get_label_space(self.label_space, "--label-space")
         SequenceTimeline(self.reset_gap_s)
 
 
@@ -154,7 +158,7 @@ def _read_labels(bag, msg, topic: _Topic, options: ConvertOptions, target_space:
     """(header, HxW ids in the model's space, stamp in ns) of a semantic message; errors name its position."""
     ros_msg = bag.decode(msg)
     try:
-        array, encoding = message_to_numpy(ros_msg, int(options.max_megapixels * 1e6))
+        array, encoding = label_image(ros_msg, int(options.max_megapixels * 1e6))
         if topic.decoder is None:
             topic.decoder = _decoder_for(options, encoding, target_space)
         return ros_msg.header, topic.decoder.decode(array, encoding), stamp_to_ns(ros_msg.header.stamp)

@@ -331,9 +331,20 @@ def message_to_numpy(msg: Any, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray
     return image, _encoding_info(msg.encoding, "Image message")[0]
 
 
+def label_image(msg: Any, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
+    """message_to_numpy for a segmentation message: a JPEG (by its format or its bytes) is refused, as
+    JPEG is lossy and changes class ids and palette colours at every edge."""
+    if is_compressed(msg):
+        _, codec, _ = _parse_format(getattr(msg, "format", ""))
+        if codec == "jpeg" or _as_bytes_array(msg.data, "CompressedImage")[:2].tobytes() == b"\xff\xd8":
+            raise InputError("CompressedImage: a JPEG label image; JPEG is lossy and changes class ids and "
+                             "palette colours at every edge: record the label topic as png")
+    return message_to_numpy(msg, max_pixels)
+
+
 def labels_from_msg(msg: Any, decoder: LabelDecoder, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Image or CompressedImage carrying a segmentation -> HxW uint8 ids of the decoder's target space."""
-    image, encoding = message_to_numpy(msg, max_pixels)
+    image, encoding = label_image(msg, max_pixels)
     return decoder.decode(image, encoding)
 
 

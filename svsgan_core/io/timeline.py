@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import InputError
 
 NEW_SEQUENCE_REASONS = ("first", "backward", "gap")
+MAX_RESET_GAP_S = 1e6  # 11.6 days: the node's reset_gap_s range ends here too; more is no longer a gap
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -39,8 +40,9 @@ class SequenceTimeline:
     """Tracks frame stamps and says when a new sequence begins (see module docstring)."""
 
     def __init__(self, reset_gap_s: float = 1.0):
-        if not reset_gap_s > 0:
-            raise InputError(f"reset_gap_s must be positive, got {reset_gap_s}")
+        if not 0 < reset_gap_s <= MAX_RESET_GAP_S:  # also refuses nan; 1e300 s would overflow the ns below
+            raise InputError(f"the reset gap must be more than 0 and at most {MAX_RESET_GAP_S:g} seconds, "
+                             f"got {reset_gap_s}")
         self.reset_gap_ns = int(round(reset_gap_s * 1e9))
         self.last_ns: int | None = None
         self.is_duplicate = False

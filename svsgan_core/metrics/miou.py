@@ -158,7 +158,11 @@ class Segmenter:
             import onnxruntime as ort
         except ImportError:
             raise InputError("ONNX segmenters need onnxruntime: pip install onnxruntime") from None
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own classes (InvalidProtobuf, Fail, ...)
+            raise CheckpointError(f"cannot load the ONNX segmenter {path!r}: {str(exc).strip()}; export the "
+                                  "segmentation network with torch.onnx.export") from None
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
 

@@ -20,6 +20,10 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 WARP_MODES = ("bilinear", "bicubic")
 
 
+_KINDS = {bool: "true or false", int: "a whole number (at least 1)", str: "a name",
+          list: "a list of whole numbers of at least 1"}
+
+
 @dataclass
 class ModelConfig:
     label_space: str = "cityscapes"
@@ -57,6 +61,16 @@ class ModelConfig:
         return len(self.dec_channels)
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):  # types first: a YAML 1e9 or 256.0 must not reach the layers
+            value = getattr(self, f.name)
+            kind = list if f.default_factory is not dataclasses.MISSING else type(f.default)
+            if kind is list:
+                ok = isinstance(value, list) and all(type(v) is int and v >= 1 for v in value)
+            else:  # bool, int (at least 1; flow_res_blocks may be 0) or str, exactly
+                least = 0 if f.name == "flow_res_blocks" else 1
+                ok = type(value) is kind and (kind is not int or value >= least)
+            if not ok:
+                raise InputError(f"{f.name} must be {_KINDS[kind]}, got {value!r}")
         n = self.levels
         if n < 1:
             raise InputError("dec_channels must name at least one level")

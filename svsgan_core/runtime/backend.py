@@ -55,14 +55,32 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """"auto" (or None) is the first CUDA device when there is one, else the CPU."""
+def usable_devices() -> list[str]:
+    """The device types this PyTorch build can really run on here (an MPS or XPU build is not enough)."""
+    have = ["cpu"]
+    if cuda_available():
+        have.append(f"cuda (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        have.append("mps")
+    return have
+
+
+def resolve_device(device: str | torch.device | None = "auto", what: str = "device") -> torch.device:
+    """"auto" (or None) is the first CUDA device when there is one, else the CPU. Any other name must be
+    a device this PyTorch can use here (`what` names the option or parameter in the error)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if cuda_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not cuda_available():
-        raise InputError(f"device {device!r} asked for, but this PyTorch sees no CUDA device; use --device cpu or auto")
-    return dev
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is not None and (dev.type == "cpu" or dev.type == "mps" and "mps" in usable_devices() or (
+            dev.type == "cuda" and cuda_available() and (dev.index or 0) < torch.cuda.device_count())):
+        return dev
+    no_cuda = dev is not None and dev.type == "cuda" and not cuda_available()
+    why = " (this PyTorch sees no CUDA device)" if no_cuda else ""
+    raise InputError(f"{what} {str(device)!r} is not available{why}; this PyTorch can use: "
+                     f"{', '.join(usable_devices())} (or auto)")
 
 
 def resolve(device: str | torch.device | None = "auto", precision: str | None = None,

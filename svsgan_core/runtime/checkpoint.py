@@ -17,9 +17,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.nn.utils import parametrize
 
+from ..data.labels import get_label_space
 from ..errors import CheckpointError, InputError
 from ..models.config import ModelConfig
 from ..models.generator import SVSGenerator
+from . import preflight
 
 FORMAT = "svsgan-checkpoint"
 VERSION = 1
@@ -69,6 +71,9 @@ def _read_config_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, A
         data = yaml.safe_load(cfg_path.read_text())
     except yaml.YAMLError as exc:
         raise CheckpointError(f"{cfg_path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{cfg_path} is not a text (UTF-8 YAML) file: the checkpoint is damaged or the "
+                              "file is something else") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "model" not in data:
         raise CheckpointError(f"{cfg_path} is not an svsgan checkpoint config (format: {FORMAT}, model: ...)")
     if data.get("version", 0) > VERSION:
@@ -81,6 +86,11 @@ def _read_config_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, A
     if not all(isinstance(v, int) and 8 <= v <= MAX_SIDE for v in size):
         raise CheckpointError(f"{cfg_path}: height x width {size[0]} x {size[1]} is outside 8..{MAX_SIDE} "
                               "pixels a side (checked before anything is allocated)")
+    try:
+        get_label_space(cfg.label_space, "label_space")
+    except InputError as exc:
+        raise CheckpointError(f"{cfg_path}: invalid model configuration: {exc}") from None
+    preflight.check(cfg, str(cfg_path))  # weights and activations within the limit, before anything is built
     fade = data.get("fade", 1.0)
     if isinstance(fade, bool) or not isinstance(fade, (int, float)) or not 0.0 <= fade <= 1.0:
         raise CheckpointError(f"{cfg_path}: fade must be a number in [0, 1] (the grown block's blend), got {fade!r}")

@@ -29,6 +29,7 @@ import dataclasses
 import json
 import os
 import shlex
+import stat
 import sys
 import warnings
 from pathlib import Path
@@ -41,7 +42,8 @@ from ..errors import CheckpointError, InputError
 from ..io.bags import pid_alive
 from ..models.config import ModelConfig
 from ..models.generator import SVSGenerator
-from .checkpoint import CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator, prepare_for_inference
+from .checkpoint import (CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator, prepare_for_inference,
+                         read_config)
 
 INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
 OUTPUTS = ("image",)
@@ -180,11 +182,36 @@ def _digest_path(out: Path) -> Path:
     return out.with_name(out.name + ".sha256")
 
 
+def _regular(path: Path) -> bool:
+    """A plain file itself, not a link to one nor a device or FIFO (a cache entry is never anything else)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _read_digest(record: Path) -> str | None:
+    """The digest stored beside a graph: at most 256 bytes of a plain file, opened without following a
+    link or blocking on a FIFO, so a record planted as a link to /dev/zero is never read whole."""
+    try:
+        fd = os.open(record, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, 256).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+
+
 def _entry_ok(out: Path) -> bool:
     """The cached file is the one we wrote: its SHA-256 matches the digest stored beside it."""
-    record = _digest_path(out)
+    if not _regular(out):
+        return False
+    digest = _read_digest(_digest_path(out))
     try:
-        return out.is_file() and record.read_text().strip() == _file_sha256(out)
+        return digest is not None and digest == _file_sha256(out)
     except OSError:
         return False
 
@@ -218,6 +245,7 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
 
 
     folder = checkpoint_dir(checkpoint)
+    read_config(folder)  # a bad or impossible config is refused before hashing or exporting anything
     digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}-opset{opset}-{resolution}".encode())
     for name in (CONFIG_NAME, GENERATOR_NAME):
         file = folder / name

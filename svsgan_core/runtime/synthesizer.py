@@ -252,6 +252,8 @@ class OnnxSynthesizer(VideoSynthesizer):
         out = cached_onnx(path, resolution)
         try:
             return cls(out, providers=providers, threads=threads)
+        except ImportError:  # onnx/onnxruntime, not the file: also what Ctrl-C in their initialisation gives
+            raise
         except Exception as exc:  # a cached file that cannot be loaded: rebuild it once
             drop_cache_entry(out, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
             return cls(cached_onnx(path, resolution), providers=providers, threads=threads)

@@ -232,6 +232,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{p} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{p} is not a text (UTF-8 YAML) file; name a training config "
+                         "(training/configs/*.yaml)") from None
     if not isinstance(data, dict):
         raise InputError(f"{p}: a training config is a mapping of sections (run, model, data, ...)")
     return data

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from svsgan_core.data.labels import get_label_space
 from svsgan_core.errors import InputError
 from svsgan_core.io import rosio
 from svsgan_core.io.encoding import LabelDecoder
@@ -190,6 +191,8 @@ class SynthesisEngine:
             raise InputError(f"mode must be 'live' or 'lossless', not {mode!r}")
         if not cameras:
             raise InputError('no cameras: input_topics is empty')
+        if label_space:  # refused for every camera, not only where an 'ids' camera would read it
+            get_label_space(label_space, 'parameter label_space:')
         self.synth = synth
         self.mode = mode
         self.publish = publish

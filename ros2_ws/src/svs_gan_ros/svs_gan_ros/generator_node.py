@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import array
 import json
+import re
+import signal
 import sys
+import threading
+import traceback
 from dataclasses import dataclass
 from functools import partial
+
+# Ctrl-C in the first seconds, while rclpy, cv2 and torch import, is noted and acted on once they
+# have (below the imports): a KeyboardInterrupt inside an extension's initialisation prints a
+# traceback of its own.
+_early_interrupt: list[int] = []
+_main_thread = threading.current_thread() is threading.main_thread()
+if _main_thread:
+    _previous_sigint = signal.signal(signal.SIGINT, lambda *_: _early_interrupt.append(1))
 
 import cv2
 import rclpy
@@ -33,9 +45,15 @@ from svs_gan_ros.engine import (
     status_line,
 )
 from svs_gan_ros.params import LABEL_ENCODINGS, PARAMS, qos_choice, qos_text
+from svs_gan_ros.ros_args import check_ros_args, init_error
 
-from svsgan_core.errors import InputError, SvsganError
+from svsgan_core.errors import REPORT_BUGS, InputError, debug_requested, user_message
 from svsgan_core.io import rosio
+
+if _main_thread:
+    signal.signal(signal.SIGINT, _previous_sigint)
+if _early_interrupt:
+    raise SystemExit(0)  # Ctrl-C before the node existed: nothing to clean up, nothing to report
 
 NODE_NAME = 'svs_gan_generator'
 _RELIABILITY = {
@@ -60,6 +78,7 @@ class GeneratorNode(Node):
         p = self._declare_parameters()
         self._p = p
         cameras = self._camera_configs(p)
+        self._check_topic_names(p)
         if not p['checkpoint']:
             raise InputError("parameter 'checkpoint' is empty: name an svsgan checkpoint folder")
         from svsgan_core.runtime.backend import set_threads
@@ -168,6 +187,8 @@ class GeneratorNode(Node):
             else:
                 param = self.declare_parameter(spec.name, spec.default, desc)
             value = param.value
+            if value is None and (spec.default == 'string_array' or isinstance(spec.default, list)):
+                value = []  # `[]` in a params file or `-p name:=[]`: rclpy cannot type an empty list
             if spec.choices and value not in spec.choices:
                 raise InputError(f'parameter {spec.name}: {value!r} is not {spec.constraints}')
             values[spec.name] = list(value) if isinstance(value, (list, tuple)) else value
@@ -190,7 +211,12 @@ class GeneratorNode(Node):
     @staticmethod
     def _camera_configs(p: dict) -> list[CameraConfig]:
         inputs, outputs = p['input_topics'], p['output_topics']
-        if not inputs or len(inputs) != len(outputs):
+        if not inputs:
+            raise InputError(
+                'parameter input_topics is empty: name one segmentation image topic per camera, '
+                "e.g. ['/carla/ego_vehicle/semantic_segmentation_front/image']"
+            )
+        if len(inputs) != len(outputs):
             raise InputError(
                 f'input_topics ({len(inputs)}) and output_topics ({len(outputs)}) must be '
                 'non-empty lists of the same length'
@@ -211,6 +237,22 @@ class GeneratorNode(Node):
         return [
             CameraConfig(i, o, e, r) for i, o, e, r in zip(inputs, outputs, encodings, references)
         ]
+
+    def _check_topic_names(self, p: dict) -> None:
+        """Every topic parameter resolved as rclpy will: a bad name stops the node with one line naming
+        the parameter, before the model loads."""
+        names = [(name, t) for name in ('input_topics', 'output_topics', 'reference_topics') for t in p[name]]
+        for param, topic in names + [('status_topic', p['status_topic'])]:
+            if not topic and param in ('reference_topics', 'status_topic'):
+                continue  # '' is "none" for these
+            try:
+                self.resolve_topic_name(topic)
+            except RuntimeError as exc:  # rclpy's RCLError: "failed to resolve name: <why>, at <file>:<line>"
+                why = re.sub(r'^failed to resolve name: |, at \S+$', '', str(exc).splitlines()[0])
+                raise InputError(
+                    f'parameter {param}: {topic!r} is not a valid ROS topic name ({why}); '
+                    'use letters, digits, _ and / as in /camera/semantic'
+                ) from None
 
     def _qos(self, reliability: str, depth: int, direction: str) -> QoSProfile:
         reliability, depth = qos_choice(reliability, depth, self._p['mode'], direction)
@@ -294,28 +336,42 @@ def usage() -> str:
     return '\n'.join(lines)
 
 
+def _report(exc: BaseException, started: bool, debug: bool) -> int:
+    """The last net: one [FATAL] line for what the user can fix (its traceback only with --debug or
+    SVSGAN_DEBUG=1), the traceback and where to report it for a bug. Returns the exit status."""
+    message = str(exc) if isinstance(exc, ParameterException) else user_message(exc)
+    if message is None or debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    logger.fatal(REPORT_BUGS if message is None else message if started else f'cannot start: {message}')
+    return 1
+
+
 def main(args=None) -> int:
     argv = sys.argv[1:] if args is None else list(args)
     own = argv[: argv.index('--ros-args')] if '--ros-args' in argv else argv
     if '-h' in own or '--help' in own:
         print(usage())
         return 0
-    rclpy.init(args=args)
+    debug = '--debug' in own or debug_requested()
     node = None
     code = 0
     try:
+        check_ros_args(argv)
+        try:
+            rclpy.init(args=args)
+        except RuntimeError as exc:  # RCLError: rcl refused the command line before any node existed
+            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {init_error(exc)}')
+            return 1
         node = GeneratorNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (SvsganError, ParameterException) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
-        code = 1
-    except RuntimeError:
+    except Exception as exc:  # noqa: BLE001 - the last net: see _report
         # SIGINT shuts the context down under the executor; a take that was in flight then fails
         # inside rclpy's bindings. That is the shutdown we asked for, not an error; anything else is.
-        if rclpy.ok():
-            raise
+        if not (isinstance(exc, RuntimeError) and not rclpy.ok()):
+            code = _report(exc, node is not None, debug)
     finally:
         if node is not None:
             node.destroy_node()

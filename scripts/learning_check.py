@@ -17,7 +17,13 @@ training, `svsgan eval` scores the checkpoint with and without the reference, be
 baseline (issue 16's criteria: beat the class-mean on L1 and FID; L1 over frames 2..N at most 0.67x
 the no-reference L1), into <run-dir>/eval/{ref,noref}.json. docs/training.md records the numbers:
 
-    python scripts/learning_check.py --steps 480 --threads 1 --bundle svsgan_core/assets/demo_checkpoint
+    python scripts/learning_check.py --steps 480 --threads 1
+
+The bundled demo checkpoint comes from the same recipe on default-appearance data (plausible colours
+per class, which the demo must paint without a reference frame):
+
+    python scripts/learning_check.py --appearance default --steps 480 --threads 1 \
+        --bundle svsgan_core/assets/demo_checkpoint
 """
 from __future__ import annotations
 
@@ -92,9 +98,9 @@ def score(checkpoint: Path, train_root: Path, val_root: Path, out: Path) -> dict
     """Issue 16's criteria through `svsgan eval`: with the reference (beside the class-mean baseline) and without."""
     common = ["eval", "--checkpoint", str(checkpoint), "--data", str(val_root), "--kind", "synthetic",
               "--sequence-length", str(VAL_SET["frames"]), "--device", "cpu"]
-    runs = {"ref": ["--first-frame", "real", "--metrics", "l1,psnr,fid,carry", "--baseline", "class-mean",
+    runs = {"ref": ["--first-frame", "real", "--metrics", "l1,psnr,fid,sharpness,carry", "--baseline", "class-mean",
                     "--baseline-data", str(train_root)],
-            "noref": ["--first-frame", "generated", "--metrics", "l1,psnr"]}
+            "noref": ["--first-frame", "generated", "--metrics", "l1,psnr,sharpness"]}
     docs = {}
     for name, extra in runs.items():
         if svsgan(common + extra + ["--json", str(out / f"{name}.json"), "--out", str(out / name)]):
@@ -104,6 +110,8 @@ def score(checkpoint: Path, train_root: Path, val_root: Path, out: Path) -> dict
     return {"l1_from_frame_2": ref["l1_from_frame_2"], "l1_from_frame_2_no_reference": noref["l1_from_frame_2"],
             "ratio": ref["l1_from_frame_2"] / noref["l1_from_frame_2"], "l1": ref["l1"], "fid": ref["fid"],
             "class_mean_l1": base["l1"], "class_mean_fid": base["fid"], "carry": ref.get("carry"),
+            "sharpness": ref["sharpness"], "sharpness_min": ref["sharpness_min"],
+            "sharpness_no_reference": noref["sharpness"], "class_mean_sharpness": base["sharpness"],
             "l1_per_frame": docs["ref"]["per_frame"]["l1"],
             "class_mean_l1_per_frame": docs["ref"]["baselines"]["class-mean"]["per_frame"]["l1"],
             "no_reference_l1_per_frame": docs["noref"]["per_frame"]["l1"]}
@@ -138,6 +146,9 @@ def main() -> int:
     p.add_argument("--bundle", type=Path, help="copy the trained EMA generator here (the demo checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
     args = p.parse_args()
+    if args.bundle and args.appearance != "default":
+        p.error("--bundle makes the demo checkpoint, which must paint each class in plausible colours: train it "
+                "with --appearance default (random appearance stays in the learning check)")
     torch.set_num_threads(args.threads)
 
     train_root, val_root = make_data(args.data, args.appearance)
@@ -171,6 +182,9 @@ def main() -> int:
     print(f"with reference: L1 frames 2..N {carry['l1_from_frame_2']:.4f} = {carry['ratio']:.2f}x no reference "
           f"({carry['l1_from_frame_2_no_reference']:.4f}); L1 {carry['l1']:.4f} vs class-mean {carry['class_mean_l1']:.4f}; "
           f"FID {carry['fid']:.1f} vs class-mean {carry['class_mean_fid']:.1f}; carry {carry['carry']}")
+    print(f"sharpness (1: the camera's detail): {carry['sharpness']:.2f} with the reference (worst frame "
+          f"{carry['sharpness_min']:.2f}), {carry['sharpness_no_reference']:.2f} without, class-mean "
+          f"{carry['class_mean_sharpness']:.2f}")
     print("L1 per frame, reference: " + " ".join(f"{v:.3f}" for v in carry["l1_per_frame"]))
     print("L1 per frame, class-mean: " + " ".join(f"{v:.3f}" for v in carry["class_mean_l1_per_frame"]))
     if args.bundle:

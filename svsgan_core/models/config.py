@@ -50,6 +50,7 @@ class ModelConfig:
     normalise_skips: bool = False  # True: image skips go through SPADE's instance norm with the decoder features
     occlusion_composite: bool = True  # output = OC * generated + (1 - OC) * WI_{i-1}
     carry_refine: bool = False  # with the composite: + a residual from the decoder everywhere (it may sharpen the carry)
+    detail_from_decoder: bool = False  # with the composite: its low frequencies, the decoder output's high ones
     warp_mode: str = "bilinear"  # how WI_{i-1} samples I_{i-1}: bilinear | bicubic (less blur per frame)
     class_colour: bool = False  # + a per-class colour (1x1 conv of the one-hot) before to_rgb's tanh: crisp class edges
 

@@ -47,6 +47,16 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (out * valid.unsqueeze(1)).float()
 
 
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """5x5 binomial low-pass ([1 4 6 4 1] / 16 each way, sigma 1 px), per channel, replicate borders: what
+    stays of an image after the detail that a sub-pixel warp blurs is taken out."""
+    k = x.new_tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    c = x.shape[1]
+    x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)
+    return F.conv2d(x, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
+
+
 def _pool_to(x: torch.Tensor, level: int) -> torch.Tensor:
     return F.avg_pool2d(x, 2 ** level) if level > 0 else x
 
@@ -317,7 +327,12 @@ class SVSGenerator(nn.Module):
         if previous_stage is not None:
             image = torch.lerp(previous_stage, image, float(self.fade))
         if self.cfg.occlusion_composite:
-            image = occlusion * image + skips[L]
+            generated = image
+            image = occlusion * generated + skips[L]
+            if self.cfg.detail_from_decoder:
+                # the composite's colours and shading, the decoder's fine detail: detail a warp blurs is
+                # drawn again every frame instead of fading over the chain of warps
+                image = image + (generated - binomial_blur(generated)) - (image - binomial_blur(image))
             if self.refine is not None:
                 image = (image + self.refine(x)).clamp(-1.0, 1.0)
         return image

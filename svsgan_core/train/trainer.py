@@ -111,6 +111,8 @@ class Trainer:
         lower_ema = None
         if opts.model.init_from:
             lower_ema = self._init_from_lower_stage(opts.model.init_from)
+        elif self.G.class_colour is not None:
+            self._init_class_colours()
         for m in (self.G, self.D_I, self.D_V):
             distributed.broadcast_buffers(m, self.info)
         self.ema = EMA(self.G, opts.optim.ema_decay)
@@ -204,6 +206,28 @@ class Trainer:
                   f"{self.cfg.width}x{self.cfg.height}, {grown} level(s) grown"
                   f"{', fading in over schedule.fade_steps' if grown else ', no fade-in'})")
         return gens[1].to(self.device) if len(gens) > 1 else None
+
+    @torch.no_grad()
+    def _init_class_colours(self, clips: int = 64) -> None:
+        """Start G's per-class colour at each class's mean colour in the training data (up to `clips`
+        clips, their first frames): the first-frame output then begins as the class-mean painting, crisp
+        at every class edge, and training adds what the labels cannot say. A data-dependent init, like
+        setting an output bias to the data mean; every process computes the same from the same files."""
+        from ..metrics.pixels import ClassMeanBaseline
+        from ..models.generator import valid_ids
+
+        baseline = ClassMeanBaseline()
+        n = self.cfg.num_classes
+        step = max(1, len(self.dataset) // clips)
+        for index in range(0, len(self.dataset), step):
+            item = self.dataset[index]
+            image = item["images"][0].add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
+            valid, ids = valid_ids(item["labels"][0], n, fill=n)  # the ignore label apart, as class n
+            baseline.fit(image[None], ids[None].numpy())
+        seen = torch.from_numpy(baseline.counts[:n] > 0)
+        means = torch.from_numpy(baseline.means[:n].astype("float32")) / 127.5 - 1.0
+        logits = torch.atanh(means.clamp(-0.95, 0.95)) * seen[:, None]
+        self.G.class_colour.weight.copy_(logits.t()[:, :, None, None].to(self.G.class_colour.weight))
 
     def sample_dataset(self):
         if self._sample_dataset is None:

@@ -87,7 +87,7 @@ def test_an_invalid_map_topic_is_refused_before_any_work(env, tmp_path, capsys, 
     ('/cam0/rgb:/more', (), '--map expects SOURCE:TARGET[:REFERENCE] topic names'),
     ('/cam0/rgb', ('--reference-max-dt', '2'), 'tolerance (--reference-max-dt) must be 0 to 0.5 seconds, got 2.0'),
     ('/cam0/rgb', ('--reference-max-dt', 'nan'), 'tolerance (--reference-max-dt) must be 0 to 0.5 seconds, got nan'),
-])
+], ids=['bad-name', 'the-source', 'four-topics', 'tolerance-2s', 'tolerance-nan'])
 def test_a_bad_reference_camera_is_one_line(env, tmp_path, capsys, reference, extra, said):
     rc = convert(env, tmp_path / 'out', *extra, maps=[f'{env.palette}:/gen:{reference.format(palette=env.palette)}'])
     one_line(capsys, rc, said)

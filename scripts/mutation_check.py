@@ -1,4 +1,4 @@
-"""Mutation check for the tests issues 11, 12, 25 and 26 wrote: each one must fail when the code it guards breaks.
+"""Mutation check for the tests issues 11, 12, 23, 25 and 26 wrote: each one must fail when the code it guards breaks.
 
 Issue 11 replaced tests that depended on the machine's speed, or could not fail at all, with tests
 that state the behaviour. A test that passes is only half the evidence; this script gives the other
@@ -46,6 +46,8 @@ class Mutation:
 
 
 HOSTILE = "tests/test_hostile_inputs.py"
+BAGS = "tests/test_bags.py"
+DEMO = "tests/test_demo.py"
 ROS_HOSTILE = "tests/test_ros_hostile.py"
 ROS_LIVE = ("tests/test_ros_node.py::"
             "test_live_mode_behind_a_busy_model_keeps_the_newest_frame_and_sigint_mid_frame_is_clean",)
@@ -277,6 +279,82 @@ MUTATIONS = [
         "                    actors[a] = actor_cls.remote(str(args.checkpoint), args.device, args.precision, threads)",
         ("tests/test_ray_convert.py::test_an_actor_that_dies_mid_bag_fails_that_bag_only_and_a_rerun_finishes_the_job",),
         "the actor that replaces a dead one is built with a variable the threads change removed"),
+    # -- issue 23: a reference camera for convert and the demo ---------------------------------------
+    Mutation(
+        "reference_no_lookahead", "svsgan_core/io/reference.py",
+        "        while ahead < KEEP and (nxt := self._peek()) is not None and nxt.timestamp <= bag_time + WINDOW_NS:",
+        "        while False:",
+        (f"{BAGS}::test_each_sequence_starts_from_the_camera_frame_with_its_stamp_before_or_after_it_in_the_bag[mcap]",),
+        "the cursor looks only at camera frames recorded before the semantic one: a bridge that publishes the "
+        "camera later gets first-frame mode"),
+    Mutation(
+        "reference_no_lookbehind", "svsgan_core/io/reference.py",
+        "        if best is not None:\n            return window[best[1]]",
+        "        if False:\n            return window[best[1]]",
+        (f"{BAGS}::test_each_sequence_starts_from_the_camera_frame_with_its_stamp_before_or_after_it_in_the_bag[mcap]",),
+        "the cursor only reads ahead: a camera frame recorded before its semantic frame is never matched"),
+    Mutation(
+        "reference_not_passed", "svsgan_core/io/conversion.py",
+        "                        synth.reset(reference_image=reference, stream=topic.stream)",
+        "                        synth.reset(stream=topic.stream)",
+        (f"{BAGS}::test_each_sequence_starts_from_the_camera_frame_with_its_stamp_before_or_after_it_in_the_bag[mcap]",),
+        "the camera frame is found and counted but the sequence still starts in first-frame mode"),
+    Mutation(
+        "reference_tolerance_10x", "svsgan_core/io/reference.py",
+        "    return int(round(max_dt_s * 1e9))", "    return int(round(max_dt_s * 1e10))",
+        (f"{BAGS}::test_each_sequence_starts_from_the_camera_frame_with_its_stamp_before_or_after_it_in_the_bag[mcap]",),
+        "the stamp tolerance is read as 10x too wide: a camera frame of another moment becomes the reference"),
+    Mutation(
+        "bad_reference_fails_the_bag", "svsgan_core/io/reference.py",
+        "            except InputError as exc:\n                self._mark_bad(entry, exc)",
+        "            except InputError:\n                raise",
+        (f"{BAGS}::test_each_sequence_starts_from_the_camera_frame_with_its_stamp_before_or_after_it_in_the_bag[mcap]",),
+        "a camera frame that is no RGB image stops the conversion, where the node drops it and goes on"),
+    Mutation(
+        "reference_window_hoards", "svsgan_core/io/reference.py",
+        "            if behind > KEEP:\n                window.popleft()\n                behind -= 1\n", "",
+        (f"{BAGS}::test_the_reference_cursor_keeps_only_a_few_messages_of_a_long_camera_topic",),
+        "catching up keeps every camera frame since the last sequence start: memory grows with the bag"),
+    Mutation(
+        "reference_counted_always", "svsgan_core/io/conversion.py",
+        "                            topic.from_reference += reference is not None",
+        "                            topic.from_reference += 1",
+        (f"{BAGS}::test_convert_says_how_each_sequence_started_and_a_wider_tolerance_finds_the_offset_frame",),
+        "every sequence start is reported as started from the camera, also those in first-frame mode"),
+    Mutation(
+        "reference_max_dt_ignored", "svsgan_core/commands/convert.py",
+        "        reference_max_dt_s=(ConvertOptions.reference_max_dt_s if args.reference_max_dt is None\n"
+        "                            else args.reference_max_dt))",
+        "        reference_max_dt_s=ConvertOptions.reference_max_dt_s)",
+        (f"{BAGS}::test_convert_says_how_each_sequence_started_and_a_wider_tolerance_finds_the_offset_frame",),
+        "--reference-max-dt is parsed but the default tolerance is used"),
+    Mutation(
+        "map_reference_dropped", "svsgan_core/io/conversion.py",
+        "        return cls(*(p.strip() for p in parts))", "        return cls(*(p.strip() for p in parts[:2]))",
+        (f"{BAGS}::test_cli_converts_several_bags_in_parallel_workers",),
+        "--map SOURCE:TARGET:REFERENCE loses its third topic: the workers convert in first-frame mode"),
+    Mutation(
+        "reference_name_unchecked", "svsgan_core/io/conversion.py",
+        '                check_topic_name(m.reference, "--map reference")\n', "",
+        (f"{HOSTILE}::test_a_bad_reference_camera_is_one_line[bad-name]",),
+        "a --map reference that is no ROS topic name gets the missing-topic listing instead of the rule it breaks"),
+    Mutation(
+        "demo_camera_not_beside", "svsgan_core/commands/demo.py",
+        '            beside = topic.replace("/semantic_segmentation_", "/rgb_")',
+        '            beside = topic.replace("/semantic_segmentation_", "/camera_")',
+        (f"{DEMO}::test_demo_on_a_shortened_sequence_writes_every_promised_file",
+         f"{DEMO}::test_demo_takes_the_camera_beside_the_semantic_one_or_the_one_named"),
+        "the demo looks for the camera under another name than carla-ros-bridge's: the bundled bag runs first-frame mode"),
+    Mutation(
+        "demo_no_reference_ignored", "svsgan_core/commands/demo.py",
+        "    if disabled:\n        return None\n", "",
+        (f"{DEMO}::test_demo_in_first_frame_mode_says_so_and_shows_two_columns[--no-reference]",),
+        "--no-reference is accepted and ignored"),
+    Mutation(
+        "demo_column_shows_the_reference_only", "svsgan_core/commands/demo.py",
+        "[_fit(event.camera(), labels.shape)]", "[_fit(event.reference, labels.shape)]",
+        (f"{DEMO}::test_demo_on_a_shortened_sequence_writes_every_promised_file",),
+        "the camera column shows the sequence's first camera frame only, grey panels after it"),
     # -- issue 26: every hostile input a clear line ----------------------------------------------------
     Mutation(
         "map_topic_unchecked", "svsgan_core/io/conversion.py",

@@ -222,17 +222,28 @@ def test_conversion_copies_every_message_and_adds_one_frame_per_input(tmp_path, 
 
 @pytest.mark.slow  # two spawned workers each import torch
 def test_cli_converts_several_bags_in_parallel_workers(tmp_path, checkpoint, capsys):
-    a = write_input(tmp_path / "a", "mcap", "jazzy", frames=3) / "a.mcap"  # a bare storage file is a bag too
-    b = write_input(tmp_path / "b", "db3", "humble", frames=3)
+    a = write_input(tmp_path / "a", "mcap", "jazzy", frames=3, rgb=True) / "a.mcap"  # a bare storage file is a bag too
+    b = write_input(tmp_path / "b", "db3", "humble", frames=3, rgb=True)
+    options = ConvertOptions([TopicMap(PALETTE_CAM, "/gen", RGB_CAM)], reference_max_dt_s=0.005)  # RGB 3 ms late
+    torch.set_num_threads(2)  # as each worker below: the thread count changes the last bits of a frame
+    one_process = VideoSynthesizer.from_checkpoint(checkpoint, "cpu", "fp32")
+    expected = {name: read_bag(convert_bag(src, tmp_path / "ref" / name, one_process, options,
+                                           progress=False).output)[0]["/gen"] for name, src in (("a", a), ("b", b))}
     rc = cli_main(["convert", str(a), str(b), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
-                   "--map", f"{PALETTE_CAM}:/gen", "--workers", "2", "--threads", "2", "--no-progress"])
+                   "--map", f"{PALETTE_CAM}:/gen:{RGB_CAM}", "--reference-max-dt", "0.005",
+                   "--workers", "2", "--threads", "2", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "summary.json"]  # the per-input outcomes
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [e["threads"] for e in summary["inputs"]] == [2, 2]  # --threads is per worker process
+    assert [e["topics"][PALETTE_CAM]["reference"]["from_reference"] for e in summary["inputs"]] == [1, 1]
+    store = get_typestore(Stores.ROS2_JAZZY)
     for name, storage in (("a", "mcap"), ("b", "db3")):
         out, _ = read_bag(tmp_path / "out" / name)
         assert len(out["/gen"]) == 3 and next((tmp_path / "out" / name).glob(f"*.{storage}"))
+        assert out["/gen"] == expected[name]  # the same bytes as in one process
+        first = store.deserialize_cdr(out["/gen"][0][1], "sensor_msgs/msg/Image").data.reshape(H, W, 3)
+        assert np.array_equal(first, np.random.default_rng(0).integers(0, 256, (H, W, 3)))  # the camera's frame
 
 
 def test_convert_runs_one_thread_unless_told(tmp_path, checkpoint, capsys):
@@ -355,6 +366,124 @@ def test_undecodable_labels_name_their_topic_and_position(tmp_path, synth):
     with pytest.raises(InputError, match=rf"topic {IDS_CAM} message #1 .*carla_palette needs a colour image"):
         convert_bag(src, tmp_path / "out", synth,
                     ConvertOptions([TopicMap(IDS_CAM, "/gen")], label_encoding="carla_palette"), progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# A reference camera beside the semantic one (--map SOURCE:TARGET:REFERENCE)
+
+REF_CAM = "/cam0/rgb"
+# per frame: header stamp of the semantic frame, bag-time offset of its RGB message from the semantic
+# message's (negative: recorded before it), the RGB stamp's offset from the semantic stamp, RGB encoding
+REFERENCE_PLAN = [
+    (T0, 4_000_000, 0, "rgb8"),  # first frame: the camera frame comes after it in bag order
+    (T0 + DT, -1_000_000, 0, "rgb8"),
+    (T0 + 2 * DT, 2_000_000, 0, "rgb8"),
+    (T0 - 10**10, -2_000_000, 0, "rgb8"),  # backward: a new sequence, its camera frame recorded before it
+    (T0 - 10**10 + DT, 1_000_000, 0, "rgb8"),
+    (T0 - 10**10 + 5 * 10**9, 1_000_000, 3_000_000, "rgb8"),  # gap: the camera's stamp is 3 ms off, no match
+    (T0 - 10**10 + 5 * 10**9 + DT, -1_000_000, 0, "rgb8"),
+    (T0 + 10**10, 1_000_000, 0, "32FC1"),  # gap: the matching camera frame cannot be an RGB image
+]
+
+
+def camera_frame(i: int) -> np.ndarray:
+    return np.random.default_rng(1000 + i).integers(0, 256, (H, W, 3)).astype(np.uint8)
+
+
+def write_reference_input(path: Path, storage: str = "mcap", plan=REFERENCE_PLAN, dt: int = DT) -> Path:
+    """The palette camera and an RGB camera beside it, bag time T0 + i * dt for frame i; see REFERENCE_PLAN."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    t = store.types
+    plugin = StoragePlugin.SQLITE3 if storage == "db3" else StoragePlugin.MCAP
+
+    def image(ns, frame_id, array, encoding):
+        stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+        return t["sensor_msgs/msg/Image"](header=t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id),
+                                          height=H, width=W, encoding=encoding, is_bigendian=0,
+                                          step=array.shape[1] * (1 if array.ndim == 2 else array.shape[2]),
+                                          data=array.reshape(-1))
+
+    messages = []
+    for i, (stamp, bag_offset, stamp_offset, encoding) in enumerate(plan):
+        bag_ns = T0 + i * dt
+        bgra = cv2.cvtColor(encode_palette(labels(i), "cityscapes"), cv2.COLOR_RGB2BGRA)
+        messages.append((bag_ns, PALETTE_CAM, image(stamp, "cam0", bgra, "bgra8")))
+        messages.append((bag_ns + bag_offset, REF_CAM, image(stamp + stamp_offset, "cam0_rgb", camera_frame(i),
+                                                             encoding)))
+    with Writer(path, version=9, storage_plugin=plugin) as w:
+        conns = {topic: w.add_connection(topic, "sensor_msgs/msg/Image", typestore=store)
+                 for topic in (PALETTE_CAM, REF_CAM)}
+        for bag_ns, topic, msg in sorted(messages, key=lambda m: m[0]):
+            w.write(conns[topic], bag_ns, store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    return path
+
+
+@pytest.mark.parametrize("storage", ["mcap", "db3"])
+def test_each_sequence_starts_from_the_camera_frame_with_its_stamp_before_or_after_it_in_the_bag(
+        tmp_path, synth, storage):
+    src = write_reference_input(tmp_path / "in", storage)
+    before = digest(src)
+    frames = []
+    result = convert_bag(src, tmp_path / "out", synth,
+                         ConvertOptions([TopicMap(PALETTE_CAM, "/gen", REF_CAM)]), progress=False,
+                         on_frame=lambda f: frames.append((f, f.camera())))
+    assert digest(src) == before
+    starts = {i: f.new_sequence for i, (f, _) in enumerate(frames) if f.new_sequence}
+    assert starts == {0: "first", 3: "backward", 5: "gap", 7: "gap"}
+    for i, (frame, camera) in enumerate(frames):
+        if i in (0, 3):  # the camera frame found after (0) and before (3) the semantic message is frame 0
+            assert np.array_equal(frame.reference, camera_frame(i)) and np.array_equal(frame.rgb, camera_frame(i))
+        else:  # 5: no camera frame within 1 ms; 7: it is no RGB image; both generated from the labels
+            assert frame.reference is None and not np.array_equal(frame.rgb, camera_frame(i)), i
+        # what the demo shows beside each frame: the camera frame with the same stamp, where there is one
+        assert (camera is None) if i in (5, 7) else np.array_equal(camera, camera_frame(i)), i
+    assert result.sequences == {PALETTE_CAM: 4}
+    ref = result.references[PALETTE_CAM]
+    assert (ref["topic"], ref["max_dt_s"], ref["from_reference"], ref["first_frame"], ref["bad"]) == \
+        (REF_CAM, 0.001, 2, 2, 1)
+    assert ref["first_bad"].startswith(f"topic {REF_CAM} message #8 ") and "32FC1" in ref["first_bad"]
+    inp, _ = read_bag(src)
+    out, _ = read_bag(result.output)
+    assert all(out[topic] == msgs for topic, msgs in inp.items())  # the camera is copied byte for byte too
+    gen = [get_typestore(Stores.ROS2_JAZZY).deserialize_cdr(raw, "sensor_msgs/msg/Image") for _, raw in out["/gen"]]
+    assert [np.array_equal(g.data.reshape(H, W, 3), f.rgb) for g, (f, _) in zip(gen, frames)] == [True] * 8
+
+    # the same bag in first-frame mode: no frame is the camera's
+    plain = convert_bag(src, tmp_path / "plain", synth, ConvertOptions([TopicMap(PALETTE_CAM, "/gen")]),
+                        progress=False)
+    assert plain.references == {} and read_bag(plain.output)[0]["/gen"][0] != out["/gen"][0]
+
+
+def test_convert_says_how_each_sequence_started_and_a_wider_tolerance_finds_the_offset_frame(
+        tmp_path, checkpoint, capsys):
+    src = write_reference_input(tmp_path / "in")
+    args = ["convert", str(src), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+            "--map", f"{PALETTE_CAM}:/gen:{REF_CAM}", "--no-progress"]
+    assert cli_main(args) == 0
+    line = capsys.readouterr().out
+    assert (f"{PALETTE_CAM}: 8 frames in 4 sequence(s), 2 started from the camera {REF_CAM} and 2 in first-frame "
+            f"mode (no usable {REF_CAM} frame within 1 ms of its stamp); 1 bad reference message(s) skipped, the "
+            f"first: topic {REF_CAM} message #8") in line, line
+    assert cli_main(args[:2] + [str(tmp_path / "wide")] + args[3:] + ["--reference-max-dt", "0.004"]) == 0
+    assert "3 started from the camera" in capsys.readouterr().out  # frame 5's camera frame, 3 ms off
+    args[6] = f"{PALETTE_CAM}:/gen:/no/camera"
+    assert cli_main(args[:2] + [str(tmp_path / "none")] + args[3:]) == 1
+    assert f"{src} has no topic '/no/camera'; its topics are:\n  {REF_CAM} (sensor_msgs" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_reference_cursor_keeps_only_a_few_messages_of_a_long_camera_topic(tmp_path):
+    from svsgan_core.io.reference import KEEP, ReferenceCursor
+
+    dt = 10_000_000  # 100 Hz: the 0.5 s window alone would hold 50 of them
+    plan = [(T0 + i * dt, 0, 0, "rgb8") for i in range(12 * KEEP)]
+    src = write_reference_input(tmp_path / "in", plan=plan, dt=dt)
+    with ReferenceCursor(src, REF_CAM) as cursor:
+        for i in (0, 10 * KEEP, 12 * KEEP - 1):  # sequences start rarely: catching up must not hoard the rest
+            assert np.array_equal(cursor.image(T0 + i * dt, T0 + i * dt), camera_frame(i))
+            assert len(cursor._window) <= 2 * KEEP
+        assert cursor.image(T0 + 3 * dt, T0 + 12 * KEEP * dt) is None  # long gone: not kept
+        assert cursor.bad == 0
 
 
 def test_measure_conversion_overhead_reports_both_rates(synth):

@@ -81,6 +81,19 @@ def test_an_invalid_map_topic_is_refused_before_any_work(env, tmp_path, capsys, 
     nothing_written(tmp_path, tmp_path / 'out')
 
 
+@pytest.mark.parametrize('reference, extra, said', [
+    ('/9bad', (), "--map reference '/9bad' is not a valid ROS 2 topic name"),
+    ('{palette}', (), 'is a semantic source or a target topic'),
+    ('/cam0/rgb:/more', (), '--map expects SOURCE:TARGET[:REFERENCE] topic names'),
+    ('/cam0/rgb', ('--reference-max-dt', '2'), 'tolerance (--reference-max-dt) must be 0 to 0.5 seconds, got 2.0'),
+    ('/cam0/rgb', ('--reference-max-dt', 'nan'), 'tolerance (--reference-max-dt) must be 0 to 0.5 seconds, got nan'),
+], ids=['bad-name', 'the-source', 'four-topics', 'tolerance-2s', 'tolerance-nan'])
+def test_a_bad_reference_camera_is_one_line(env, tmp_path, capsys, reference, extra, said):
+    rc = convert(env, tmp_path / 'out', *extra, maps=[f'{env.palette}:/gen:{reference.format(palette=env.palette)}'])
+    one_line(capsys, rc, said)
+    nothing_written(tmp_path, tmp_path / 'out')
+
+
 def test_the_convert_bag_entry_point_answers_bad_input_in_one_line(env, tmp_path):
     exe = Path(sysconfig.get_path('scripts')) / 'convert_bag'
     exe = str(exe) if exe.exists() else shutil.which('convert_bag')

@@ -2,14 +2,18 @@
 
 Every original topic and message is copied unchanged (the serialized bytes, bag times, type
 definitions, QoS); each message of a mapped semantic topic gets one generated sensor_msgs/Image
-(rgb8, the input's header) on the target topic, in order, with per-topic sequence state. The input
-is never modified; the output is written under a temporary name beside it and renamed into place
+(rgb8, the input's header) on the target topic, in order, with per-topic sequence state. A map
+that names a third topic, an RGB camera recorded beside the semantic one, starts each sequence from
+the camera frame with the same header stamp (the reference); a sequence without one starts in
+first-frame mode, and the count of each is reported. The input is never modified; the output is written under a temporary name beside it and renamed into place
 when complete, so an interrupted run never leaves a half-written bag under the final name.
 
 Examples:
   svsgan convert drive.mcap drive_svsgan --checkpoint ckpt \\
       --map /carla/ego_vehicle/semantic_segmentation_front/image:/svsgan/front
   svsgan convert a b c converted/ --checkpoint ckpt --map /seg:/gen --workers 2   # OUT is a folder
+  svsgan convert drive.mcap drive_svsgan --checkpoint ckpt \\
+      --map /carla/ego_vehicle/semantic_segmentation_front/image:/svsgan/front:/carla/ego_vehicle/rgb_front/image
 
 The ROS 2 entry point `ros2 run svs_gan_ros convert_bag ...` takes the same arguments.
 """
@@ -32,8 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the output bag (a folder); with several inputs, a folder receiving one bag per input, "
                         "named like it")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (config.yaml + generator.safetensors)")
-    p.add_argument("--map", dest="maps", action="append", required=True, metavar="SOURCE:TARGET",
-                   help="semantic input topic and the topic for its generated frames (repeatable, one per camera)")
+    p.add_argument("--map", dest="maps", action="append", required=True, metavar="SOURCE:TARGET[:REFERENCE]",
+                   help="semantic input topic and the topic for its generated frames (repeatable, one per camera); "
+                        "REFERENCE: an RGB camera topic (Image rgb8/bgr8/rgba8/bgra8 or CompressedImage) recorded "
+                        "beside it, whose frame with the same header stamp starts each sequence")
+    p.add_argument("--reference-max-dt", type=float, default=None, metavar="SECONDS",
+                   help="a reference frame's header stamp may differ from the semantic frame's by this much "
+                        "(default: 0.001; CARLA stamps the cameras of one tick identically)")
     p.add_argument("--label-encoding", default="auto", choices=("auto", "ids", "carla_palette", "carla_raw"),
                    help="how the semantic topic encodes classes; auto: class ids for mono8/mono16 images, "
                         "CARLA CityScapesPalette colours for colour images (default: auto)")
@@ -76,7 +85,9 @@ def options_from_args(args: argparse.Namespace):
         label_space=args.label_space, carla_version=args.carla_version, compressed=args.compressed,
         jpeg_quality=args.jpeg_quality, reset_gap_s=args.reset_gap, storage=args.storage,
         typestore=args.typestore,
-        max_megapixels=ConvertOptions.max_megapixels if args.max_megapixels is None else args.max_megapixels)
+        max_megapixels=ConvertOptions.max_megapixels if args.max_megapixels is None else args.max_megapixels,
+        reference_max_dt_s=(ConvertOptions.reference_max_dt_s if args.reference_max_dt is None
+                            else args.reference_max_dt))
     options.validate()
     return options
 
@@ -162,7 +173,9 @@ def _outcome(src, dest, status: str, *, error: str | None = None, result=None) -
         import torch
 
         entry.update(frames=result.total_frames, fps=round(result.fps, 3), threads=torch.get_num_threads(),
-                     topics={t: {"frames": n, "sequences": result.sequences[t]} for t, n in result.frames.items()})
+                     topics={t: {"frames": n, "sequences": result.sequences[t],
+                                 **({"reference": result.references[t]} if t in result.references else {})}
+                             for t, n in result.frames.items()})
     return entry
 
 
@@ -225,8 +238,11 @@ class _Report:
             self._line(outcome)
 
     def _line(self, o: dict) -> None:
+        from ..io.reference import describe
+
         if o["status"] == "done":
             per_topic = ", ".join(f"{t}: {v['frames']} frames in {v['sequences']} sequence(s)"
+                                  + (f", {describe(v['reference'])}" if "reference" in v else "")
                                   for t, v in o["topics"].items())
             text = f"{o['input']} -> {o['output']}: {o['frames']} frames at {o['fps']:.2f} frames/s ({per_topic})"
         else:

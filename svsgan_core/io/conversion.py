@@ -11,15 +11,19 @@ shows and what the benchmark measures is what users run.
 - Lossless: every frame, in bag order. Each mapped topic has its own sequence state, restarted by
   the node's rule (svsgan_core.io.timeline): a header stamp that goes backwards or jumps forward by
   more than the reset gap starts a new sequence.
+- A map may name an RGB camera topic recorded beside the semantic one: each sequence then starts
+  from the camera frame with the semantic frame's header stamp (svsgan_core.io.reference), as the
+  node's reference_topic does; without one it starts in first-frame mode, counted in the result.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,6 +35,7 @@ from ..errors import InputError
 from ..runtime.synthesizer import VideoSynthesizer
 from .bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, check_topic_name, writer_version
 from .encoding import LabelDecoder
+from .reference import MAX_DT_S, ReferenceCursor, check_max_dt
 from .rosio import MAX_PIXELS, compress, image_fields, label_image, message_to_numpy
 from .synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
 from .timeline import SequenceTimeline, stamp_to_ns
@@ -41,19 +46,21 @@ _ID_ENCODINGS = {"mono8", "8UC1", "mono16", "16UC1"}
 
 @dataclass(frozen=True)
 class TopicMap:
-    """A semantic input topic and the topic its generated frames are written to."""
+    """A semantic input topic, the topic its generated frames are written to and, optionally, the RGB
+    camera topic whose frame starts each sequence (the reference)."""
 
     source: str
     target: str
+    reference: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> TopicMap:
-        """`/semantic:/generated`."""
+        """`/semantic:/generated` or `/semantic:/generated:/rgb_camera`."""
         parts = str(text).split(":")
-        if len(parts) != 2 or not all(p.strip() for p in parts):
-            raise InputError(f"--map expects SOURCE:TARGET topic names, e.g. /camera/semantic:/camera/generated; "
-                             f"got {text!r}")
-        return cls(parts[0].strip(), parts[1].strip())
+        if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+            raise InputError(f"--map expects SOURCE:TARGET[:REFERENCE] topic names, e.g. "
+                             f"/camera/semantic:/camera/generated:/camera/rgb; got {text!r}")
+        return cls(*(p.strip() for p in parts))
 
 
 @dataclass
@@ -69,6 +76,7 @@ class ConvertOptions:
     typestore: str | None = None  # distribution of a bag without type definitions; default: its own, else humble
     max_frames: int | None = None  # stop after this many generated frames (the rest of the bag is not copied)
     max_megapixels: float = MAX_PIXELS / 1e6  # a png/jpeg declaring more is refused before decoding (bombs)
+    reference_max_dt_s: float = MAX_DT_S  # a reference's header stamp is within this of the semantic frame's
 
     def validate(self) -> None:
         if not self.maps:
@@ -83,6 +91,13 @@ class ConvertOptions:
             raise InputError("each --map needs its own source and target topic")
         if set(sources) & set(targets):
             raise InputError("a --map target may not be one of the source topics")
+        for m in self.maps:
+            if m.reference is not None:
+                check_topic_name(m.reference, "--map reference")
+                if m.reference in sources or m.reference in targets:
+                    raise InputError(f"the --map reference {m.reference} is a semantic source or a target topic; "
+                                     "name the RGB camera recorded beside the semantic one")
+        check_max_dt(self.reference_max_dt_s)
         if self.label_encoding not in LABEL_ENCODINGS:
             raise InputError(f"unknown label encoding {self.label_encoding!r}; choose from {', '.join(LABEL_ENCODINGS)}")
         if not 1 <= int(self.jpeg_quality) <= 100:
@@ -106,6 +121,10 @@ class FrameEvent:
     labels: np.ndarray  # HxW ids in the model's label space
     rgb: np.ndarray  # HxWx3 uint8, what was written
     new_sequence: str | None  # "first" | "backward" | "gap" when this frame started a sequence
+    reference: np.ndarray | None = None  # the camera frame (RGB) this frame's sequence started from, on that frame
+    camera: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False, compare=False)
+    """The map's reference-topic frame at this frame's stamp (RGB), decoded when called; only during the
+    callback. None without a reference topic or a matching frame."""
 
 
 @dataclass
@@ -117,6 +136,7 @@ class ConvertResult:
     messages: int  # written, copies and generated
     seconds: float
     synth_seconds: float  # of which inside the synthesizer
+    references: dict[str, dict] = field(default_factory=dict)  # per source topic that names a reference topic
 
     @property
     def total_frames(self) -> int:
@@ -137,8 +157,16 @@ class _Topic:
     image_conn: Any
     compressed_conn: Any = None
     decoder: LabelDecoder | None = None
+    cursor: ReferenceCursor | None = None
     frames: int = 0
     sequences: int = 0
+    from_reference: int = 0  # sequences started from a camera frame
+
+    def reference_counts(self) -> dict:
+        """Sequences started from the camera and in first-frame mode, and the bad reference messages."""
+        return {"topic": self.map.reference, "max_dt_s": self.cursor.max_dt_ns / 1e9,
+                "from_reference": self.from_reference, "first_frame": self.sequences - self.from_reference,
+                "bad": self.cursor.bad, "first_bad": self.cursor.first_bad}
 
 
 def resolve_label_encoding(choice: str, ros_encoding: str) -> str:
@@ -189,9 +217,11 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
     options.validate()
     start = time.perf_counter()
     synth_seconds = 0.0
-    with BagReader(src, options.typestore) as bag:
+    with BagReader(src, options.typestore) as bag, contextlib.ExitStack() as cursors:
         for m in options.maps:
             bag.require(m.source)
+            if m.reference is not None:
+                bag.require(m.reference)
             if m.target in bag.topics or (options.compressed and f"{m.target}/compressed" in bag.topics):
                 raise InputError(f"{bag.path} already has a topic {m.target}: choose another --map target")
         total = sum(bag.count(m.source) for m in options.maps)
@@ -210,6 +240,10 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                     out.add_topic(m.target, IMAGE, store, qos=qos),
                     out.add_topic(f"{m.target}/compressed", COMPRESSED_IMAGE, store, qos=qos)
                     if options.compressed else None)
+                if m.reference is not None:  # a reader of its own walks the camera beside this pass
+                    topics[m.source].cursor = cursors.enter_context(ReferenceCursor(
+                        bag.path, m.reference, typestore=options.typestore, max_dt_s=options.reference_max_dt_s,
+                        max_pixels=int(options.max_megapixels * 1e6)))
             for key, value in bag.custom_data.items():
                 out.set_custom_data(key, str(value))
             out.set_custom_data("svsgan.generated", json.dumps(
@@ -227,8 +261,12 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                         continue
                     header, labels, stamp = _read_labels(bag, msg, topic, options, target_space)
                     reason = topic.timeline.observe(stamp)
+                    reference = None
                     if reason is not None:
-                        synth.reset(stream=topic.stream)
+                        if topic.cursor is not None:
+                            reference = topic.cursor.image(stamp, msg.timestamp)
+                            topic.from_reference += reference is not None
+                        synth.reset(reference_image=reference, stream=topic.stream)
                         topic.sequences += 1
                     t0 = time.perf_counter()
                     rgb = synth.step(labels, stream=topic.stream)
@@ -239,14 +277,19 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                     if bar is not None:
                         bar.update(1)
                     if on_frame is not None:
-                        on_frame(FrameEvent(topic.map.source, topic.frames - 1, stamp, labels, rgb, reason))
+                        cursor, bag_time = topic.cursor, msg.timestamp
+                        event = FrameEvent(topic.map.source, topic.frames - 1, stamp, labels, rgb, reason, reference)
+                        if cursor is not None:
+                            event.camera = lambda: cursor.image(stamp, bag_time, count=False)
+                        on_frame(event)
             finally:
                 if bar is not None:
                     bar.close()
             output = out.commit()
     return ConvertResult(Path(src), output, {s: t.frames for s, t in topics.items()},
                          {s: t.sequences for s, t in topics.items()}, written,
-                         time.perf_counter() - start, synth_seconds)
+                         time.perf_counter() - start, synth_seconds,
+                         {s: t.reference_counts() for s, t in topics.items() if t.cursor is not None})
 
 
 def _progress_bar(total: int, name: str, enabled: bool):

@@ -7,8 +7,9 @@ same and ignore (black) is CARLA's "unlabeled", so `encode_palette(ids, "citysca
 CARLA draws, and decoding the bag with `carla_palette` gives the trainIds back exactly.
 
 Per frame, in the bridge's order: /clock, the semantic image, its camera_info and, with `rgb`, the
-RGB camera (the rendered image, also bgra8) — all with the same header stamp, received a few
-milliseconds later in bag time.
+RGB camera (the rendered image, also bgra8; with `rgb_jpeg`, image_transport's JPEG of it on
+`<camera>/compressed` instead, a tenth of the size) — all with the same header stamp, received a
+few milliseconds later in bag time.
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ import numpy as np
 from ..data.synthetic import generate_sequence
 from .bags import BagWriter, writer_version
 from .encoding import encode_palette
-from .rosio import image_fields
+from .rosio import compress, image_fields
 
 SEMANTIC_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/image"
 CAMERA_INFO_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/camera_info"
 RGB_TOPIC = "/carla/ego_vehicle/rgb_front/image"
+RGB_COMPRESSED_TOPIC = f"{RGB_TOPIC}/compressed"  # image_transport's name for its JPEG
 CLOCK_TOPIC = "/clock"
 SEMANTIC_FRAME = "ego_vehicle/semantic_segmentation_front"
 RGB_FRAME = "ego_vehicle/rgb_front"
@@ -44,9 +46,11 @@ def _qos(depth: int, reliable: bool = True):
 
 
 def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, width: int, seed: int = 0,
-                       fps: float = 20.0, storage: str = "mcap", rgb: bool = False, typestore: str = "jazzy",
-                       fov_deg: float = 90.0, chunk_compression: bool = False, overwrite: bool = False) -> Path:
-    """Render `frames` synthetic frames and write them as a CARLA-style bag folder at `dest`."""
+                       fps: float = 20.0, storage: str = "mcap", rgb: bool = False, rgb_jpeg: int | None = None,
+                       typestore: str = "jazzy", fov_deg: float = 90.0, chunk_compression: bool = False,
+                       overwrite: bool = False) -> Path:
+    """Render `frames` synthetic frames and write them as a CARLA-style bag folder at `dest`.
+    `rgb_jpeg`: the RGB camera as JPEG of this quality on RGB_COMPRESSED_TOPIC (implies `rgb`)."""
     from rosbags.typesys import Stores, get_typestore
 
 
@@ -60,7 +64,11 @@ def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, wid
         clock = out.add_topic(CLOCK_TOPIC, "rosgraph_msgs/msg/Clock", store, qos=_qos(10))
         semantic = out.add_topic(SEMANTIC_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10))
         info = out.add_topic(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", store, qos=_qos(10))
-        camera = out.add_topic(RGB_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10)) if rgb else None
+        camera = None
+        if rgb_jpeg is not None:
+            camera = out.add_topic(RGB_COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", store, qos=_qos(10))
+        elif rgb:
+            camera = out.add_topic(RGB_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10))
         for i in range(frames):
             ns = START_NS + round(i * 1e9 / fps)
             stamp = t["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
@@ -79,7 +87,13 @@ def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, wid
             ]
             if camera is not None:
                 rgb_header = t["std_msgs/msg/Header"](stamp=stamp, frame_id=RGB_FRAME)
-                messages.append((camera, _image(t, rgb_header, cv2.cvtColor(images[i], cv2.COLOR_RGB2BGRA))))
+                bgra = cv2.cvtColor(images[i], cv2.COLOR_RGB2BGRA)
+                if rgb_jpeg is None:
+                    messages.append((camera, _image(t, rgb_header, bgra)))
+                else:
+                    fmt, data = compress(bgra, "jpeg", rgb_jpeg, encoding="bgra8")
+                    messages.append((camera, t["sensor_msgs/msg/CompressedImage"](
+                        header=rgb_header, format=fmt, data=np.frombuffer(data, np.uint8))))
             for (conn, msg), delay in zip(messages, _RECEIVE_DELAY_NS):
                 out.write(conn, ns + delay, store.serialize_cdr(msg, conn.msgtype))
         return out.commit()

@@ -358,3 +358,22 @@ def test_cli_trains_and_resumes_a_run(synthetic_root, tmp_path):
     assert cli_main(["train", "--resume", str(run), "--set", "schedule.max_steps=2"]) == 0
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2]
+
+
+def test_class_colours_start_at_the_training_datas_class_means(synthetic_root, tmp_path):
+    from svsgan_core.metrics.pixels import ClassMeanBaseline
+
+    opts = tiny_options(synthetic_root, model={"overrides": {**TINY_MODEL, "class_colour": True}},
+                        data={"options": {"augment": False}})
+    trainer = Trainer(opts, tmp_path / "run")
+    baseline = ClassMeanBaseline()
+    for i in range(len(trainer.dataset)):
+        item = trainer.dataset[i]
+        baseline.fit(item["images"][:1].add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy(),
+                     item["labels"][:1].numpy())
+    weight = trainer.G.class_colour.weight[:, :, 0, 0].t()  # classes x RGB, before the tanh
+    seen = baseline.counts[:19] > 0
+    assert seen.sum() >= 3
+    expected = torch.from_numpy(baseline.means[:19].astype("float32")) / 127.5 - 1
+    torch.testing.assert_close(torch.tanh(weight[seen]), expected[seen].clamp(-0.95, 0.95), atol=1e-5, rtol=0)
+    assert not weight[~seen].any()  # a class the data never shows starts at no colour of its own

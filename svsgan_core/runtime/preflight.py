@@ -77,6 +77,10 @@ def estimate(cfg: ModelConfig) -> Estimate:
         if cin != out:
             params += _spade(cin, cond, hidden[l]) + _conv(cin, out, 1, bias=False)
     params += _conv(dec[0], 3, 3)
+    if cfg.class_colour:
+        params += _conv(n, 3, 1, bias=False)
+    if cfg.occlusion_composite and cfg.carry_refine:
+        params += _conv(dec[0], 3, 3)
 
     # activations, in floats: what stays alive through the decoder (one-hot maps of both frames, the
     # conditions of every level twice, the gated skips, flow, occlusion, warped frame), the one-hot's

@@ -230,3 +230,20 @@ def test_lowpass_l1_compares_only_block_means():
     assert float(lowpass_l1(fake, real, 1)) == pytest.approx(1.0)
     assert float(lowpass_l1(fake, real, 2)) == pytest.approx(0.0)  # the detail is free, the mean is not
     assert float(lowpass_l1(fake + 0.5, real, 2)) == pytest.approx(0.5)
+
+
+def test_occlusion_target_drops_outline_slivers_and_keeps_regions():
+    """With min_size 3, a one-pixel line of label disagreement (an outline a pixel off) is not occluded,
+    a 3x3 newly revealed region is, whole."""
+    prev = torch.zeros(1, 3, 12, 12)
+    flow = torch.zeros(1, 2, 12, 12)
+    prev_labels = torch.zeros(1, 12, 12, dtype=torch.long)
+    labels = prev_labels.clone()
+    labels[:, 2, 1:10] = 4  # a sliver along an outline
+    labels[:, 6:9, 6:9] = 7  # a new object
+    sliver_and_region = occlusion_target(prev, prev, flow, None, prev_labels, labels, min_size=1)
+    assert int(sliver_and_region.sum()) == 9 + 9
+    opened = occlusion_target(prev, prev, flow, None, prev_labels, labels, min_size=3)
+    expected = torch.zeros(1, 1, 12, 12)
+    expected[:, :, 6:9, 6:9] = 1.0
+    assert torch.equal(opened, expected)

@@ -42,6 +42,7 @@ class LossConfig:
     l1: float = 0.0  # pixel L1 to the real frame (not in the paper: the reconstruction term when no VGG19 file is at hand)
     l1_lowpass: int = 1  # compare box-filtered frames (2**k averages): only the low frequencies, the rest is the GANs' to draw
     occlusion_threshold: float = 0.2  # photometric error (RGB in [-1, 1]) above which a pixel is occluded
+    occlusion_min_size: int = 3  # occluded regions narrower than this (pixels, odd) are outline slivers, not new content
 
     def validate(self) -> None:
         if self.gan_mode not in adversarial.GAN_MODES:
@@ -50,6 +51,8 @@ class LossConfig:
             v = getattr(self, f.name)
             if f.type == "float" and (not isinstance(v, (int, float)) or v < 0):
                 raise InputError(f"loss.{f.name} must be a non-negative number, got {v!r}")
+        if not isinstance(self.occlusion_min_size, int) or self.occlusion_min_size < 1 or self.occlusion_min_size % 2 == 0:
+            raise InputError(f"loss.occlusion_min_size must be an odd whole number >= 1, got {self.occlusion_min_size!r}")
         if not isinstance(self.l1_lowpass, int) or self.l1_lowpass < 1:
             raise InputError(f"loss.l1_lowpass must be a whole number >= 1, got {self.l1_lowpass!r}")
 
@@ -111,7 +114,8 @@ class SVSGANLoss(nn.Module):
             if c.flow > 0:
                 terms["G_flow"] = flow_l1(flow, flow_gt, conf)
             if c.occlusion > 0:
-                target = occlusion_target(prev_real, real, flow_gt, conf, prev_labels, labels, c.occlusion_threshold)
+                target = occlusion_target(prev_real, real, flow_gt, conf, prev_labels, labels, c.occlusion_threshold,
+                                          c.occlusion_min_size)
                 terms["G_occlusion"] = occlusion_bce(occlusion_logits, target)
         return terms
 

@@ -54,19 +54,19 @@ MUTATIONS = [
     # -- 4f29dfa: live mode through the real node with a gated model --------------------------------
     Mutation(
         "live_two_pending", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
-        "                if cam.queue:\n                    older = cam.queue.pop()",
-        "                if len(cam.queue) >= 2:\n                    older = cam.queue.pop()",
+        "            if cam.queue:\n                older = cam.queue.pop()",
+        "            if len(cam.queue) >= 2:\n                older = cam.queue.pop()",
         ROS_LIVE, "live mode lets two frames wait behind the model instead of only the newest one"),
     Mutation(
         "live_keeps_oldest", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
-        "                if cam.queue:\n"
-        "                    older = cam.queue.pop()\n"
-        "                    cam.queued_bytes -= older.size\n"
-        "                    frame.inherit(older)\n"
-        "                    cam.stats.dropped_live += 1\n",
-        "                if cam.queue:  # keep the frame that already waits, drop the new one\n"
-        "                    cam.stats.dropped_live += 1\n"
-        "                    return\n",
+        "            if cam.queue:\n"
+        "                older = cam.queue.pop()\n"
+        "                cam.queued_bytes -= older.size\n"
+        "                frame.inherit(older)\n"
+        "                cam.stats.dropped_live += 1\n",
+        "            if cam.queue:  # keep the frame that already waits, drop the new one\n"
+        "                cam.stats.dropped_live += 1\n"
+        "                return\n",
         ROS_LIVE, "live mode keeps the oldest waiting frame and drops new ones, so it publishes stale frames"),
     Mutation(
         "sigint_not_clean", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",

@@ -156,3 +156,23 @@ def test_boundary_map_falls_back_to_semantic_edges_and_adds_instance_edges():
     assert boundary_map(np.array([[7, 8], [7, 8]]), stuff).all()
     with pytest.raises(InputError, match="differ in shape"):
         boundary_map(labels, instances[:2])
+
+
+# -- the synthesizer takes them ------------------------------------------------------------------
+
+def test_a_model_without_an_instance_channel_takes_instance_ids_and_ignores_them(one_thread):
+    from svsgan_core.runtime.synthesizer import VideoSynthesizer
+
+    synth = VideoSynthesizer.from_preset("tiny")
+    h, w = synth.resolution
+    labels = np.zeros((h, w), np.uint8)
+    labels[h // 2:, :] = 13
+    ids = np.zeros((h, w), np.int32)
+    ids[h // 2:, w // 2:] = 1
+    with_ids, without = synth.stream(), synth.stream()
+    for _ in range(2):  # first frame and a continued one
+        a = synth.step(labels, stream=with_ids, instances=ids)
+        b = synth.step(labels, stream=without)
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="one instance map"):
+        synth.step_batch([labels, labels], [synth.stream(), synth.stream()], instances=[ids])

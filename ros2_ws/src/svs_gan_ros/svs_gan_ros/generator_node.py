@@ -106,6 +106,8 @@ class GeneratorNode(Node):
             reference_max_offset_s=p['reference_max_offset_s'],
             reference_wait_s=p['reference_wait_s'],
             log_throttle_s=p['log_throttle_s'],
+            instance_queue_size=p['instance_queue_size'],
+            instance_wait_s=p['instance_wait_s'],
         )
         in_qos = self._qos(p['input_reliability'], p['input_depth'], 'input')
         out_qos = self._qos(p['output_reliability'], p['output_depth'], 'output')
@@ -139,6 +141,17 @@ class GeneratorNode(Node):
                 self.create_subscription(
                     kind, cam.reference_topic, partial(self.engine.submit_reference, i), in_qos
                 )
+            if cam.instance_topic:
+                kind = CompressedImage if is_compressed_topic(cam.instance_topic) else Image
+                self.create_subscription(
+                    kind,
+                    cam.instance_topic,
+                    partial(self.engine.submit_instances, i),
+                    in_qos,
+                    event_callbacks=SubscriptionEventCallbacks(
+                        message_lost=partial(self._lost, i, topic=cam.instance_topic)
+                    ),
+                )
             self._outputs.append(out)
         self._status_pub = None
         self._logged_counts = None
@@ -156,8 +169,9 @@ class GeneratorNode(Node):
             f"{self.synth.cfg.label_space} on {p['device']} ({p['precision']}); "
             f"input QoS {qos_text(in_choice)}; "
             + '; '.join(
-                f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}] -> '
-                f'{self.resolve_topic_name(c.output_topic)}'
+                f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}]'
+                + (f' + instances {self.resolve_topic_name(c.instance_topic)}' if c.instance_topic else '')
+                + f' -> {self.resolve_topic_name(c.output_topic)}'
                 for c in cameras
             )
         )
@@ -223,7 +237,12 @@ class GeneratorNode(Node):
             )
         encodings = p['label_encodings'] or [p['label_encoding']] * len(inputs)
         references = p['reference_topics'] or [''] * len(inputs)
-        for name, values in (('label_encodings', encodings), ('reference_topics', references)):
+        instances = p['instance_topics'] or [''] * len(inputs)
+        for name, values in (
+            ('label_encodings', encodings),
+            ('reference_topics', references),
+            ('instance_topics', instances),
+        ):
             if len(values) != len(inputs):
                 raise InputError(
                     f'{name} has {len(values)} entries, input_topics {len(inputs)}: '
@@ -235,15 +254,17 @@ class GeneratorNode(Node):
                 f"label_encodings: {bad[0]!r} is not one of {', '.join(LABEL_ENCODINGS)}"
             )
         return [
-            CameraConfig(i, o, e, r) for i, o, e, r in zip(inputs, outputs, encodings, references)
+            CameraConfig(i, o, e, r, n)
+            for i, o, e, r, n in zip(inputs, outputs, encodings, references, instances)
         ]
 
     def _check_topic_names(self, p: dict) -> None:
         """Every topic parameter resolved as rclpy will: a bad name stops the node with one line naming
         the parameter, before the model loads."""
-        names = [(name, t) for name in ('input_topics', 'output_topics', 'reference_topics') for t in p[name]]
+        lists = ('input_topics', 'output_topics', 'reference_topics', 'instance_topics')
+        names = [(name, t) for name in lists for t in p[name]]
         for param, topic in names + [('status_topic', p['status_topic'])]:
-            if not topic and param in ('reference_topics', 'status_topic'):
+            if not topic and param in ('reference_topics', 'instance_topics', 'status_topic'):
                 continue  # '' is "none" for these
             try:
                 self.resolve_topic_name(topic)
@@ -263,8 +284,8 @@ class GeneratorNode(Node):
             durability=DurabilityPolicy.VOLATILE,
         )
 
-    def _lost(self, index: int, info) -> None:
-        self.engine.message_lost(index, info.total_count_change)
+    def _lost(self, index: int, info, topic: str = '') -> None:
+        self.engine.message_lost(index, info.total_count_change, topic)
 
     def _on_camera_info(self, out: _Outputs, msg: CameraInfo) -> None:
         out.last_info = msg
@@ -303,7 +324,8 @@ class GeneratorNode(Node):
             node=self.get_fully_qualified_name(), now_ns=self.get_clock().now().nanoseconds
         )
         counts = [
-            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'], c['lost'])
+            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'], c['lost'],
+             c['dropped_unpaired'], c['instances_unpaired'])
             for c in status['cameras']
         ]
         if counts != self._logged_counts:

@@ -409,17 +409,28 @@ def test_a_camera_without_instances_calls_the_model_as_before():
     assert synth.instances == [None]  # step_batch(labels, streams): no instances keyword at all
 
 
-def test_a_frame_whose_partner_never_comes_is_dropped_counted_and_logged_once_a_later_pair_completes():
+ORDERS = {  # how the node may see the two topics: each in order, but either one ahead
+    'interleaved': None,
+    'labels_ahead': lambda events: sorted(events, key=lambda e: e[0] != 'labels'),
+    'instances_ahead': lambda events: sorted(events, key=lambda e: e[0] != 'instances'),
+}
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_a_frame_whose_partner_never_comes_is_dropped_counted_and_logged_once_a_later_pair_completes(order):
     engine, synth, log, published = make_paired(log_throttle_s=0.0)
-    for t in (1.0, 1.1, 1.2):
-        engine.submit(0, mono(1, t))
-    engine.submit_instances(0, inst(7, 1.0))
-    engine.submit_instances(0, inst(7, 1.2))  # 1.1's instance image was lost
-    engine.submit_instances(0, inst(7, 1.3))  # an instance image whose label frame was lost
-    engine.submit(0, mono(1, 1.4))
-    engine.submit_instances(0, inst(7, 1.4))
+    events = [('labels', 1.0), ('instances', 1.0), ('labels', 1.1),  # 1.1's instance image was lost
+              ('labels', 1.2), ('instances', 1.2), ('instances', 1.3),  # 1.3's label frame was lost
+              ('labels', 1.4), ('instances', 1.4), ('labels', 1.5), ('instances', 1.5)]
+    if ORDERS[order]:
+        events = ORDERS[order](events)  # a stable sort: each topic keeps its own order
+    for topic, t in events:
+        if topic == 'labels':
+            engine.submit(0, mono(1, t))
+        else:
+            engine.submit_instances(0, inst(7, t))
     drain(engine)
-    assert stamps_of(published) == [1.0, 1.2, 1.4]
+    assert stamps_of(published) == [1.0, 1.2, 1.4, 1.5]
     cam = engine.status()['cameras'][0]
     assert (cam['dropped_unpaired'], cam['instances_unpaired'], cam['unpaired_pending']) == (1, 1, 0)
     assert log.having('/in0: dropped the frame at stamp 1.100000000: no instance image with this stamp on /inst0')

@@ -105,12 +105,14 @@ class StampPairer:
     ExactTime policy (TimeSynchronizer), in plain Python since message_filters has no wheel.
 
     A half pair waits for the other topic's message with the same stamp; at most ``queue_size`` half
-    pairs wait (the oldest goes when a new one would exceed it). When a pair completes, every half that
-    arrived before it is dropped, as ExactTime drops older tuples: a camera's two topics are
-    published in the same order, so those partners, which would have come first, never will. Unlike
-    ExactTime, "before" means arrival order, not stamp order, so a looping bag (stamps going back)
-    does not throw away the new loop's first frames. A half also goes when its partner has not come
-    within ``wait_s`` seconds of ``clock`` (the other stream stopped), so nothing waits unseen.
+    pairs wait (the oldest goes when a new one would exceed it). When a pair completes, the halves it
+    proves hopeless are dropped, as ExactTime drops the tuples older than the one it signals: a
+    camera's two topics are published in the same order and each arrives in order, so a label frame
+    that came before the completed pair's label frame would have had its instance image before the
+    completed pair's one, and likewise the other way round. "Before" is each topic's own arrival
+    order, not stamp order as in ExactTime, so a looping bag (stamps going back) keeps the new loop's
+    first frames, and it does not matter which topic runs ahead. A half also goes when its partner has
+    not come within ``wait_s`` seconds of ``clock`` (the other stream stopped), so nothing waits unseen.
 
     ``add`` and ``expire`` return the pair (or None) and the dropped halves as
     ``(side, stamp_ns, item, why)``; side 0 is the label frame, 1 the instance image.
@@ -122,7 +124,9 @@ class StampPairer:
         self.queue_size = queue_size
         self.wait_s = wait_s
         self.clock = clock
-        self._halves: collections.OrderedDict[int, list] = collections.OrderedDict()  # stamp -> [label, inst, t]
+        self._arrivals = [0, 0]  # messages received so far on each side: their arrival order
+        # stamp -> [label, instance, first arrival time, label's arrival number, instance's arrival number]
+        self._halves: collections.OrderedDict[int, list] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._halves)
@@ -133,18 +137,20 @@ class StampPairer:
 
     def add(self, side: int, stamp: int, item: Any) -> tuple[tuple[Any, Any] | None, list]:
         dropped: list[tuple[int, int, Any, str]] = []
+        self._arrivals[side] += 1
         half = self._halves.get(stamp)
         if half is None:
-            half = self._halves[stamp] = [None, None, self.clock()]
+            half = self._halves[stamp] = [None, None, self.clock(), 0, 0]
         elif half[side] is not None:  # ExactTime keeps the newer of two messages with one stamp
             dropped.append((side, stamp, half[side], 'a later message with the same stamp replaced it'))
-        half[side] = item
+        half[side], half[3 + side] = item, self._arrivals[side]
         if half[0] is not None and half[1] is not None:
-            for older in list(self._halves):
-                if older == stamp:
-                    break
-                dropped += self._drop(older, self._halves.pop(older), 'a later stamp was paired first')
             del self._halves[stamp]
+            for older, waiting in list(self._halves.items()):
+                present = 0 if waiting[0] is not None else 1
+                if waiting[3 + present] < half[3 + present]:  # came before the pair on its own topic
+                    del self._halves[older]
+                    dropped += self._drop(older, waiting, 'a later stamp was paired first')
             return (half[0], half[1]), dropped
         while len(self._halves) > self.queue_size:
             old, old_half = self._halves.popitem(last=False)

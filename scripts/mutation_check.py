@@ -429,6 +429,12 @@ MUTATIONS += [
         (f"{ENGINE}::test_a_looping_bag_keeps_the_new_loops_frames_whose_instances_lag_behind",),
         "ExactTime's stamp order: a looping bag's first frames are dropped while their instances are coming"),
     Mutation(
+        "pairer_creation_order", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                if waiting[3 + present] < half[3 + present]:  # came before the pair on its own topic",
+        "                if waiting[2] <= half[2]:",
+        (f"{ENGINE}::test_a_frame_whose_partner_never_comes_is_dropped_counted_and_logged_once_a_later_pair_completes",),
+        "halves judged by when their stamp was first seen: with one topic ahead an orphan waits unseen"),
+    Mutation(
         "pairer_never_expires", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
         "            if now - half[2] < self.wait_s:", "            if True:",
         (f"{ENGINE}::test_a_half_waits_at_most_instance_wait_s_and_its_sequence_start_carries_over",),
@@ -470,8 +476,14 @@ MUTATIONS += [
     Mutation(
         "native_launch_drops_instance_topic", "ros2_ws/src/svs_gan_ros/launch/carla_native.launch.py",
         "            'instance_topic': LaunchConfiguration('instance_topic'),\n", "",
-        ("tests/test_deploy_files.py::test_system_launch_files_pass_what_the_user_gives_through_to_the_node",),
-        "carla_native.launch.py declares instance_topic but never passes it to the node"),
+        ("tests/test_deploy_files.py::test_included_launch_files_exist_and_get_only_their_own_arguments",),
+        "carla_native.launch.py declares instance_topic but does not hand it to generate.launch.py"),
+    Mutation(
+        "generate_instance_topic_not_a_list", "ros2_ws/src/svs_gan_ros/launch/generate.launch.py",
+        "LIST_PARAMETERS = ('input_topics', 'output_topics', 'instance_topics')",
+        "LIST_PARAMETERS = ('input_topics', 'output_topics')",
+        ("tests/test_deploy_files.py::test_generate_launch_has_num_threads_and_qos_and_every_argument_reaches_a_node_parameter",),
+        "instance_topic:=/x reaches the node as a string where it declares a string list: it refuses to start"),
     Mutation(
         "native_launch_camera_always_off", "ros2_ws/src/svs_gan_ros/launch/carla_native.launch.py",
         "\"'--instance-camera' if '\"", "\"'--no-instance-camera' if '\"",

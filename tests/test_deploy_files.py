@@ -257,6 +257,10 @@ def test_included_launch_files_exist_and_get_only_their_own_arguments(launch_fil
             assert (NODE_PACKAGE / Path(*parts[1:])).is_file(), parts
             assert passed <= node_args, f"generate.launch.py does not declare {passed - node_args}"
             assert "checkpoint" in passed and "use_sim_time" in passed
+            # every node argument this file declares is handed on by name, not left to launch's shared
+            # configurations (a scoped include, or another default in generate.launch.py, would lose it)
+            own = set(launch_file.declared()) & node_args
+            assert own <= passed, f"{launch_file.path.name} declares but does not pass {own - passed}"
         else:
             key = (parts[0].removeprefix("pkg:"), parts[-1])
             assert key in FOREIGN_LAUNCH_ARGUMENTS, parts

@@ -113,14 +113,7 @@ class GeneratorNode(Node):
         out_qos = self._qos(p['output_reliability'], p['output_depth'], 'output')
         self._outputs: list[_Outputs] = []
         for i, cam in enumerate(cameras):
-            kind = CompressedImage if is_compressed_topic(cam.input_topic) else Image
-            self.create_subscription(
-                kind,
-                cam.input_topic,
-                partial(self.engine.submit, i),
-                in_qos,
-                event_callbacks=SubscriptionEventCallbacks(message_lost=partial(self._lost, i)),
-            )
+            self._subscribe_image(cam.input_topic, partial(self.engine.submit, i), in_qos, partial(self._lost, i))
             out = _Outputs(self.create_publisher(Image, cam.output_topic, out_qos))
             if p['publish_compressed']:
                 out.compressed = self.create_publisher(
@@ -137,20 +130,13 @@ class GeneratorNode(Node):
                     in_qos,
                 )
             if cam.reference_topic:
-                kind = CompressedImage if is_compressed_topic(cam.reference_topic) else Image
-                self.create_subscription(
-                    kind, cam.reference_topic, partial(self.engine.submit_reference, i), in_qos
-                )
+                self._subscribe_image(cam.reference_topic, partial(self.engine.submit_reference, i), in_qos)
             if cam.instance_topic:
-                kind = CompressedImage if is_compressed_topic(cam.instance_topic) else Image
-                self.create_subscription(
-                    kind,
+                self._subscribe_image(
                     cam.instance_topic,
                     partial(self.engine.submit_instances, i),
                     in_qos,
-                    event_callbacks=SubscriptionEventCallbacks(
-                        message_lost=partial(self._lost, i, topic=cam.instance_topic)
-                    ),
+                    partial(self._lost, i, topic=cam.instance_topic),
                 )
             self._outputs.append(out)
         self._status_pub = None
@@ -175,6 +161,13 @@ class GeneratorNode(Node):
                 for c in cameras
             )
         )
+
+    def _subscribe_image(self, topic: str, callback, qos: QoSProfile, lost=None) -> None:
+        """Image, or CompressedImage for an image_transport '.../compressed' name; `lost` gets the
+        subscription's message-lost events."""
+        kind = CompressedImage if is_compressed_topic(topic) else Image
+        events = SubscriptionEventCallbacks(message_lost=lost) if lost is not None else None
+        self.create_subscription(kind, topic, callback, qos, event_callbacks=events)
 
     def _declare_parameters(self) -> dict:
         values = {}

@@ -1,4 +1,4 @@
-"""Mutation check for the tests issues 11, 12, 23, 25 and 26 wrote: each one must fail when the code it guards breaks.
+"""Mutation check for the tests issues 11, 12, 23, 24, 25 and 26 wrote: each one must fail when the code it guards breaks.
 
 Issue 11 replaced tests that depended on the machine's speed, or could not fail at all, with tests
 that state the behaviour. A test that passes is only half the evidence; this script gives the other
@@ -56,19 +56,19 @@ MUTATIONS = [
     # -- 4f29dfa: live mode through the real node with a gated model --------------------------------
     Mutation(
         "live_two_pending", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
-        "                if cam.queue:\n                    older = cam.queue.pop()",
-        "                if len(cam.queue) >= 2:\n                    older = cam.queue.pop()",
+        "            if cam.queue:\n                older = cam.queue.pop()",
+        "            if len(cam.queue) >= 2:\n                older = cam.queue.pop()",
         ROS_LIVE, "live mode lets two frames wait behind the model instead of only the newest one"),
     Mutation(
         "live_keeps_oldest", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
-        "                if cam.queue:\n"
-        "                    older = cam.queue.pop()\n"
-        "                    cam.queued_bytes -= older.size\n"
-        "                    frame.inherit(older)\n"
-        "                    cam.stats.dropped_live += 1\n",
-        "                if cam.queue:  # keep the frame that already waits, drop the new one\n"
-        "                    cam.stats.dropped_live += 1\n"
-        "                    return\n",
+        "            if cam.queue:\n"
+        "                older = cam.queue.pop()\n"
+        "                cam.queued_bytes -= older.size\n"
+        "                frame.inherit(older)\n"
+        "                cam.stats.dropped_live += 1\n",
+        "            if cam.queue:  # keep the frame that already waits, drop the new one\n"
+        "                cam.stats.dropped_live += 1\n"
+        "                return\n",
         ROS_LIVE, "live mode keeps the oldest waiting frame and drops new ones, so it publishes stale frames"),
     Mutation(
         "sigint_not_clean", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
@@ -459,6 +459,114 @@ MUTATIONS = [
         "signal.signal(signal.SIGINT, signal.default_int_handler)",
         (f"{ROS_HOSTILE}::test_ctrl_c_while_the_node_imports_torch_leaves_quietly",),
         "Ctrl-C while torch imports raises KeyboardInterrupt out of the module import: a traceback"),
+]
+
+
+# -- issue 24: instance ids, their boundaries, the instance topic and CARLA's instance camera --------
+INSTANCES = "tests/test_instances.py"
+ENGINE = "tests/test_ros_engine.py"
+ROS_INSTANCES = ("tests/test_ros_instances.py::"
+                 "test_two_topics_lossless_pair_by_stamp_unpaired_and_wrong_size_frames_are_counted_drops",)
+MUTATIONS += [
+    Mutation(
+        "carla_instance_bytes_swapped", "svsgan_core/io/encoding.py",
+        "g.astype(np.uint16) | (b.astype(np.uint16) << 8)", "b.astype(np.uint16) | (g.astype(np.uint16) << 8)",
+        (f"{INSTANCES}::test_carla_instance_camera_pixel_decodes_to_its_tag_and_16_bit_object_id",),
+        "CARLA's object id read as B + 256 G: ids differ from CARLA's own (G is the low byte)"),
+    Mutation(
+        "carla_instance_without_tag", "svsgan_core/io/encoding.py",
+        "return (tags.astype(np.int32) << 16) | object_ids.astype(np.int32)", "return object_ids.astype(np.int32)",
+        (f"{INSTANCES}::test_decode_instances_keys_carla_objects_by_tag_and_id_in_every_colour_order",),
+        "the instance key drops the tag: a pedestrian and a car that share a truncated 16-bit id merge"),
+    Mutation(
+        "edges_one_side", "svsgan_core/data/instances.py",
+        "    edges[..., :, :-1] |= across\n", "",
+        (f"{INSTANCES}::test_two_cars_side_by_side_get_a_boundary_where_they_touch",),
+        "a horizontal change marks only the right-hand pixel: boundaries depend on scan direction"),
+    Mutation(
+        "boundary_without_semantic_edges", "svsgan_core/data/instances.py",
+        "    return edges | instance_edges(instances)", "    return instance_edges(instances)",
+        (f"{INSTANCES}::test_boundary_map_falls_back_to_semantic_edges_and_adds_instance_edges",),
+        "with a vid2vid instance map (stuff all 255) the class boundaries between stuff vanish"),
+    Mutation(
+        "rock_to_ignore", "svsgan_core/data/labels.py",
+        '    "rock": "terrain",', '    "rock": "unlabeled",',
+        ("tests/test_labels.py::test_carla_0_10_rock_tag_29_is_read_raw_and_as_palette_and_becomes_terrain",),
+        "CARLA 0.10's rock becomes ignore instead of terrain, against docs/labels.md"),
+    Mutation(
+        "pairer_keeps_older_halves", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                if waiting[3 + present] < half[3 + present]:  # came before the pair on its own topic",
+        "                if False:",
+        (f"{ENGINE}::test_a_frame_whose_partner_never_comes_is_dropped_counted_and_logged_once_a_later_pair_completes",)
+        + ROS_INSTANCES,
+        "a frame whose instance image was lost waits out instance_wait_s unseen instead of being counted at once"),
+    Mutation(
+        "pairer_stamp_order", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                if waiting[3 + present] < half[3 + present]:  # came before the pair on its own topic",
+        "                if older < stamp:",
+        (f"{ENGINE}::test_a_looping_bag_keeps_the_new_loops_frames_whose_instances_lag_behind",),
+        "ExactTime's stamp order: a looping bag's first frames are dropped while their instances are coming"),
+    Mutation(
+        "pairer_creation_order", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                if waiting[3 + present] < half[3 + present]:  # came before the pair on its own topic",
+        "                if waiting[2] <= half[2]:",
+        (f"{ENGINE}::test_a_frame_whose_partner_never_comes_is_dropped_counted_and_logged_once_a_later_pair_completes",),
+        "halves judged by when their stamp was first seen: with one topic ahead an orphan waits unseen"),
+    Mutation(
+        "pairer_never_expires", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "            if now - half[2] < self.wait_s:", "            if True:",
+        (f"{ENGINE}::test_a_half_waits_at_most_instance_wait_s_and_its_sequence_start_carries_over",),
+        "a half whose partner never comes (the stream stopped) waits forever and is never counted"),
+    Mutation(
+        "unpaired_frame_loses_sequence_start", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "                cam.carry = cam.carry or (item if item.reason else None)\n", "",
+        (f"{ENGINE}::test_a_half_waits_at_most_instance_wait_s_and_its_sequence_start_carries_over",),
+        "a dropped unpaired frame that started a sequence takes the sequence start with it"),
+    Mutation(
+        "labels_not_paired", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "            if cam.pairer is not None:\n                self._pair(cam, 0, stamp, frame)",
+        "            if False:\n                self._pair(cam, 0, stamp, frame)",
+        ROS_INSTANCES, "label frames are generated without waiting for their instance image"),
+    Mutation(
+        "instance_size_unchecked", "ros2_ws/src/svs_gan_ros/svs_gan_ros/engine.py",
+        "        if ids.shape != shape:", "        if False:",
+        (f"{ENGINE}::test_an_instance_image_of_the_wrong_size_is_a_logged_drop_and_the_next_pair_is_generated",)
+        + ROS_INSTANCES,
+        "an instance image of another size than its labels reaches the model"),
+    Mutation(
+        "node_instances_as_references", "ros2_ws/src/svs_gan_ros/svs_gan_ros/generator_node.py",
+        "                    partial(self.engine.submit_instances, i),", "                    partial(self.engine.submit_reference, i),",
+        ROS_INSTANCES, "the node subscribes the instance topic but hands its images to the wrong queue"),
+    Mutation(
+        "carla_instances_not_fed", "svsgan_core/io/carla_client.py",
+        '            rgb = synthesizer.step(labels, instances=decode_instances(frame.instance_bgra, "bgra8"))',
+        "            rgb = synthesizer.step(labels)",
+        ("tests/test_carla.py::test_instance_camera_sits_beside_the_semantic_one_and_its_ids_reach_the_generator",),
+        "svsgan carla spawns the instance camera but the generator never sees its ids"),
+    Mutation(
+        "carla_instance_camera_elsewhere", "svsgan_core/io/carla_client.py",
+        '        if cfg.instance_camera:  # the same pose, resolution and tick as the semantic camera\n'
+        '            self._camera(INSTANCE_BLUEPRINT,',
+        '        if cfg.instance_camera:  # the same pose, resolution and tick as the semantic camera\n'
+        '            cfg.camera.x += 0.5\n            self._camera(INSTANCE_BLUEPRINT,',
+        ("tests/test_carla.py::test_instance_camera_sits_beside_the_semantic_one_and_its_ids_reach_the_generator",),
+        "the instance camera is mounted half a metre off the semantic one: its ids do not line up"),
+    Mutation(
+        "native_launch_drops_instance_topic", "ros2_ws/src/svs_gan_ros/launch/carla_native.launch.py",
+        "            'instance_topic': LaunchConfiguration('instance_topic'),\n", "",
+        ("tests/test_deploy_files.py::test_included_launch_files_exist_and_get_only_their_own_arguments",),
+        "carla_native.launch.py declares instance_topic but does not hand it to generate.launch.py"),
+    Mutation(
+        "generate_instance_topic_not_a_list", "ros2_ws/src/svs_gan_ros/launch/generate.launch.py",
+        "LIST_PARAMETERS = ('input_topics', 'output_topics', 'instance_topics')",
+        "LIST_PARAMETERS = ('input_topics', 'output_topics')",
+        ("tests/test_deploy_files.py::test_generate_launch_has_num_threads_and_qos_and_every_argument_reaches_a_node_parameter",),
+        "instance_topic:=/x reaches the node as a string where it declares a string list: it refuses to start"),
+    Mutation(
+        "native_launch_camera_always_off", "ros2_ws/src/svs_gan_ros/launch/carla_native.launch.py",
+        "\"'--instance-camera' if '\"", "\"'--no-instance-camera' if '\"",
+        ("tests/test_deploy_files.py::test_native_launch_runs_a_real_svsgan_carla_command",),
+        "naming the instance topic does not make the driver spawn CARLA's instance camera"),
 ]
 
 

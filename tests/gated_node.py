@@ -75,9 +75,9 @@ class GatedSynthesizer:
         self._synth = synth
         self._gate = gate
 
-    def step_batch(self, label_maps, streams):
+    def step_batch(self, label_maps, streams, **kw):  # kw: instances=, for a camera with an instance topic
         self._gate.wait()
-        return self._synth.step_batch(label_maps, streams)
+        return self._synth.step_batch(label_maps, streams, **kw)
 
     def __getattr__(self, name):
         return getattr(self._synth, name)

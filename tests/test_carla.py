@@ -37,17 +37,20 @@ from svsgan_core.io.carla_client import (
     image_to_bgra,
 )
 from svsgan_core.data.labels import get_label_space, map_labels  # noqa: E402
+from svsgan_core.io.encoding import decode_instances  # noqa: E402
 
 # Blueprint attributes of the CARLA 0.9.16 (UE4) server. The client wheel holds no blueprint
 # definitions (the server makes them), so the names come from CARLA's server source at 0.9.16:
 # ActorBlueprintFunctionLibrary.cpp (FillIdAndTags gives every blueprint role_name and ros_name;
-# MakeCameraDefinition gives the camera attributes) and Docs/bp_library.md.
+# MakeCameraDefinition gives the camera attributes, to the instance-segmentation camera as to the
+# semantic one) and Docs/bp_library.md.
 CAMERA_ATTRIBUTES_0916 = {
     "role_name", "ros_name", "sensor_tick", "fov", "image_size_x", "image_size_y",
     "lens_circle_falloff", "lens_circle_multiplier", "lens_k", "lens_kcube", "lens_x_size", "lens_y_size",
 }
 BLUEPRINT_ATTRIBUTES_0916 = {
     "sensor.camera.semantic_segmentation": CAMERA_ATTRIBUTES_0916,
+    "sensor.camera.instance_segmentation": CAMERA_ATTRIBUTES_0916,
     "sensor.camera.rgb": CAMERA_ATTRIBUTES_0916 | {
         "bloom_intensity", "blur_amount", "blur_radius", "enable_postprocess_effects", "exposure_mode",
         "fstop", "gamma", "iso", "lens_flare_intensity", "motion_blur_intensity", "shutter_speed",
@@ -409,6 +412,22 @@ class FakeServer:
     def rgb(self, frame):
         return np.full((self.height, self.width, 3), frame % 251, np.uint8)
 
+    def object_ids(self, frame):
+        """Two cars parked bumper to bumper (one tag, two 16-bit object ids), the rest one object per tag."""
+        ids = np.zeros((self.height, self.width), np.uint16)
+        ids[8:20, 10:30] = 0x0123 + frame % 7
+        ids[8:20, 30:50] = 0x1201 + frame % 7
+        return ids
+
+    def instance_image(self, frame):
+        """The instance camera as CARLA's server colours it (ATagger::GetActorLabelColor): R = tag,
+        G = id & 0xff, B = id >> 8; BGRA bytes as carla.Image.raw_data."""
+        tags = self.tags(frame)
+        tags[8:20, 10:50] = 14  # car
+        ids = self.object_ids(frame)
+        return np.dstack([(ids >> 8).astype(np.uint8), (ids & 0xFF).astype(np.uint8), tags,
+                          np.full(tags.shape, 255, np.uint8)])
+
     def advance(self):
         with self.tick_cond:
             self.frame += 1
@@ -422,6 +441,8 @@ class FakeServer:
                         bgra = np.zeros((self.height, self.width, 4), np.uint8)
                         bgra[:, :, 2] = self.tags(frame)
                         bgra[:, :, 3] = 255
+                    elif actor._type_id.endswith("instance_segmentation"):
+                        bgra = self.instance_image(frame)
                     else:
                         bgra = np.dstack([self.rgb(frame)[:, :, ::-1], np.full((self.height, self.width), 255, np.uint8)])
                     self._deliveries.put((actor, FakeImage(self.rec, frame, elapsed, bgra)))
@@ -445,6 +466,7 @@ class FakeSynthesizer:
 
     def __init__(self, fail_at=None):
         self.calls = []
+        self.instances = []  # per step: the instances keyword, or "not passed"
         self.fail_at = fail_at
         self.n = 0
 
@@ -452,10 +474,11 @@ class FakeSynthesizer:
         self.calls.append(("reset", None if reference_image is None else reference_image.copy()))
         self.n = 0
 
-    def step(self, labels):
+    def step(self, labels, **kw):
         if self.fail_at is not None and len([c for c in self.calls if c[0] == "step"]) == self.fail_at:
             raise ValueError("generator failed")
         self.calls.append(("step", labels.copy()))
+        self.instances.append(kw["instances"].copy() if "instances" in kw else "not passed")
         self.n += 1
         return np.full(labels.shape + (3,), self.n, np.uint8)
 
@@ -490,12 +513,14 @@ def config(**kw):
 class ListSink:
     def __init__(self):
         self.clocks, self.frames, self.closed = [], [], False
+        self.instance_images = []
 
     def clock(self, stamp_ns):
         self.clocks.append(stamp_ns)
 
     def write(self, frame, rgb):
         self.frames.append((frame.frame, frame.stamp_ns, frame.tags.copy(), rgb))
+        self.instance_images.append(frame.instance_bgra)
 
     def close(self):
         self.closed = True
@@ -508,8 +533,8 @@ def _exercise_all_paths(tmp_path):
     """Spawn + RGB + native ROS (sync), existing hero (passive), lost server: the names they touch."""
     used, set_attrs = set(), []
     server = FakeServer()
-    with CarlaSession(config(reference_rgb=True, native_ros=True), server.module()) as s:
-        sink = BagSink(tmp_path / "bag", Topics(), storage="mcap")
+    with CarlaSession(config(reference_rgb=True, native_ros=True, instance_camera=True), server.module()) as s:
+        sink = BagSink(tmp_path / "bag", Topics(instances="/inst"), storage="mcap")
         drive(s, FakeSynthesizer(), sink, frames=2)
         sink.close()
     used |= server.rec.used
@@ -546,8 +571,9 @@ def test_every_carla_name_the_client_uses_exists_in_the_0916_wheel(tmp_path):
     # the blueprint attributes set are those of CARLA 0.9.16's blueprints
     for bp_id, name, value in set_attrs:
         assert name in BLUEPRINT_ATTRIBUTES_0916[bp_id], (bp_id, name)
-    assert {n for b, n, _ in set_attrs if b == "sensor.camera.semantic_segmentation"} == {
-        "image_size_x", "image_size_y", "fov", "sensor_tick", "role_name", "ros_name"}
+    for camera in ("sensor.camera.semantic_segmentation", "sensor.camera.instance_segmentation"):
+        assert {n for b, n, _ in set_attrs if b == camera} == {
+            "image_size_x", "image_size_y", "fov", "sensor_tick", "role_name", "ros_name"}
 
 
 def test_raw_data_layout_is_the_wheels_bgra_and_tags_sit_in_red():
@@ -663,6 +689,49 @@ def test_one_generated_frame_per_semantic_frame_stamped_with_simulator_time():
         assert rgb.shape == (32, 64, 3) and (rgb == n).all()
 
 
+def test_instance_camera_sits_beside_the_semantic_one_and_its_ids_reach_the_generator():
+    server = FakeServer()
+    synth, sink = FakeSynthesizer(), ListSink()
+    with CarlaSession(config(instance_camera=True, native_ros=True), server.module()) as s:
+        semantic, instance = s.sensors
+        assert instance._type_id == "sensor.camera.instance_segmentation" and instance._parent is s.vehicle
+        t0, t1 = semantic._transform, instance._transform
+        assert (t1.location.x, t1.location.y, t1.location.z, t1.rotation.pitch, t1.rotation.yaw, t1.rotation.roll) == (
+            t0.location.x, t0.location.y, t0.location.z, t0.rotation.pitch, t0.rotation.yaw, t0.rotation.roll)
+        same = ("image_size_x", "image_size_y", "fov", "sensor_tick")
+        assert [instance.attributes[k] for k in same] == [semantic.attributes[k] for k in same]
+        assert instance.attributes["ros_name"] == "instance_segmentation" and instance._ros
+        drive(s, synth, sink, frames=3)
+    assert [f[0] for f in sink.frames] == [1001, 1002, 1003]
+    for (frame, _, tags, _), image, ids in zip(sink.frames, sink.instance_images, synth.instances):
+        assert np.array_equal(image, server.instance_image(frame))  # the instance image of the same tick
+        assert np.array_equal(ids, decode_instances(server.instance_image(frame), "bgra8"))
+        assert np.array_equal(ids & 0xFFFF, server.object_ids(frame))  # CARLA's object id = G + 256 B
+        assert ids[10, 29] != ids[10, 30] and (ids[10, 29] >> 16) == (ids[10, 30] >> 16) == 14  # two cars
+    assert server.actors == {}
+
+
+def test_without_the_instance_camera_the_generator_is_called_as_before():
+    server = FakeServer()
+    synth, sink = FakeSynthesizer(), ListSink()
+    with CarlaSession(config(), server.module()) as s:
+        assert len(s.sensors) == 1
+        drive(s, synth, sink, frames=2)
+    assert synth.instances == ["not passed"] * 2 and sink.instance_images == [None, None]
+
+
+def test_passive_mode_pairs_each_frame_with_the_instance_image_of_its_tick():
+    server = FakeServer()
+    server.hero()
+    synth, sink = FakeSynthesizer(), ListSink()
+    with another_client_ticking(server):
+        with CarlaSession(config(mode="passive", instance_camera=True), server.module()) as s:
+            drive(s, synth, sink, frames=3)
+    assert len(sink.frames) == 3
+    for (frame, _, _, _), image in zip(sink.frames, sink.instance_images):
+        assert np.array_equal(image, server.instance_image(frame))
+
+
 def test_world_reload_starts_a_new_sequence_from_the_rgb_reference():
     server = FakeServer()
     server.time_jumps = {1003: 0.05}  # CARLA reloaded: the clock restarts
@@ -704,8 +773,8 @@ def test_bag_output_holds_clock_labels_and_frames_at_simulator_time(tmp_path):
 
     server = FakeServer()
     out = tmp_path / "drive"
-    with CarlaSession(config(), server.module()) as s:
-        sink = BagSink(out, Topics(), storage="mcap")
+    with CarlaSession(config(instance_camera=True), server.module()) as s:
+        sink = BagSink(out, Topics(instances="/svsgan/hero/instance/image"), storage="mcap")
         try:
             drive(s, FakeSynthesizer(), sink, frames=3)
         finally:
@@ -716,7 +785,11 @@ def test_bag_output_holds_clock_labels_and_frames_at_simulator_time(tmp_path):
         for conn, t, raw in reader.messages():
             msgs.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
     assert {k: len(v) for k, v in msgs.items()} == {
-        "/clock": 3, "/svsgan/hero/semantic/image": 3, "/svsgan/hero/generated/image": 3}
+        "/clock": 3, "/svsgan/hero/semantic/image": 3, "/svsgan/hero/generated/image": 3,
+        "/svsgan/hero/instance/image": 3}
+    for (t, inst), i in zip(msgs["/svsgan/hero/instance/image"], range(3)):  # CARLA's raw image, as recorded
+        assert inst.encoding == "bgra8" and t == inst.header.stamp.sec * 10**9 + inst.header.stamp.nanosec
+        assert np.array_equal(inst.data.reshape(32, 64, 4), server.instance_image(1001 + i))
     for (t, img), (_, lab), i in zip(msgs["/svsgan/hero/generated/image"], msgs["/svsgan/hero/semantic/image"], range(3)):
         stamp = img.header.stamp.sec * 10**9 + img.header.stamp.nanosec
         assert t == stamp == int(round((12.5 + 0.05 * (i + 1)) * 1e9))
@@ -743,12 +816,15 @@ def test_cli_with_a_real_checkpoint_records_a_bag_and_restores_the_world(tmp_pat
     out = tmp_path / "rec"
     torch.set_num_threads(2)  # torch's own default on a 2-core machine; the client runs one, as every command
     rc = main(["carla", "--checkpoint", str(ckpt), "--output", "bag", "--bag", str(out), "--frames", "2",
-               "--width", "64", "--height", "32", "--pose", "1,0,2", "--reference-rgb", "--format", "db3"])
+               "--width", "64", "--height", "32", "--pose", "1,0,2", "--reference-rgb", "--format", "db3",
+               "--instance-camera"])
     assert rc == 0 and torch.get_num_threads() == 1
     assert server.settings._state() == (False, None, False) and server.actors == {}
     with AnyReader([out]) as reader:
         frames = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()
                   if c.topic == "/svsgan/hero/generated/image"]
+        instances = [c.topic for c, _, _ in reader.messages() if c.topic == "/svsgan/hero/instance/image"]
+    assert len(instances) == 2  # the real synthesizer took each frame's instance ids
     assert len(frames) == 2 and all((f.width, f.height, f.encoding) == (64, 32, "rgb8") for f in frames)
     assert np.array_equal(frames[0].data.reshape(32, 64, 3), server.rgb(1001)), "the RGB reference starts the sequence"
 

@@ -257,6 +257,10 @@ def test_included_launch_files_exist_and_get_only_their_own_arguments(launch_fil
             assert (NODE_PACKAGE / Path(*parts[1:])).is_file(), parts
             assert passed <= node_args, f"generate.launch.py does not declare {passed - node_args}"
             assert "checkpoint" in passed and "use_sim_time" in passed
+            # every node argument this file declares is handed on by name, not left to launch's shared
+            # configurations (a scoped include, or another default in generate.launch.py, would lose it)
+            own = set(launch_file.declared()) & node_args
+            assert own <= passed, f"{launch_file.path.name} declares but does not pass {own - passed}"
         else:
             key = (parts[0].removeprefix("pkg:"), parts[-1])
             assert key in FOREIGN_LAUNCH_ARGUMENTS, parts
@@ -280,21 +284,38 @@ def parse_svsgan_carla(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def launch_argv(lf: LaunchFile, cmd: ast.List, given: dict[str, str]) -> list[str]:
+    """An ExecuteProcess cmd as launch would perform it: literals, LaunchConfiguration (the given value
+    or the declared default) and PythonExpression (its parts joined, then evaluated)."""
+    def text(node) -> str:
+        if isinstance(node, ast.Constant):
+            return node.value
+        kind = lf.names[node.func.id]
+        if kind == "launch.substitutions.LaunchConfiguration":
+            name = node.args[0].value
+            return given.get(name, lf.default_of(name))
+        assert kind == "launch.substitutions.PythonExpression", kind
+        return str(eval("".join(text(part) for part in node.args[0].elts), {}))  # noqa: S307 - our own file
+    return [text(elt) for elt in cmd.elts]
+
+
 def test_native_launch_runs_a_real_svsgan_carla_command():
+    from svsgan_core.io.carla_client import CarlaConfig
+
     lf = LaunchFile(NODE_PACKAGE / "launch" / "carla_native.launch.py")
     (call,) = lf.calls("launch.actions.ExecuteProcess")
     cmd = next(k.value for k in call.keywords if k.arg == "cmd")
-    argv = []
-    for elt in cmd.elts:
-        if isinstance(elt, ast.Constant):
-            argv.append(elt.value)
-        else:
-            argv.append(lf.default_of(elt.args[0].value))
+    argv = launch_argv(lf, cmd, {})
     assert argv[:2] == ["svsgan", "carla"]
     args = parse_svsgan_carla(argv[2:])
     assert args.output == "none" and args.native_ros and args.mode == "sync"
     # the topic the driver makes CARLA publish is the one the node listens to
     assert lf.default_of("input_topic") == f"/carla/{args.role_name}/semantic_segmentation/image"
+    assert lf.default_of("instance_topic") == "" and not args.instance_camera  # no instance camera by default
+    # naming the instance topic turns the driver's instance camera on: CARLA then publishes that topic
+    topic = f"/carla/{args.role_name}/{CarlaConfig().instance_ros_name}/image"
+    args = parse_svsgan_carla(launch_argv(lf, cmd, {"instance_topic": topic})[2:])
+    assert args.instance_camera and topic == "/carla/hero/instance_segmentation/image"
 
 
 def test_bridge_objects_file_has_the_camera_the_node_listens_to():
@@ -495,6 +516,7 @@ def _fake_launch_modules() -> dict[str, object]:
     modules["ament_index_python.packages"].get_package_share_directory = lambda package: f"/share/{package}"
     modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     modules["launch.substitutions"].PathJoinSubstitution = type("PathJoinSubstitution", (Recorded,), {})
+    modules["launch.substitutions"].PythonExpression = type("PythonExpression", (Recorded,), {})
     modules["launch_ros.actions"].Node = type("Node", (Recorded,), {})
     modules["launch_ros.substitutions"].FindPackageShare = type("FindPackageShare", (Recorded,), {})
     return modules
@@ -551,12 +573,14 @@ def test_generate_launch_has_num_threads_and_qos_and_every_argument_reaches_a_no
         else:
             text = value = f"/given/{argument}"
         values[argument] = text
-        expected[parameter] = [value] if isinstance(param.default, list) else value
+        is_list = isinstance(param.default, list) or param.default == "string_array"
+        expected[parameter] = [value] if is_list else value
     overrides = _node_parameters(function, values)
     assert overrides == expected
     for parameter, value in overrides.items():
         if parameter in BY_NAME:
-            assert type(value) is type(BY_NAME[parameter].default), (parameter, value)
+            default = BY_NAME[parameter].default
+            assert type(value) is (list if default == "string_array" else type(default)), (parameter, value)
     # arguments left at '' keep the params file's values
     empty = {name: kwargs.get("default_value", "") for name, kwargs in declared.items()}
     empty.update(use_sim_time="true", params_file="/p.yaml")
@@ -603,6 +627,9 @@ def test_system_launch_files_pass_what_the_user_gives_through_to_the_node(monkey
     chosen = node_parameters(dict(required, label_encoding="ids", use_sim_time="false", label_space="carla"))
     assert (chosen["label_encoding"], chosen["use_sim_time"], chosen["checkpoint"]) == ("ids", False, "/ckpt")
     assert chosen["label_space"] == "carla"  # not declared by the CARLA files: generate.launch.py's, from the line
+    assert "instance_topics" not in chosen  # no instance topic unless given: the params file's (none) holds
+    chosen = node_parameters(dict(required, instance_topic="/cam/instances"))
+    assert chosen["instance_topics"] == ["/cam/instances"]
 
 
 # ------------------------------------------------------------------------------------------------

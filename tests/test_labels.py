@@ -12,7 +12,7 @@ def test_space_sizes_and_ignore():
     assert L.get_label_space("cityscapes").num_classes == 19
     assert L.get_label_space("cityscapes").ignore_index == 255
     assert L.get_label_space("cityscapes_ids").num_classes == 34
-    assert L.get_label_space("carla").num_classes == 29
+    assert L.get_label_space("carla").num_classes == 30  # 0.9.14+ tags 0..28 and CARLA 0.10's rock
     assert L.get_label_space("carla_legacy").num_classes == 23
     assert L.get_label_space("carla").ignore_index is None
 
@@ -112,6 +112,8 @@ def test_carla_mappings_agree_between_numberings_and_views(carla):
         "pedestrian": ("person", 11),
         "terrain": ("terrain", 9),
     }
+    if carla == "carla":
+        expect["rock"] = ("terrain", 9)  # CARLA 0.10's tag 29: docs/labels.md
     for carla_name, (cs_name, train_id) in expect.items():
         tag = space.index(carla_name)
         assert train[tag] == train_id
@@ -126,10 +128,10 @@ def test_cityscapes_ids_to_train_ids():
 
 
 def test_map_labels_out_of_range_names_values():
-    ids = np.array([[0, 5, 29], [40, 255, 1]], np.uint8)
+    ids = np.array([[0, 5, 30], [40, 255, 1]], np.uint8)
     with pytest.raises(InputError) as e:
         L.map_labels(ids, "carla", "cityscapes")
-    assert "29, 40, 255" in str(e.value) and "3 pixels" in str(e.value)
+    assert "30, 40, 255" in str(e.value) and "3 pixels" in str(e.value)
     with pytest.raises(InputError) as e:
         L.map_labels(np.array([1, 300, -2]), "cityscapes", "cityscapes_ids")
     assert "-2" in str(e.value) and "300" in str(e.value)
@@ -206,10 +208,23 @@ def test_raw_decoder_versions_differ():
     assert E.LabelDecoder("carla_raw", carla_version="legacy").decode(bgra, "bgra8")[0, 0] == 0  # road
 
 
+def test_carla_0_10_rock_tag_29_is_read_raw_and_as_palette_and_becomes_terrain():
+    carla = L.get_label_space("carla")
+    assert carla.index("rock") == 29 and carla.colors[29] == (180, 130, 70)  # CARLA 0.10's CityScapesPalette.h
+    bgra = np.zeros((1, 2, 4), np.uint8)
+    bgra[0, :, 2] = (29, 10)  # rock beside terrain, raw tags in red
+    np.testing.assert_array_equal(E.LabelDecoder("carla_raw", carla_version="0.10.0").decode(bgra, "bgra8"), [[9, 9]])
+    np.testing.assert_array_equal(E.LabelDecoder("carla_raw", target_space="cityscapes_ids",
+                                                 carla_version="0.10.0").decode(bgra, "bgra8"), [[22, 22]])
+    palette = np.array([[[70, 130, 180, 255], [70, 130, 180, 255]]], np.uint8)  # (180,130,70) as BGRA
+    np.testing.assert_array_equal(E.LabelDecoder("carla_palette", target_space="carla").decode(palette, "bgra8"),
+                                  [[29, 29]])
+
+
 def test_raw_decoder_out_of_range_tag():
     bgra = np.zeros((2, 2, 4), np.uint8)
-    bgra[0, 0, 2] = 29
-    with pytest.raises(InputError, match="29.*carla_palette"):
+    bgra[0, 0, 2] = 30
+    with pytest.raises(InputError, match="30.*carla_palette"):
         E.LabelDecoder("carla_raw").decode(bgra, "bgra8")
 
 

@@ -339,6 +339,187 @@ def test_rgb_from_msg_converts_reference_frames_to_rgb():
                                            data=b'\0\0'))
 
 
+
+# -- instance topics: pairing by exact stamp ----------------------------------------------------------
+
+class InstanceSynth(FakeSynth):
+    """FakeSynth that also records the instance ids the engine hands over (None: none for that frame)."""
+
+    def __init__(self):
+        super().__init__()
+        self.instances = []
+
+    def step_batch(self, labels, streams, instances=None):
+        self.instances.append(None if instances is None else
+                              [None if ids is None else int(ids[0, 0]) for ids in instances])
+        return super().step_batch(labels, streams)
+
+
+def inst(value, t, h=4, w=6):
+    """A mono16 instance image whose pixels all hold `value`."""
+    data = np.full((h, w), value, np.uint16)
+    return SimpleNamespace(header=SimpleNamespace(stamp=stamp(t), frame_id='cam'), height=h, width=w,
+                           encoding='mono16', is_bigendian=0, step=2 * w, data=data.tobytes())
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_paired(mode='lossless', **kw):
+    synth, log, published = InstanceSynth(), Log(), []
+    cams = [CameraConfig('/in0', '/out0', 'ids', instance_topic='/inst0'), CameraConfig('/in1', '/out1', 'ids')]
+    engine = SynthesisEngine(synth, cams, lambda i, rgb, msg: published.append((i, msg, rgb)), log, mode=mode, **kw)
+    return engine, synth, log, published
+
+
+def stamps_of(published, camera=0):
+    return [round(m.header.stamp.sec + m.header.stamp.nanosec / 1e9, 3) for i, m, _ in published if i == camera]
+
+
+def test_lossless_pairs_every_frame_with_its_instance_image_whatever_topic_comes_first():
+    engine, synth, log, published = make_paired()
+    engine.submit(0, mono(1, 1.0))  # labels first
+    engine.submit_instances(0, inst(101, 1.0))
+    engine.submit_instances(0, inst(102, 1.1))  # instances first
+    engine.submit(0, mono(2, 1.1))
+    for k in range(3):  # labels two ahead of their instances
+        engine.submit(0, mono(3 + k, 1.2 + 0.1 * k))
+    for k in range(3):
+        engine.submit_instances(0, inst(103 + k, 1.2 + 0.1 * k))
+    engine.submit(1, mono(9, 1.0))  # a camera without an instance topic, batched with the other
+    drain(engine)
+    assert stamps_of(published) == [1.0, 1.1, 1.2, 1.3, 1.4] and stamps_of(published, 1) == [1.0]
+    assert synth.batches == [[1, 9], [2], [3], [4], [5]]
+    assert synth.instances == [[101, None], [102], [103], [104], [105]]  # each frame with its own image
+    cam = engine.status()['cameras'][0]
+    assert (cam['received'], cam['instances_received'], cam['published']) == (5, 5, 5)
+    assert (cam['dropped_unpaired'], cam['instances_unpaired'], cam['unpaired_pending']) == (0, 0, 0)
+    assert not [t for level, t in log.lines if level != 'info']
+
+
+def test_a_camera_without_instances_calls_the_model_as_before():
+    engine, synth, log, published = make_paired()
+    engine.submit(1, mono(9, 1.0))
+    drain(engine)
+    assert synth.instances == [None]  # step_batch(labels, streams): no instances keyword at all
+
+
+ORDERS = {  # how the node may see the two topics: each in order, but either one ahead
+    'interleaved': None,
+    'labels_ahead': lambda events: sorted(events, key=lambda e: e[0] != 'labels'),
+    'instances_ahead': lambda events: sorted(events, key=lambda e: e[0] != 'instances'),
+}
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_a_frame_whose_partner_never_comes_is_dropped_counted_and_logged_once_a_later_pair_completes(order):
+    engine, synth, log, published = make_paired(log_throttle_s=0.0)
+    events = [('labels', 1.0), ('instances', 1.0), ('labels', 1.1),  # 1.1's instance image was lost
+              ('labels', 1.2), ('instances', 1.2), ('instances', 1.3),  # 1.3's label frame was lost
+              ('labels', 1.4), ('instances', 1.4), ('labels', 1.5), ('instances', 1.5)]
+    if ORDERS[order]:
+        events = ORDERS[order](events)  # a stable sort: each topic keeps its own order
+    for topic, t in events:
+        if topic == 'labels':
+            engine.submit(0, mono(1, t))
+        else:
+            engine.submit_instances(0, inst(7, t))
+    drain(engine)
+    assert stamps_of(published) == [1.0, 1.2, 1.4, 1.5]
+    cam = engine.status()['cameras'][0]
+    assert (cam['dropped_unpaired'], cam['instances_unpaired'], cam['unpaired_pending']) == (1, 1, 0)
+    assert log.having('/in0: dropped the frame at stamp 1.100000000: no instance image with this stamp on /inst0')
+    assert log.having('/inst0: dropped the instance image at stamp 1.300000000: no label frame')
+    assert 'without instances' in status_line(engine.status())
+
+
+def test_a_half_waits_at_most_instance_wait_s_and_its_sequence_start_carries_over():
+    clock = Clock()
+    engine, synth, log, published = make_paired(instance_wait_s=2.0, clock=clock)
+    engine.submit(0, mono(1, 1.0))  # the first frame: it would start the sequence
+    clock.now = 1.9
+    assert engine.process_once() == 0 and engine.status()['cameras'][0]['unpaired_pending'] == 1
+    clock.now = 2.0
+    engine.process_once()  # the worker's round notices the stream stopped
+    cam = engine.status()['cameras'][0]
+    assert (cam['dropped_unpaired'], cam['unpaired_pending']) == (1, 0)
+    assert log.having('none came within 2 s (instance_wait_s)')
+    engine.submit(0, mono(2, 1.1))
+    engine.submit_instances(0, inst(5, 1.1))
+    drain(engine)
+    assert stamps_of(published) == [1.1] and len(synth.resets) == 1
+    assert log.having('new sequence 1 (first frame) at stamp 1.100000000')
+
+
+def test_the_pairing_queue_is_bounded_oldest_first():
+    engine, synth, log, published = make_paired(instance_queue_size=2)
+    for t in (1.0, 1.1, 1.2):
+        engine.submit(0, mono(1, t))
+    cam = engine.status()['cameras'][0]
+    assert (cam['dropped_unpaired'], cam['unpaired_pending']) == (1, 2)
+    assert log.having('dropped the frame at stamp 1.000000000') and log.having('instance_queue_size')
+    engine.submit_instances(0, inst(3, 1.1))
+    engine.submit_instances(0, inst(3, 1.2))
+    drain(engine)
+    assert stamps_of(published) == [1.1, 1.2]
+
+
+def test_a_looping_bag_keeps_the_new_loops_frames_whose_instances_lag_behind():
+    """ExactTime's stamp order would drop stamps 0.0 and 0.1 (older than 10.0) when 10.0 pairs; they
+    arrived later, so their instance images are still coming."""
+    engine, synth, log, published = make_paired()
+    for t in (10.0, 10.1, 0.0, 0.1):
+        engine.submit(0, mono(1, t))
+    for t in (10.0, 10.1, 0.0, 0.1):
+        engine.submit_instances(0, inst(1, t))
+    drain(engine)
+    assert stamps_of(published) == [10.0, 10.1, 0.0, 0.1]
+    assert engine.status()['cameras'][0]['dropped_unpaired'] == 0
+    assert log.having('new sequence 2 (backward')
+
+
+def test_an_instance_image_of_the_wrong_size_is_a_logged_drop_and_the_next_pair_is_generated():
+    engine, synth, log, published = make_paired()
+    engine.submit(0, mono(1, 1.0))
+    engine.submit_instances(0, inst(7, 1.0, h=3, w=6))
+    engine.submit(0, mono(2, 1.1))
+    engine.submit_instances(0, SimpleNamespace(**{**vars(inst(7, 1.1)), 'encoding': 'yuv422'}))
+    engine.submit(0, mono(3, 1.2))
+    engine.submit_instances(0, inst(7, 1.2))
+    drain(engine)
+    assert stamps_of(published) == [1.2] and synth.batches == [[3]]
+    assert engine.status()['cameras'][0]['dropped_bad'] == 2
+    assert log.having('instance image on /inst0 at stamp 1.000000000 is 6x3, its label image 6x4')
+    assert log.having("instance image on /inst0 at stamp 1.100000000: Image message: unsupported image encoding")
+    assert log.having('new sequence 1 (first frame) at stamp 1.200000000')  # the dropped start carried over
+
+
+def test_live_mode_with_instances_keeps_the_newest_pair():
+    engine, synth, log, published = make_paired('live')
+    for k in range(3):
+        engine.submit(0, mono(k, 1 + 0.1 * k))
+        engine.submit_instances(0, inst(20 + k, 1 + 0.1 * k))
+    drain(engine)
+    assert synth.batches == [[2]] and synth.instances == [[22]]
+    assert engine.status()['cameras'][0]['dropped_live'] == 2
+
+
+def test_stamp_pairer_follows_exact_time():
+    from svs_gan_ros.engine import StampPairer
+    clock = Clock()
+    pairer = StampPairer(queue_size=3, wait_s=1.0, clock=clock)
+    assert pairer.add(0, 5, 'a') == (None, [])
+    pair, dropped = pairer.add(0, 5, 'b')  # the same stamp again: the newer one is kept
+    assert pair is None and dropped == [(0, 5, 'a', 'a later message with the same stamp replaced it')]
+    assert pairer.add(1, 5, 'x') == (('b', 'x'), []) and len(pairer) == 0
+    with pytest.raises(InputError, match='instance_queue_size'):
+        StampPairer(queue_size=0, wait_s=1.0)
+
 # -- the package and its parameters file, read as files --------------------------------
 
 def test_params_file_documents_every_parameter_with_its_default():

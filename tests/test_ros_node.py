@@ -533,7 +533,8 @@ def test_bad_parameters_stop_the_node_with_a_clear_message(ros, checkpoint):
 # -- the launch file ------------------------------------------------------------------------------------
 
 LAUNCH = PKG / 'launch' / 'generate.launch.py'
-LAUNCH_ARGUMENTS = {'checkpoint', 'input_topic', 'output_topic', 'label_encoding', 'label_space', 'device',
+LAUNCH_ARGUMENTS = {'checkpoint', 'input_topic', 'output_topic', 'instance_topic', 'label_encoding', 'label_space',
+                    'device',
                     'precision', 'mode', 'use_sim_time', 'params_file', 'num_threads',
                     'input_reliability', 'input_depth', 'output_reliability', 'output_depth'}
 

@@ -8,6 +8,7 @@ errors) the world's settings are restored and everything this command spawned is
 Examples:
   svsgan carla --checkpoint ckpt --output ros                      # synchronous, 20 Hz simulator steps
   svsgan carla --checkpoint ckpt --output bag --bag drive1 --frames 600 --reference-rgb
+  svsgan carla --checkpoint ckpt --output ros --instance-camera   # object ids beside the labels
   svsgan carla --mode passive --checkpoint ckpt --output ros       # another client ticks the world
   svsgan carla --output none --native-ros                          # only drive; CARLA (--ros2) publishes
 """
@@ -52,9 +53,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="camera pose on the vehicle, metres and degrees, CARLA axes (default: %(default)s)")
     c.add_argument("--reference-rgb", action="store_true",
                    help="attach an RGB camera too; its image is the first frame of every sequence")
+    c.add_argument("--instance-camera", action=argparse.BooleanOptionalAction, default=False,
+                   help="attach CARLA's instance-segmentation camera at the semantic camera's pose, resolution and "
+                        "tick: its object ids go to the generator with each frame and out on --instances-topic "
+                        "(bgra8: tag in R, object id in G + 256 B); with --native-ros CARLA publishes it as "
+                        "/carla/<role-name>/instance_segmentation/image (default: off)")
     c.add_argument("--native-ros", action="store_true",
                    help="set ros_name and enable CARLA's own ROS 2 publishing on the cameras (server started with --ros2); "
-                        "topics /carla/<role-name>/semantic_segmentation/image and /carla/<role-name>/rgb/image")
+                        "topics /carla/<role-name>/semantic_segmentation/image, /carla/<role-name>/rgb/image and "
+                        "/carla/<role-name>/instance_segmentation/image")
 
     g = p.add_argument_group("generator")
     g.add_argument("--checkpoint", help="checkpoint folder (needed unless --output none)")
@@ -72,6 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--overwrite", action="store_true", help="replace an existing bag")
     o.add_argument("--image-topic", default=None, help="generated rgb8 frames (default: /svsgan/<role-name>/generated/image)")
     o.add_argument("--labels-topic", default=None, help="label images (default: /svsgan/<role-name>/semantic/image)")
+    o.add_argument("--instances-topic", default=None,
+                   help="the instance camera's raw bgra8 images, with --instance-camera "
+                        "(default: /svsgan/<role-name>/instance/image)")
     o.add_argument("--labels-encoding", choices=("mono8", "bgra8", "none"), default="mono8",
                    help="mono8: CARLA tags; bgra8: CARLA's raw image, tag in red; none: do not output labels (default: %(default)s)")
     o.add_argument("--frame-id", default=None, help="header frame_id (default: <role-name>/svsgan_camera)")
@@ -88,7 +98,8 @@ def _config(args: argparse.Namespace):
     return CarlaConfig(
         host=args.host, port=args.port, timeout=args.timeout, role_name=args.role_name, spawn=not args.no_spawn,
         vehicle_filter=args.vehicle_filter, tm_port=args.tm_port, seed=args.seed, camera=camera,
-        reference_rgb=args.reference_rgb, mode=args.mode, fixed_delta_seconds=args.fixed_delta,
+        reference_rgb=args.reference_rgb, instance_camera=args.instance_camera, mode=args.mode,
+        fixed_delta_seconds=args.fixed_delta,
         native_ros=args.native_ros, listen=args.output != "none", carla_version=args.carla_version,
     )
 
@@ -103,6 +114,7 @@ def _topics(args: argparse.Namespace):
         labels_encoding=args.labels_encoding,
         frame_id=args.frame_id or f"{role}/svsgan_camera",
         clock=args.clock if args.clock is not None else args.mode == "sync",
+        instances=(args.instances_topic or f"/svsgan/{role}/instance/image") if args.instance_camera else "",
     )
 
 

@@ -13,7 +13,8 @@ Spaces (see ``get_label_space``):
   not part of this space. ``ignore_index`` is 0 (*unlabeled*, what annotation leaves behind); the
   other void labelIds (1..6, 9, 10, 14..16, 18, 29, 30) stay valid classes here and become
   ignore (255) only when mapped to ``cityscapes`` trainIds.
-- ``carla``: CARLA 0.9.14+ semantic tags 0..28 (no ignore: tag 0 *unlabeled* is a class).
+- ``carla``: CARLA 0.9.14+ semantic tags 0..29 (no ignore: tag 0 *unlabeled* is a class); tag 29
+  *rock* is CARLA 0.10's (Unreal Engine 5) addition, which 0.9.x servers never draw.
 - ``carla_legacy``: CARLA 0.9.13 and older, tags 0..22.
 - ``kitti360``: KITTI-360 2D semantic ids 0..44 (``data_2d_semantics/.../semantic/*.png``): the
   Cityscapes labelIds 0..33 plus eleven KITTI-360 classes; ``ignore_index`` 0 as in ``cityscapes_ids``.
@@ -90,6 +91,7 @@ _KITTI360_EXTRA_LABELS: tuple[tuple[str, int, str, RGB], ...] = (
 )
 
 # CARLA CityScapesPalette (read from the palette table compiled into the carla wheels' libcarla): tag = position.
+# Tag 29 and its colour come from CARLA 0.10's (UE5) LibCarla/source/carla/image/CityScapesPalette.h.
 _CARLA_TAGS: tuple[tuple[str, RGB], ...] = (
     ("unlabeled", (0, 0, 0)),
     ("road", (128, 64, 128)),
@@ -120,6 +122,7 @@ _CARLA_TAGS: tuple[tuple[str, RGB], ...] = (
     ("bridge", (150, 100, 100)),
     ("rail track", (230, 150, 140)),
     ("guard rail", (180, 165, 180)),
+    ("rock", (180, 130, 70)),
 )
 
 _CARLA_LEGACY_TAGS: tuple[tuple[str, RGB], ...] = (
@@ -182,6 +185,9 @@ CARLA_TO_CITYSCAPES: dict[str, str] = {
     "bridge": "bridge",
     "rail track": "rail track",
     "guard rail": "guard rail",
+    # CARLA 0.10 tags its rock and stone meshes (Tagger folders "Rock", "Stone") 29: natural ground-level
+    # stuff that is not driven on, which Cityscapes annotates as terrain (docs/labels.md says why not ignore).
+    "rock": "terrain",
 }
 
 #: Legacy CARLA class names that were renamed in 0.9.14 (all others keep their name).
@@ -258,7 +264,7 @@ LABEL_SPACES: dict[str, LabelSpace] = {
             "carla",
             tuple(n for n, _ in _CARLA_TAGS),
             tuple(c for _, c in _CARLA_TAGS),
-            description="CARLA 0.9.14+ semantic tags 0..28",
+            description="CARLA 0.9.14+ semantic tags 0..29 (29 rock: CARLA 0.10)",
         ),
         LabelSpace(
             "carla_legacy",

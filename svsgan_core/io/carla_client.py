@@ -15,7 +15,8 @@ Guarantees that matter on a live simulator:
 
 ``carla.Image.raw_data`` (0.9.16 wheel stubs: "an image of 32-bit BGRA colors", "flattened array of
 pixel data") is height x width x 4 bytes, row-major, B G R A; the semantic camera writes the CARLA tag
-into R (docs/ros.md, the input encodings table).
+into R (docs/ros.md, the input encodings table), the instance camera the tag into R and the object's
+16-bit id into G (low byte) and B (high byte) (``encoding.carla_instance_ids``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from ..data.labels import carla_space_for_version
 from ..errors import InputError, SvsganError
-from .encoding import LabelDecoder
+from .encoding import LabelDecoder, decode_instances
 from .rosio import fill_image
 from .timeline import SequenceTimeline
 
@@ -40,6 +41,7 @@ log = logging.getLogger("svsgan.carla")
 
 SEMANTIC_BLUEPRINT = "sensor.camera.semantic_segmentation"
 RGB_BLUEPRINT = "sensor.camera.rgb"
+INSTANCE_BLUEPRINT = "sensor.camera.instance_segmentation"
 
 
 class CarlaError(SvsganError):
@@ -95,11 +97,13 @@ class CarlaConfig:
     seed: int | None = None
     camera: CameraSpec = field(default_factory=CameraSpec)
     reference_rgb: bool = False
+    instance_camera: bool = False
     mode: str = "sync"
     fixed_delta_seconds: float = 0.05
     native_ros: bool = False
     semantic_ros_name: str = "semantic_segmentation"
     rgb_ros_name: str = "rgb"
+    instance_ros_name: str = "instance_segmentation"
     listen: bool = True
     carla_version: str | None = None
 
@@ -120,6 +124,7 @@ class Frame:
     stamp_ns: int
     bgra: np.ndarray
     reference_rgb: np.ndarray | None = None
+    instance_bgra: np.ndarray | None = None  # the instance camera's raw image of the same tick
 
     @property
     def tags(self) -> np.ndarray:
@@ -242,6 +247,7 @@ class CarlaSession:
         self.sensors: list[Any] = []
         self.semantic = SensorBuffer()
         self.rgb = SensorBuffer() if config.reference_rgb else None
+        self.instance = SensorBuffer() if config.instance_camera else None
         self._original_settings = None
         self._spawned_vehicle = False
         self._tm_sync_set = False
@@ -380,6 +386,9 @@ class CarlaSession:
                      self.semantic if cfg.listen else None)
         if cfg.reference_rgb:
             self._camera(RGB_BLUEPRINT, "svsgan_rgb", cfg.rgb_ros_name, self.rgb if cfg.listen else None)
+        if cfg.instance_camera:  # the same pose, resolution and tick as the semantic camera
+            self._camera(INSTANCE_BLUEPRINT, "svsgan_instance", cfg.instance_ros_name,
+                         self.instance if cfg.listen else None)
 
     # -- frames ---------------------------------------------------------------------------------
     def tick(self) -> int:
@@ -392,7 +401,7 @@ class CarlaSession:
     def next_frame(self) -> Frame | None:
         """The next semantic frame: in sync mode the one of the tick this call makes (every frame, in
         order); in passive mode the newest one since the last call (bounded latency). None when the
-        camera skipped the tick."""
+        camera skipped the tick, or when the instance camera (if any) has no image of that tick."""
         timeout = float(self.cfg.timeout)
         if self.cfg.mode == "sync":
             frame = self.tick()
@@ -409,7 +418,17 @@ class CarlaSession:
             except TimeoutError:
                 raise self._no_sensor_data(self._last_frame + 1) from None
         self._last_frame = frame
-        return Frame(frame, stamp, bgra)
+        instance = None
+        if self.instance is not None:
+            try:
+                item = self.instance.take(frame, timeout)
+            except TimeoutError:
+                raise self._no_sensor_data(frame, "instance") from None
+            if item is None:
+                log.warning("the instance camera has no image of frame %d: frame skipped", frame)
+                return None
+            instance = item[1]
+        return Frame(frame, stamp, bgra, instance_bgra=instance)
 
     def reference_for(self, frame: Frame) -> np.ndarray | None:
         """The RGB camera's image of the same frame, as HxWx3 RGB (None if it has none)."""
@@ -502,13 +521,15 @@ LABEL_ENCODINGS = ("mono8", "bgra8", "none")
 @dataclass
 class Topics:
     """Where frames go: generated rgb8, labels (``mono8`` = CARLA tags, ``bgra8`` = CARLA's raw image
-    with the tag in red, as CARLA 0.9.16's native ROS 2 publishes it) and /clock."""
+    with the tag in red, as CARLA 0.9.16's native ROS 2 publishes it), the instance camera's raw
+    ``bgra8`` image (``instances``; '' for none) and /clock."""
 
     image: str = "/svsgan/hero/generated/image"
     labels: str = "/svsgan/hero/semantic/image"
     labels_encoding: str = "mono8"
     frame_id: str = "hero/svsgan_camera"
     clock: bool = True
+    instances: str = ""
 
     def __post_init__(self) -> None:
         if self.labels_encoding not in LABEL_ENCODINGS:
@@ -542,6 +563,7 @@ class RosSink:
         self._image_pub = self.node.create_publisher(Image, topics.image, 10)
         self._labels_pub = (self.node.create_publisher(Image, topics.labels, 10)
                             if topics.labels_encoding != "none" else None)
+        self._instances_pub = self.node.create_publisher(Image, topics.instances, 10) if topics.instances else None
         self._clock_pub = self.node.create_publisher(Clock, "/clock", 10) if topics.clock else None
 
     def clock(self, stamp_ns: int) -> None:
@@ -559,6 +581,8 @@ class RosSink:
     def write(self, frame: Frame, generated_rgb: np.ndarray) -> None:
         if self._labels_pub is not None:
             self._labels_pub.publish(self._image(frame, self.topics.label_image(frame), self.topics.labels_encoding))
+        if self._instances_pub is not None and frame.instance_bgra is not None:
+            self._instances_pub.publish(self._image(frame, frame.instance_bgra, "bgra8"))
         self._image_pub.publish(self._image(frame, generated_rgb, "rgb8"))
 
     def close(self) -> None:
@@ -596,6 +620,7 @@ class BagSink:
         self._conn_image = self.writer.add_topic(topics.image, self._image_t, ts)
         self._conn_labels = (self.writer.add_topic(topics.labels, self._image_t, ts)
                              if topics.labels_encoding != "none" else None)
+        self._conn_instances = self.writer.add_topic(topics.instances, self._image_t, ts) if topics.instances else None
         self._conn_clock = self.writer.add_topic("/clock", "rosgraph_msgs/msg/Clock", ts) if topics.clock else None
 
     def _time(self, stamp_ns: int):
@@ -619,6 +644,8 @@ class BagSink:
         if self._conn_labels is not None:
             data = self._image(frame, self.topics.label_image(frame), self.topics.labels_encoding)
             self.writer.write(self._conn_labels, frame.stamp_ns, data)
+        if self._conn_instances is not None and frame.instance_bgra is not None:
+            self.writer.write(self._conn_instances, frame.stamp_ns, self._image(frame, frame.instance_bgra, "bgra8"))
         self.writer.write(self._conn_image, frame.stamp_ns, self._image(frame, generated_rgb, "rgb8"))
         self.count += 1
 
@@ -674,7 +701,10 @@ def drive(session: CarlaSession, synthesizer: Any = None, sink: Sink | None = No
             stats.sequences += 1
             log.info("new sequence (%s) at frame %d, t=%.3f s", reason, frame.frame, frame.stamp_ns / 1e9)
         labels = decoder.decode(frame.bgra, "bgra8")
-        rgb = synthesizer.step(labels)
+        if frame.instance_bgra is not None:
+            rgb = synthesizer.step(labels, instances=decode_instances(frame.instance_bgra, "bgra8"))
+        else:
+            rgb = synthesizer.step(labels)
         if sink is not None:
             sink.write(frame, rgb)
         stats.frames += 1

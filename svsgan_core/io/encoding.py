@@ -2,7 +2,8 @@
 
 The label spaces and the mappings between them are the method's (``svsgan_core.data.labels``);
 this module turns pixels (palette colours, CARLA raw tags, mono id images) into those ids, and ids
-back into palette colours, with the palette's colours written down once.
+back into palette colours, with the palette's colours written down once. Instance images (CARLA's
+instance camera, mono id images) become instance ids here too (``decode_instances``).
 """
 from __future__ import annotations
 
@@ -176,6 +177,17 @@ _COLOR_ORDERS = {"rgb8": "rgb", "bgr8": "bgr", "rgba8": "rgba", "bgra8": "bgra",
 _ID_DTYPES = {"mono8": np.uint8, "8uc1": np.uint8, "mono16": np.uint16, "16uc1": np.uint16}
 
 
+def _id_image(array: np.ndarray, dtype: type, ros_encoding: str, what: str) -> np.ndarray:
+    """A single-channel id image (HxW or HxWx1) of the dtype its ROS encoding promises, as HxW."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != 2:
+        raise InputError(f"{what}: expected a single-channel HxW image, got shape {array.shape}")
+    if array.dtype != dtype:
+        raise InputError(f"{what}: {ros_encoding} needs dtype {np.dtype(dtype)}, got {array.dtype}")
+    return array
+
+
 class LabelDecoder:
     """Turns a segmentation image, as a ROS topic carries it, into ids of the model's label space.
 
@@ -230,13 +242,7 @@ class LabelDecoder:
                 raise InputError(
                     f"{what}: class-id images must be mono8, 8UC1, mono16 or 16UC1, got {ros_encoding!r}"
                 )
-            if array.ndim == 3 and array.shape[2] == 1:
-                array = array[:, :, 0]
-            if array.ndim != 2:
-                raise InputError(f"{what}: expected a single-channel HxW image, got shape {array.shape}")
-            if array.dtype != _ID_DTYPES[enc]:
-                raise InputError(f"{what}: {ros_encoding} needs dtype {np.dtype(_ID_DTYPES[enc])}, got {array.dtype}")
-            return map_labels(array, self.source, self.target)
+            return map_labels(_id_image(array, _ID_DTYPES[enc], ros_encoding, what), self.source, self.target)
         if enc not in _COLOR_ORDERS:
             raise InputError(
                 f"{what}: {self.encoding} needs a colour image (bgra8, rgba8, bgr8, rgb8), got {ros_encoding!r}"
@@ -250,3 +256,54 @@ class LabelDecoder:
             except InputError as e:
                 raise InputError(f"{e} (colour images need encoding='carla_palette')") from None
         return _carla_palette_table(self.target.name)(pack_colors(array, order, what), what)
+
+
+# ---------------------------------------------------------------------------------------------
+# instance images
+
+_INSTANCE_ID_DTYPES = {"mono8": np.uint8, "8uc1": np.uint8, "mono16": np.uint16, "16uc1": np.uint16,
+                       "32sc1": np.int32}
+
+
+def carla_instance_ids(image: np.ndarray, order: str = "bgra") -> tuple[np.ndarray, np.ndarray]:
+    """CARLA's instance-segmentation camera image -> (HxW uint8 tags, HxW uint16 object ids).
+
+    ``sensor.camera.instance_segmentation`` writes the semantic tag into R and the low and high byte
+    of the object's 16-bit id into G and B (ATagger::GetActorLabelColor in CARLA's server; CARLA 0.10
+    documents the same layout for its path-traced twin): object id = G + 256 * B. ``carla.Image``
+    and CARLA's native ROS 2 publisher carry it as BGRA.
+    """
+    order = order.lower()
+    what = f"CARLA instance image ({order})"
+    if order not in ("rgb", "bgr", "rgba", "bgra"):
+        raise InputError(f"{what}: unknown channel order {order!r}")
+    image = _check_color_image(image, len(order), what)
+    r, g, b = (image[:, :, order.index(c)] for c in "rgb")
+    return np.ascontiguousarray(r), g.astype(np.uint16) | (b.astype(np.uint16) << 8)
+
+
+def decode_instances(array: np.ndarray, ros_encoding: str) -> np.ndarray:
+    """An instance image as a ROS topic carries it -> HxW int32 ids, equal exactly where pixels
+    belong to one object (what an instance-boundary map needs; ``svsgan_core.data.instances``).
+
+      - ``bgra8``/``rgba8``/``bgr8``/``rgb8`` (8UC3/8UC4 as BGR/BGRA): CARLA's instance camera; the id
+        is ``tag << 16 | object id`` (``carla_instance_ids``), so two objects of different classes
+        that share CARLA's 16-bit id stay apart and a class boundary is an instance boundary too.
+      - ``mono8``/``8UC1``, ``mono16``/``16UC1``, ``32SC1``: ids as they are (vid2vid's 8-bit
+        ``train_inst`` with 255 for stuff, Cityscapes' 16-bit ``*_instanceIds.png`` with labelId
+        for stuff and labelId * 1000 + k for objects, a panoptic segmenter's 32-bit segment ids).
+    """
+    enc = str(ros_encoding).strip().lower()
+    array = np.asarray(array)
+    what = f"instance image ({ros_encoding})"
+    if array.size == 0:
+        raise InputError(f"{what}: empty image (shape {array.shape})")
+    if enc in _COLOR_ORDERS:
+        tags, object_ids = carla_instance_ids(array, _COLOR_ORDERS[enc])
+        return (tags.astype(np.int32) << 16) | object_ids.astype(np.int32)
+    if enc not in _INSTANCE_ID_DTYPES:
+        raise InputError(
+            f"{what}: instance images must be CARLA's bgra8 (or rgba8, bgr8, rgb8) or mono8, 8UC1, mono16, "
+            f"16UC1, 32SC1 ids, got {ros_encoding!r}"
+        )
+    return _id_image(array, _INSTANCE_ID_DTYPES[enc], ros_encoding, what).astype(np.int32)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .encoding import LabelDecoder
+from .encoding import LabelDecoder, decode_instances
 
 # encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -33,6 +33,7 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "8UC4": (np.dtype(np.uint8), 4),
     "mono16": (np.dtype(np.uint16), 1),
     "16UC1": (np.dtype(np.uint16), 1),
+    "32SC1": (np.dtype(np.int32), 1),  # instance ids (a panoptic segmenter's); never a label image
 }
 _CANONICAL = {k.lower(): k for k in ENCODINGS}
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
@@ -294,6 +295,8 @@ def compress(
     dtype, channels = ENCODINGS[encoding]
     if codec == "jpeg" and dtype.itemsize != 1:
         raise InputError(f"compress: JPEG is 8-bit only, cannot store {encoding}; use png")
+    if dtype.itemsize > 2:
+        raise InputError(f"compress: PNG stores 8 and 16 bits per channel, cannot store {encoding}; publish it raw")
     if codec == "jpeg" and not 1 <= int(quality) <= 100:
         raise InputError(f"compress: quality must be 1..100, got {quality}")
     if channels == 1:
@@ -346,6 +349,13 @@ def labels_from_msg(msg: Any, decoder: LabelDecoder, max_pixels: int = MAX_PIXEL
     """Image or CompressedImage carrying a segmentation -> HxW uint8 ids of the decoder's target space."""
     image, encoding = label_image(msg, max_pixels)
     return decoder.decode(image, encoding)
+
+
+def instances_from_msg(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Image or CompressedImage carrying instance ids (CARLA's instance camera, mono ids) -> HxW int32
+    ids (``encoding.decode_instances``); JPEG is refused as for labels."""
+    image, encoding = label_image(msg, max_pixels)
+    return decode_instances(image, encoding)
 
 
 _TO_RGB = {

@@ -111,14 +111,22 @@ class VideoSynthesizer:
         if reference_image is not None:
             s.pending_reference = self._check_rgb(reference_image)
 
-    def step(self, label_map: np.ndarray, stream: Stream | None = None) -> np.ndarray:
-        return self.step_batch([label_map], [stream or self._default])[0]
+    def step(self, label_map: np.ndarray, stream: Stream | None = None,
+             instances: np.ndarray | None = None) -> np.ndarray:
+        return self.step_batch([label_map], [stream or self._default],
+                               None if instances is None else [instances])[0]
 
     @torch.inference_mode()
-    def step_batch(self, label_maps: list[np.ndarray], streams: list[Stream]) -> list[np.ndarray]:
-        """One frame for each (label map, stream) pair; streams in the same mode share a forward pass."""
+    def step_batch(self, label_maps: list[np.ndarray], streams: list[Stream],
+                   instances: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
+        """One frame for each (label map, stream) pair; streams in the same mode share a forward pass.
+
+        ``instances``: per label map, HxW instance ids of the same size (``io.encoding.decode_instances``)
+        or None. Accepted from every caller; a model without an instance-edge channel ignores them."""
         if len(label_maps) != len(streams):
             raise InputError("step_batch needs one stream per label map")
+        if instances is not None and len(instances) != len(label_maps):
+            raise InputError("step_batch needs one instance map (or None) per label map")
         if len({id(s) for s in streams}) != len(streams):
             raise InputError("step_batch got the same stream twice")
         labels = [self._labels_to_tensor(m) for m in label_maps]

@@ -36,6 +36,10 @@ def generate_launch_description():
         DeclareLaunchArgument('input_topic', default_value='/carla/ego_vehicle/semantic_segmentation_front/image',
                               description='segmentation topic in the bag'),
         DeclareLaunchArgument('output_topic', default_value='/svsgan/image', description='generated frames'),
+        DeclareLaunchArgument('instance_topic', default_value='',
+                              description="instance-segmentation topic in the bag, paired with the labels by stamp "
+                                          "('': none; /svsgan/hero/instance/image in a bag from `svsgan carla "
+                                          "--instance-camera`)"),
         DeclareLaunchArgument('label_encoding', default_value='carla_palette',
                               choices=['ids', 'carla_palette', 'carla_raw'],
                               description="what input pixels mean ('ids' for `svsgan carla` mono8 labels, "
@@ -53,8 +57,8 @@ def generate_launch_description():
             PathJoinSubstitution([FindPackageShare('svs_gan_ros'), 'launch', 'generate.launch.py'])),
         launch_arguments=[
             (name, LaunchConfiguration(name))
-            for name in ('checkpoint', 'input_topic', 'output_topic', 'label_encoding', 'label_space', 'device',
-                         'mode', 'use_sim_time')
+            for name in ('checkpoint', 'input_topic', 'output_topic', 'instance_topic', 'label_encoding',
+                         'label_space', 'device', 'mode', 'use_sim_time')
         ],
     )
     return LaunchDescription(arguments + [generator, OpaqueFunction(function=_player)])

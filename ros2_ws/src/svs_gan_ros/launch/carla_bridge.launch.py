@@ -39,6 +39,9 @@ def generate_launch_description():
                               description='semantic camera topic of the bridge'),
         DeclareLaunchArgument('output_topic', default_value='/svsgan/ego_vehicle/image',
                               description='generated frames'),
+        DeclareLaunchArgument('instance_topic', default_value='',
+                              description="instance-segmentation topic paired with the labels by stamp ('': none; "
+                                          'the bridge releases up to 0.9.12 publish no instance camera, docs/carla.md)'),
         DeclareLaunchArgument('checkpoint', description='svsgan checkpoint folder'),
         DeclareLaunchArgument('device', default_value='', description="torch device ('' keeps the params file's)"),
         DeclareLaunchArgument('precision', default_value='', choices=['', 'fp32', 'fp16', 'bf16'],
@@ -72,6 +75,7 @@ def generate_launch_description():
             'checkpoint': LaunchConfiguration('checkpoint'),
             'input_topic': LaunchConfiguration('input_topic'),
             'output_topic': LaunchConfiguration('output_topic'),
+            'instance_topic': LaunchConfiguration('instance_topic'),
             'label_encoding': LaunchConfiguration('label_encoding'),
             'device': LaunchConfiguration('device'),
             'precision': LaunchConfiguration('precision'),

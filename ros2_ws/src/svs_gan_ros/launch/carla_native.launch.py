@@ -7,12 +7,14 @@ spawns the 'hero' vehicle, attaches a semantic camera with ros_name 'semantic_se
 CARLA's own publisher on it and ticks the world synchronously; CARLA then publishes
 /carla/hero/semantic_segmentation/image (bgra8, tag in the red channel: label_encoding carla_raw)
 and /clock. On exit that process restores the world's settings and removes what it spawned.
+instance_topic:=/carla/hero/instance_segmentation/image also attaches CARLA's instance camera
+(ros_name instance_segmentation) and pairs its images with the labels by stamp.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -31,6 +33,10 @@ def generate_launch_description():
         DeclareLaunchArgument('input_topic', default_value='/carla/hero/semantic_segmentation/image',
                               description="CARLA's native semantic camera topic"),
         DeclareLaunchArgument('output_topic', default_value='/svsgan/hero/image', description='generated frames'),
+        DeclareLaunchArgument('instance_topic', default_value='',
+                              description="CARLA's native instance-segmentation topic, paired with the labels by stamp: "
+                                          '/carla/hero/instance_segmentation/image makes the driver add the instance '
+                                          "camera (--instance-camera); '' (default): no instance camera"),
         DeclareLaunchArgument('checkpoint', description='svsgan checkpoint folder'),
         DeclareLaunchArgument('device', default_value='', description="torch device ('' keeps the params file's)"),
         DeclareLaunchArgument('precision', default_value='', choices=['', 'fp32', 'fp16', 'bf16'],
@@ -48,7 +54,9 @@ def generate_launch_description():
              '--host', LaunchConfiguration('host'), '--port', LaunchConfiguration('port'),
              '--timeout', LaunchConfiguration('timeout'), '--fixed-delta', LaunchConfiguration('fixed_delta_seconds'),
              '--width', LaunchConfiguration('width'), '--height', LaunchConfiguration('height'),
-             '--fov', LaunchConfiguration('fov'), '--role-name', 'hero'],
+             '--fov', LaunchConfiguration('fov'), '--role-name', 'hero',
+             PythonExpression(["'--instance-camera' if '", LaunchConfiguration('instance_topic'),
+                               "' else '--no-instance-camera'"])],
         name='svsgan_carla_driver',
         output='screen',
         sigterm_timeout='15',
@@ -61,6 +69,7 @@ def generate_launch_description():
             'checkpoint': LaunchConfiguration('checkpoint'),
             'input_topic': LaunchConfiguration('input_topic'),
             'output_topic': LaunchConfiguration('output_topic'),
+            'instance_topic': LaunchConfiguration('instance_topic'),
             'label_encoding': LaunchConfiguration('label_encoding'),
             'device': LaunchConfiguration('device'),
             'precision': LaunchConfiguration('precision'),

@@ -3,7 +3,8 @@
     ros2 launch svs_gan_ros generate.launch.py checkpoint:=/path/to/ckpt \
         input_topic:=/carla/ego_vehicle/semantic_segmentation_front/image \
         output_topic:=/svsgan/front/image label_encoding:=carla_palette mode:=live \
-        num_threads:=4 input_reliability:=reliable input_depth:=0
+        num_threads:=4 input_reliability:=reliable input_depth:=0 \
+        instance_topic:=/carla/hero/instance_segmentation/image
 
 Arguments left empty keep the value from params_file (default: this package's config/params.yaml);
 arguments given override it. use_sim_time defaults to true so that frames line up with /clock.
@@ -24,6 +25,11 @@ ARGUMENTS = {
         None,
     ),
     'output_topic': ('output_topics', 'generated image topic (one camera)', None),
+    'instance_topic': (
+        'instance_topics',
+        'instance-segmentation image topic paired with the labels by exact stamp (one camera)',
+        None,
+    ),
     'label_encoding': (
         'label_encoding',
         'what input pixels mean',
@@ -59,7 +65,7 @@ ARGUMENTS = {
         None,
     ),
 }
-LIST_PARAMETERS = ('input_topics', 'output_topics')
+LIST_PARAMETERS = ('input_topics', 'output_topics', 'instance_topics')
 # integer node parameters: a launch argument is text, and the node declares these as integers
 INTEGER_PARAMETERS = ('num_threads', 'input_depth', 'output_depth')
 

@@ -7,6 +7,9 @@ Messages are only duck-typed (``header.stamp``, and what svsgan_core.io.rosio re
 Sequence rules (docs/ros.md, "Time"): every received stamp, processed or not, goes through the
 camera's SequenceTimeline in arrival order, so a loop or a gap is noticed even when live mode skips
 the frame that carried it; the next frame that is processed then starts a new sequence.
+
+A camera with an instance topic pairs each label frame with the instance image of the same header
+stamp (StampPairer, message_filters' ExactTime policy) before the frame joins the camera's queue.
 """
 
 from __future__ import annotations
@@ -97,12 +100,82 @@ class Throttle:
         return self._held.pop(key, 0)
 
 
+class StampPairer:
+    """Pairs a camera's label frames with its instance images by exact header stamp: message_filters'
+    ExactTime policy (TimeSynchronizer), in plain Python since message_filters has no wheel.
+
+    A half pair waits for the other topic's message with the same stamp; at most ``queue_size`` half
+    pairs wait (the oldest goes when a new one would exceed it). When a pair completes, the halves it
+    proves hopeless are dropped, as ExactTime drops the tuples older than the one it signals: a
+    camera's two topics are published in the same order and each arrives in order, so a label frame
+    that came before the completed pair's label frame would have had its instance image before the
+    completed pair's one, and likewise the other way round. "Before" is each topic's own arrival
+    order, not stamp order as in ExactTime, so a looping bag (stamps going back) keeps the new loop's
+    first frames, and it does not matter which topic runs ahead. A half also goes when its partner has
+    not come within ``wait_s`` seconds of ``clock`` (the other stream stopped), so nothing waits unseen.
+
+    ``add`` and ``expire`` return the pair (or None) and the dropped halves as
+    ``(side, stamp_ns, item, why)``; side 0 is the label frame, 1 the instance image.
+    """
+
+    def __init__(self, queue_size: int, wait_s: float, clock: Callable[[], float] = time.monotonic):
+        if queue_size < 1:
+            raise InputError(f'instance_queue_size must be at least 1, not {queue_size}')
+        self.queue_size = queue_size
+        self.wait_s = wait_s
+        self.clock = clock
+        self._arrivals = [0, 0]  # messages received so far on each side: their arrival order
+        # stamp -> [label, instance, first arrival time, label's arrival number, instance's arrival number]
+        self._halves: collections.OrderedDict[int, list] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._halves)
+
+    @staticmethod
+    def _drop(stamp: int, half: list, why: str) -> list[tuple[int, int, Any, str]]:
+        return [(side, stamp, half[side], why) for side in (0, 1) if half[side] is not None]
+
+    def add(self, side: int, stamp: int, item: Any) -> tuple[tuple[Any, Any] | None, list]:
+        dropped: list[tuple[int, int, Any, str]] = []
+        self._arrivals[side] += 1
+        half = self._halves.get(stamp)
+        if half is None:
+            half = self._halves[stamp] = [None, None, self.clock(), 0, 0]
+        elif half[side] is not None:  # ExactTime keeps the newer of two messages with one stamp
+            dropped.append((side, stamp, half[side], 'a later message with the same stamp replaced it'))
+        half[side], half[3 + side] = item, self._arrivals[side]
+        if half[0] is not None and half[1] is not None:
+            del self._halves[stamp]
+            for older, waiting in list(self._halves.items()):
+                present = 0 if waiting[0] is not None else 1
+                if waiting[3 + present] < half[3 + present]:  # came before the pair on its own topic
+                    del self._halves[older]
+                    dropped += self._drop(older, waiting, 'a later stamp was paired first')
+            return (half[0], half[1]), dropped
+        while len(self._halves) > self.queue_size:
+            old, old_half = self._halves.popitem(last=False)
+            dropped += self._drop(old, old_half, f'{self.queue_size} unpaired stamps wait (instance_queue_size)')
+        return None, dropped
+
+    def expire(self) -> list[tuple[int, int, Any, str]]:
+        """Drop the halves whose partner has not come within wait_s."""
+        now, dropped = self.clock(), []
+        while self._halves:
+            stamp, half = next(iter(self._halves.items()))
+            if now - half[2] < self.wait_s:
+                break
+            self._halves.popitem(last=False)
+            dropped += self._drop(stamp, half, f'none came within {self.wait_s:g} s (instance_wait_s)')
+        return dropped
+
+
 @dataclass
 class CameraConfig:
     input_topic: str
     output_topic: str
     label_encoding: str = 'carla_palette'
     reference_topic: str = ''
+    instance_topic: str = ''  # instance images paired with the labels by exact stamp; '' for none
 
 
 @dataclass
@@ -116,6 +189,7 @@ class Frame:
         None  # the stamp that broke the sequence (a skipped frame's, in live mode)
     )
     size: int = 0  # payload bytes, for max_pending_mb
+    instances: Any = None  # the instance image message of the same stamp, for a camera with one
 
     def inherit(self, older: 'Frame') -> None:
         """Take over the sequence break of a frame that will not be processed."""
@@ -135,6 +209,9 @@ class CameraStats:
     dropped_bad: int = 0
     dropped_overflow: int = 0
     lost: int = 0  # the subscription's message-lost events (DDS lost them before the callback)
+    instances_received: int = 0
+    dropped_unpaired: int = 0  # label frames whose instance image never came
+    instances_unpaired: int = 0  # instance images whose label frame never came
     sequences: int = 0
     latencies: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=STATS_WINDOW)
@@ -147,7 +224,13 @@ class Camera:
     """One input/output pair: its own decoder, timeline and synthesizer stream; shared model."""
 
     def __init__(
-        self, index: int, cfg: CameraConfig, decoder: LabelDecoder, stream: Any, reset_gap_s: float
+        self,
+        index: int,
+        cfg: CameraConfig,
+        decoder: LabelDecoder,
+        stream: Any,
+        reset_gap_s: float,
+        pairer: StampPairer | None = None,
     ):
         self.index = index
         self.cfg = cfg
@@ -159,6 +242,7 @@ class Camera:
         self.queued_bytes = 0  # payload bytes of the frames in queue (max_pending_mb)
         self.references: collections.deque[tuple[int, Any]] = collections.deque(maxlen=8)
         self.carry: Frame | None = None  # a sequence start whose frame could not be used
+        self.pairer = pairer  # None: no instance topic
         self.stats = CameraStats()
 
 
@@ -186,6 +270,9 @@ class SynthesisEngine:
         reference_max_offset_s: float = 0.02,
         reference_wait_s: float = 0.2,
         log_throttle_s: float = 5.0,
+        instance_queue_size: int = 30,
+        instance_wait_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if mode not in ('live', 'lossless'):
             raise InputError(f"mode must be 'live' or 'lossless', not {mode!r}")
@@ -212,7 +299,9 @@ class SynthesisEngine:
                 source_space=source,
                 carla_version=carla_version,
             )
-            self.cameras.append(Camera(i, cfg, decoder, synth.stream(), reset_gap_s))
+            pairer = (StampPairer(instance_queue_size, instance_wait_s, clock)
+                      if cfg.instance_topic else None)
+            self.cameras.append(Camera(i, cfg, decoder, synth.stream(), reset_gap_s, pairer))
         self._cond = threading.Condition()
         self._throttle = Throttle(log_throttle_s)
         self._stopping = False
@@ -238,33 +327,85 @@ class SynthesisEngine:
             cam.stats.received += 1
             prev = cam.timeline.last_ns
             frame = Frame(msg, stamp, received, cam.timeline.observe(stamp), prev, stamp, size)
-            if self.mode == 'live':
-                if cam.queue:
-                    older = cam.queue.pop()
-                    cam.queued_bytes -= older.size
-                    frame.inherit(older)
-                    cam.stats.dropped_live += 1
-            elif len(cam.queue) >= self.max_pending or (
-                cam.queue and cam.queued_bytes + size > self.max_pending_bytes
-            ):
-                cam.stats.dropped_overflow += 1
-                cam.carry = cam.carry or (frame if frame.reason else None)
-                self._warn(
-                    cam,
-                    'error',
-                    f'{cam.name}: lossless queue full ({len(cam.queue)} frames, '
-                    f'{cam.queued_bytes / 2**20:.1f} MiB; max_pending {self.max_pending}, '
-                    f'max_pending_mb {self.max_pending_bytes / 2**20:g}); dropping new frames: '
-                    'the model is slower than the input',
-                )
+            if cam.pairer is not None:
+                self._pair(cam, 0, stamp, frame)
                 return
-            cam.queue.append(frame)
-            cam.queued_bytes += size
-            self._cond.notify_all()
+            self._enqueue(cam, frame)
 
-    def message_lost(self, index: int, count: int) -> None:
+    def submit_instances(self, index: int, msg: Any) -> None:
+        """An instance image for a camera with an instance topic: it waits for its label frame."""
+        cam = self.cameras[index]
+        try:
+            stamp = stamp_to_ns(msg.header.stamp)
+        except (InputError, AttributeError) as exc:
+            self._bad(cam, exc, what='instance image')
+            return
+        with self._cond:
+            cam.stats.instances_received += 1
+            self._pair(cam, 1, stamp, msg)
+
+    def _pair(self, cam: Camera, side: int, stamp: int, item: Any) -> None:
+        """Hand a half to the camera's pairer (lock held); a completed pair joins the queue."""
+        pair, dropped = cam.pairer.add(side, stamp, item)
+        self._unpaired(cam, dropped + cam.pairer.expire())
+        if pair is not None:
+            frame, instances = pair
+            frame.instances = instances
+            frame.size += _payload_bytes(instances)
+            self._enqueue(cam, frame)
+
+    def _unpaired(self, cam: Camera, dropped: list) -> None:
+        """Count and log halves whose partner never came (lock held); a dropped label frame's
+        sequence break carries over to the next frame that is processed."""
+        for side, stamp, item, why in dropped:
+            if side == 0:
+                cam.stats.dropped_unpaired += 1
+                cam.carry = cam.carry or (item if item.reason else None)
+                text = (f'{cam.name}: dropped the frame at stamp {format_stamp(stamp)}: no instance image '
+                        f'with this stamp on {cam.cfg.instance_topic} ({why})')
+            else:
+                cam.stats.instances_unpaired += 1
+                text = (f'{cam.cfg.instance_topic}: dropped the instance image at stamp {format_stamp(stamp)}: '
+                        f'no label frame with this stamp on {cam.name} ({why})')
+            self._warn(cam, 'warning', text)
+
+    def _expire_unpaired(self) -> None:
+        for cam in self.cameras:
+            if cam.pairer is not None and len(cam.pairer):
+                self._unpaired(cam, cam.pairer.expire())
+
+    def _enqueue(self, cam: Camera, frame: Frame) -> None:
+        """A frame ready to generate joins the camera's queue (lock held): live mode replaces the
+        one waiting, lossless mode queues it within max_pending / max_pending_mb."""
+        size = frame.size
+        if self.mode == 'live':
+            if cam.queue:
+                older = cam.queue.pop()
+                cam.queued_bytes -= older.size
+                frame.inherit(older)
+                cam.stats.dropped_live += 1
+        elif len(cam.queue) >= self.max_pending or (
+            cam.queue and cam.queued_bytes + size > self.max_pending_bytes
+        ):
+            cam.stats.dropped_overflow += 1
+            cam.carry = cam.carry or (frame if frame.reason else None)
+            self._warn(
+                cam,
+                'error',
+                f'{cam.name}: lossless queue full ({len(cam.queue)} frames, '
+                f'{cam.queued_bytes / 2**20:.1f} MiB; max_pending {self.max_pending}, '
+                f'max_pending_mb {self.max_pending_bytes / 2**20:g}); dropping new frames: '
+                'the model is slower than the input',
+            )
+            return
+        cam.queue.append(frame)
+        cam.queued_bytes += size
+        self._cond.notify_all()
+
+    def message_lost(self, index: int, count: int, topic: str = '') -> None:
         """The subscription's message-lost event: DDS lost messages before they reached us (a
-        best-effort or shallow publisher). Counted in the status and logged, never silent."""
+        best-effort or shallow publisher). Counted in the status and logged, never silent.
+        ``topic``: the camera's instance or label topic that lost them (default: the labels')."""
         if count <= 0:
             return
         cam = self.cameras[index]
@@ -274,7 +415,7 @@ class SynthesisEngine:
         self._warn(
             cam,
             'error',
-            f'{cam.name}: {count} message(s) lost in transport before reaching the node '
+            f'{topic or cam.name}: {count} message(s) lost in transport before reaching the node '
             f'({total} so far); for lossless input the publisher must be reliable with a '
             'history deep enough for its bursts (or keep_all)',
         )
@@ -316,6 +457,7 @@ class SynthesisEngine:
 
     def _take(self, timeout: float) -> list[tuple[Camera, Frame]]:
         with self._cond:
+            self._expire_unpaired()  # the worker wakes at least every 0.5 s: a stopped stream is noticed
             if not any(c.queue for c in self.cameras) and not self._stopping:
                 self._cond.wait(timeout)
             taken = [(c, c.queue.popleft()) for c in self.cameras if c.queue]
@@ -327,10 +469,11 @@ class SynthesisEngine:
         """Generate one frame for every camera with a pending one (oldest first in lossless), in
         one batched step; returns how many frames were published."""
         batch = self._take(timeout)
-        labels, items = [], []
+        labels, instances, items = [], [], []
         for cam, frame in batch:
             try:
                 label_map = rosio.labels_from_msg(frame.msg, cam.decoder, self.max_pixels)
+                instance_ids = self._instances(cam, frame, label_map.shape)
             except (
                 Exception
             ) as exc:  # message content is untrusted: whatever fails, drop this one only
@@ -343,12 +486,17 @@ class SynthesisEngine:
             if frame.reason:
                 self._start_sequence(cam, frame)
             labels.append(label_map)
+            instances.append(instance_ids)
             items.append((cam, frame))
         if not items:
             return 0
+        streams = [c.stream for c, _ in items]
         t0 = time.perf_counter()
         try:
-            images = self.synth.step_batch(labels, [c.stream for c, _ in items])
+            if any(ids is not None for ids in instances):
+                images = self.synth.step_batch(labels, streams, instances=instances)
+            else:  # single-topic cameras call the model exactly as before instances existed
+                images = self.synth.step_batch(labels, streams)
         except Exception as exc:
             for cam, frame in items:
                 self._bad(cam, exc, what='frame (inference failed)')
@@ -379,6 +527,22 @@ class SynthesisEngine:
             self._infer_total[0] += infer
             self._infer_total[1] += len(items)
         return published
+
+    def _instances(self, cam: Camera, frame: Frame, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The frame's instance ids, checked against its label image's size; None without any."""
+        if frame.instances is None:
+            return None
+        where = f'instance image on {cam.cfg.instance_topic} at stamp {format_stamp(frame.stamp_ns)}'
+        try:
+            ids = rosio.instances_from_msg(frame.instances, self.max_pixels)
+        except Exception as exc:
+            raise InputError(f'{where}: {exc}') from None
+        if ids.shape != shape:
+            raise InputError(
+                f'{where} is {ids.shape[1]}x{ids.shape[0]}, its label image {shape[1]}x{shape[0]}: '
+                'the instance and semantic cameras must have the same resolution'
+            )
+        return ids
 
     def _start_sequence(self, cam: Camera, frame: Frame) -> None:
         reference = self._find_reference(cam, frame.stamp_ns) if cam.cfg.reference_topic else None
@@ -471,6 +635,11 @@ class SynthesisEngine:
                         'dropped_bad': s.dropped_bad,
                         'dropped_overflow': s.dropped_overflow,
                         'lost': s.lost,
+                        'instance': c.cfg.instance_topic,
+                        'instances_received': s.instances_received,
+                        'dropped_unpaired': s.dropped_unpaired,
+                        'instances_unpaired': s.instances_unpaired,
+                        'unpaired_pending': len(c.pairer) if c.pairer is not None else 0,
                         'pending': len(c.queue),
                         'pending_mb': round(c.queued_bytes / 2**20, 3),
                         'sequences': s.sequences,
@@ -503,11 +672,13 @@ def status_line(status: dict) -> str:
             if c['latency_ms'] is None
             else f"{c['latency_ms']:.0f} ms (max {c['latency_max_ms']:.0f})"
         )
+        unpaired = (f" / {c['dropped_unpaired']} without instances (+{c['instances_unpaired']} instance "
+                    'images without labels)' if c.get('instance') else '')
         parts.append(
             f"{c['input']} -> {c['output']}: in {c['input_hz']:.2f} Hz, "
             f"out {c['output_hz']:.2f} Hz, "
             f"latency {lat}, dropped {c['dropped_live']} stale / {c['dropped_bad']} bad / "
-            f"{c['dropped_overflow']} overflow / {c.get('lost', 0)} lost in transport, "
+            f"{c['dropped_overflow']} overflow / {c.get('lost', 0)} lost in transport{unpaired}, "
             f"pending {c['pending']}"
         )
     infer = status['infer_ms_per_batch']

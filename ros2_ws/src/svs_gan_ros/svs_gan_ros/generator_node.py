@@ -106,19 +106,14 @@ class GeneratorNode(Node):
             reference_max_offset_s=p['reference_max_offset_s'],
             reference_wait_s=p['reference_wait_s'],
             log_throttle_s=p['log_throttle_s'],
+            instance_queue_size=p['instance_queue_size'],
+            instance_wait_s=p['instance_wait_s'],
         )
         in_qos = self._qos(p['input_reliability'], p['input_depth'], 'input')
         out_qos = self._qos(p['output_reliability'], p['output_depth'], 'output')
         self._outputs: list[_Outputs] = []
         for i, cam in enumerate(cameras):
-            kind = CompressedImage if is_compressed_topic(cam.input_topic) else Image
-            self.create_subscription(
-                kind,
-                cam.input_topic,
-                partial(self.engine.submit, i),
-                in_qos,
-                event_callbacks=SubscriptionEventCallbacks(message_lost=partial(self._lost, i)),
-            )
+            self._subscribe_image(cam.input_topic, partial(self.engine.submit, i), in_qos, partial(self._lost, i))
             out = _Outputs(self.create_publisher(Image, cam.output_topic, out_qos))
             if p['publish_compressed']:
                 out.compressed = self.create_publisher(
@@ -135,9 +130,13 @@ class GeneratorNode(Node):
                     in_qos,
                 )
             if cam.reference_topic:
-                kind = CompressedImage if is_compressed_topic(cam.reference_topic) else Image
-                self.create_subscription(
-                    kind, cam.reference_topic, partial(self.engine.submit_reference, i), in_qos
+                self._subscribe_image(cam.reference_topic, partial(self.engine.submit_reference, i), in_qos)
+            if cam.instance_topic:
+                self._subscribe_image(
+                    cam.instance_topic,
+                    partial(self.engine.submit_instances, i),
+                    in_qos,
+                    partial(self._lost, i, topic=cam.instance_topic),
                 )
             self._outputs.append(out)
         self._status_pub = None
@@ -156,11 +155,19 @@ class GeneratorNode(Node):
             f"{self.synth.cfg.label_space} on {p['device']} ({p['precision']}); "
             f"input QoS {qos_text(in_choice)}; "
             + '; '.join(
-                f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}] -> '
-                f'{self.resolve_topic_name(c.output_topic)}'
+                f'{self.resolve_topic_name(c.input_topic)} [{c.label_encoding}]'
+                + (f' + instances {self.resolve_topic_name(c.instance_topic)}' if c.instance_topic else '')
+                + f' -> {self.resolve_topic_name(c.output_topic)}'
                 for c in cameras
             )
         )
+
+    def _subscribe_image(self, topic: str, callback, qos: QoSProfile, lost=None) -> None:
+        """Image, or CompressedImage for an image_transport '.../compressed' name; `lost` gets the
+        subscription's message-lost events."""
+        kind = CompressedImage if is_compressed_topic(topic) else Image
+        events = SubscriptionEventCallbacks(message_lost=lost) if lost is not None else None
+        self.create_subscription(kind, topic, callback, qos, event_callbacks=events)
 
     def _declare_parameters(self) -> dict:
         values = {}
@@ -223,7 +230,12 @@ class GeneratorNode(Node):
             )
         encodings = p['label_encodings'] or [p['label_encoding']] * len(inputs)
         references = p['reference_topics'] or [''] * len(inputs)
-        for name, values in (('label_encodings', encodings), ('reference_topics', references)):
+        instances = p['instance_topics'] or [''] * len(inputs)
+        for name, values in (
+            ('label_encodings', encodings),
+            ('reference_topics', references),
+            ('instance_topics', instances),
+        ):
             if len(values) != len(inputs):
                 raise InputError(
                     f'{name} has {len(values)} entries, input_topics {len(inputs)}: '
@@ -235,15 +247,17 @@ class GeneratorNode(Node):
                 f"label_encodings: {bad[0]!r} is not one of {', '.join(LABEL_ENCODINGS)}"
             )
         return [
-            CameraConfig(i, o, e, r) for i, o, e, r in zip(inputs, outputs, encodings, references)
+            CameraConfig(i, o, e, r, n)
+            for i, o, e, r, n in zip(inputs, outputs, encodings, references, instances)
         ]
 
     def _check_topic_names(self, p: dict) -> None:
         """Every topic parameter resolved as rclpy will: a bad name stops the node with one line naming
         the parameter, before the model loads."""
-        names = [(name, t) for name in ('input_topics', 'output_topics', 'reference_topics') for t in p[name]]
+        lists = ('input_topics', 'output_topics', 'reference_topics', 'instance_topics')
+        names = [(name, t) for name in lists for t in p[name]]
         for param, topic in names + [('status_topic', p['status_topic'])]:
-            if not topic and param in ('reference_topics', 'status_topic'):
+            if not topic and param in ('reference_topics', 'instance_topics', 'status_topic'):
                 continue  # '' is "none" for these
             try:
                 self.resolve_topic_name(topic)
@@ -263,8 +277,8 @@ class GeneratorNode(Node):
             durability=DurabilityPolicy.VOLATILE,
         )
 
-    def _lost(self, index: int, info) -> None:
-        self.engine.message_lost(index, info.total_count_change)
+    def _lost(self, index: int, info, topic: str = '') -> None:
+        self.engine.message_lost(index, info.total_count_change, topic)
 
     def _on_camera_info(self, out: _Outputs, msg: CameraInfo) -> None:
         out.last_info = msg
@@ -303,7 +317,8 @@ class GeneratorNode(Node):
             node=self.get_fully_qualified_name(), now_ns=self.get_clock().now().nanoseconds
         )
         counts = [
-            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'], c['lost'])
+            (c['received'], c['published'], c['dropped_bad'], c['dropped_overflow'], c['lost'],
+             c['dropped_unpaired'], c['instances_unpaired'])
             for c in status['cameras']
         ]
         if counts != self._logged_counts:

@@ -118,6 +118,27 @@ PARAMS: tuple[Param, ...] = (
         float_range=(0.0, 10.0),
     ),
     Param(
+        'instance_topics',
+        'string_array',
+        "per-camera instance-segmentation image topics (CARLA's bgra8 instance camera, or "
+        "mono8/mono16/32SC1 ids) paired with the labels by exact header stamp; '' for none "
+        '(empty: no camera has one)',
+    ),
+    Param(
+        'instance_queue_size',
+        30,
+        'instance pairing: label frames and instance images that may wait for their partner per '
+        "camera (message_filters' ExactTime queue size); beyond it the oldest is dropped and counted",
+        int_range=(1, 10000),
+    ),
+    Param(
+        'instance_wait_s',
+        5.0,
+        'instance pairing: a label frame or instance image whose partner has not arrived within '
+        'this many seconds is dropped and counted (dropped_unpaired / instances_unpaired)',
+        float_range=(0.001, 3600.0),
+    ),
+    Param(
         'reset_gap_s',
         1.0,
         'a stamp later than the previous one by more than this starts a new '

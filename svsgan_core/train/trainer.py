@@ -33,7 +33,9 @@ from ..data.datasets import build_dataset
 from ..errors import CheckpointError, InputError
 from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
+from ..metrics.pixels import ClassMeanBaseline
 from ..models.config import PRECISIONS, ModelConfig
+from ..models.generator import valid_ids
 from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
 from . import distributed
 from .ema import EMA
@@ -213,9 +215,6 @@ class Trainer:
         clips, their first frames): the first-frame output then begins as the class-mean painting, crisp
         at every class edge, and training adds what the labels cannot say. A data-dependent init, like
         setting an output bias to the data mean; every process computes the same from the same files."""
-        from ..metrics.pixels import ClassMeanBaseline
-        from ..models.generator import valid_ids
-
         baseline = ClassMeanBaseline()
         n = self.cfg.num_classes
         step = max(1, len(self.dataset) // clips)

@@ -469,12 +469,12 @@ ROS_INSTANCES = ("tests/test_ros_instances.py::"
                  "test_two_topics_lossless_pair_by_stamp_unpaired_and_wrong_size_frames_are_counted_drops",)
 MUTATIONS += [
     Mutation(
-        "carla_instance_bytes_swapped", "svsgan_core/io/encoding.py",
+        "carla_instance_bytes_swapped", "svsgan_core/data/instances.py",
         "g.astype(np.uint16) | (b.astype(np.uint16) << 8)", "b.astype(np.uint16) | (g.astype(np.uint16) << 8)",
         (f"{INSTANCES}::test_carla_instance_camera_pixel_decodes_to_its_tag_and_16_bit_object_id",),
         "CARLA's object id read as B + 256 G: ids differ from CARLA's own (G is the low byte)"),
     Mutation(
-        "carla_instance_without_tag", "svsgan_core/io/encoding.py",
+        "carla_instance_without_tag", "svsgan_core/data/instances.py",
         "return (tags.astype(np.int32) << 16) | object_ids.astype(np.int32)", "return object_ids.astype(np.int32)",
         (f"{INSTANCES}::test_decode_instances_keys_carla_objects_by_tag_and_id_in_every_colour_order",),
         "the instance key drops the tag: a pedestrian and a car that share a truncated 16-bit id merge"),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from svsgan_core.cli import main as svsgan
 from svsgan_core.data.datasets import build_dataset
 from svsgan_core.data.instances import boundary_map, carla_instance_key, compact_ids
 from svsgan_core.data.labels import get_label_space
@@ -221,3 +222,22 @@ def test_an_instance_map_of_another_size_is_an_error_naming_both_files(parked):
     ds = build_dataset("folder", parked, size=(H, W), seq_len=3)
     with pytest.raises(InputError, match=r"instance map .*000001.png is 66x32 but its label map .*000001.png is 64x32"):
         ds[0]
+
+
+def test_make_synthetic_touching_writes_instances_that_split_what_the_labels_merge(tmp_path):
+    import yaml
+
+    from svsgan_core.data.synthetic import generate_sequence
+
+    assert svsgan(["make-synthetic", str(tmp_path), "--sequences", "1", "--frames", "2", "--size", "192x96",
+                   "--touching", "--no-flow", "--supersample", "1", "--no-progress"]) == 0
+    info = yaml.safe_load((tmp_path / "dataset.yaml").read_text())
+    assert info["touching"] is True and info["instances"] is True
+    [seq] = find_sequences("folder", tmp_path)
+    seed = info["sequences"][0]["seed"]
+    _, _, instances = generate_sequence(seed, 2, 96, 192, return_instances=True, touching=True)
+    np.testing.assert_array_equal(np.stack([read_instances(f.instance) for f in seq.frames]), instances)
+    item = build_dataset("folder", tmp_path, size=(96, 192), seq_len=2)[0]
+    labels = item["labels"].numpy()
+    merged = (item["edges"][:, 0].numpy() > 0) & ~boundary_map(labels)  # seams the labels alone do not show
+    assert merged.sum() >= 20 and set(np.unique(labels[merged]).tolist()) & {CAR, CITYSCAPES.index("person")}

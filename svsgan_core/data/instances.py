@@ -66,6 +66,16 @@ def instance_colour_image(ids: np.ndarray) -> np.ndarray:
     return np.stack([(ids >> 16) & 255, ids & 255, (ids >> 8) & 255], -1).astype(np.uint8)
 
 
+def thing_instance_ids(labels: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Cityscapes' instanceIds convention from a label map and a panoptic segmenter's object segments
+    (0: no object, k > 0: the k-th): ``label * 1000 + k`` on an object's pixels, the label elsewhere, so
+    stuff of one class is one region and every object its own."""
+    labels, segments = np.asarray(labels), np.asarray(segments)
+    if labels.shape != segments.shape:
+        raise InputError(f"labels {labels.shape} and segments {segments.shape} differ in shape")
+    return np.where(segments > 0, labels.astype(np.int32) * 1000 + segments, labels).astype(np.int32)
+
+
 def compact_ids(ids: np.ndarray) -> np.ndarray:
     """Ids renumbered 0..n-1 in their sorted order: equal stays equal, different stays different (all a
     boundary map reads), so ids of any range fit a 16-bit file when a frame has at most 65536 of them."""

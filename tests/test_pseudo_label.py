@@ -40,6 +40,21 @@ def save_segformer(folder, names, seed=0):
     return folder
 
 
+def save_mask2former(folder, names, num_queries: int, seed: int = 8):
+    """A Mask2Former on a 4-stage Swin of width 8, a few hundred thousand weights; id2label = `names`."""
+    torch.manual_seed(seed)
+    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
+                                       num_heads=[1, 1, 1, 1], window_size=2,
+                                       out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = transformers.Mask2FormerConfig(
+        backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
+        dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_queries=num_queries, num_attention_heads=2,
+        use_pretrained_backbone=False, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    model = transformers.Mask2FormerForUniversalSegmentation(config).eval()
+    model.save_pretrained(folder)
+    return model
+
+
 @pytest.fixture(scope="module")
 def segformer(tmp_path_factory):
     return save_segformer(tmp_path_factory.mktemp("segformer"), CITYSCAPES)
@@ -265,17 +280,7 @@ def test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset(tmp_path, se
 
 def test_mask2former_queries_become_the_semantic_map_transformers_computes(tmp_path):
     """Mask-classification models (Mask2Former, OneFormer) go through the same loader and id mapping."""
-    torch.manual_seed(8)
-    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
-                                       num_heads=[1, 1, 1, 1], window_size=2,
-                                       out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = transformers.Mask2FormerConfig(
-        backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
-        dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_queries=6, num_attention_heads=2,
-        use_pretrained_backbone=False, id2label=dict(enumerate(CITYSCAPES)),
-        label2id={n: i for i, n in enumerate(CITYSCAPES)})
-    model = transformers.Mask2FormerForUniversalSegmentation(config).eval()
-    model.save_pretrained(tmp_path / "m2f")
+    model = save_mask2former(tmp_path / "m2f", CITYSCAPES, num_queries=6)
     images = random_images(2, 64, 96, seed=8)
     labels = Segmenter(tmp_path / "m2f", label_space="kitti360").predict(images)
 
@@ -315,8 +320,8 @@ def crafted_queries(h=8, w=12):
         (cls(0), mask(rows=(6, 8))),  # road: stuff
         (cls(2, 0.8), mask(cols=(8, 12), rows=(0, 6))),  # a person, but not sure (score ~0.31)
         (cls(5), mask(cols=(8, 12), rows=(0, 3))),  # "no object"
-        (cls(2, big - 1), mask(cols=(0, 5), rows=(0, 6))),  # a person mostly under the first car: loses
-        (cls(2), mask(cols=(8, 12), rows=(0, 6))),  # a person
+        (cls(2, big - 1), mask(cols=(10, 12), rows=(0, 6))),  # a person half behind the next: keeps 6 of 12 pixels
+        (cls(2), mask(cols=(8, 11), rows=(0, 6))),  # a person
     ]
     return np.stack([q[0] for q in queries]), np.stack([q[1] for q in queries])
 
@@ -348,17 +353,8 @@ def test_object_segments_follow_mask2formers_panoptic_inference():
 
 @pytest.fixture(scope="module")
 def mask2former(tmp_path_factory):
-    torch.manual_seed(8)
-    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
-                                       num_heads=[1, 1, 1, 1], window_size=2,
-                                       out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = transformers.Mask2FormerConfig(
-        backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
-        dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_queries=7, num_attention_heads=2,
-        use_pretrained_backbone=False, id2label=dict(enumerate(PANOPTIC_NAMES)),
-        label2id={n: i for i, n in enumerate(PANOPTIC_NAMES)})
     folder = tmp_path_factory.mktemp("m2f_panoptic")
-    transformers.Mask2FormerForUniversalSegmentation(config).eval().save_pretrained(folder)
+    save_mask2former(folder, PANOPTIC_NAMES, num_queries=7)
     return folder
 
 

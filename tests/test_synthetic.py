@@ -153,3 +153,22 @@ def test_touching_scenes_put_cars_and_pedestrians_against_each_other():
                 assert len(pairs.get(car, ())) >= 5  # every street has cars parked bumper to bumper
     # the default streets have some (perspective puts one car against the next), these many more
     assert counts[True][car] > 2 * counts[False][car] and counts[True][person] > 2 * counts[False][person]
+
+
+def test_touching_rows_park_cars_bumper_to_bumper():
+    """The street plan itself: along each parking strip, cars in rows whose bodies overlap by a few
+    centimetres (they meet on screen at every angle), rows a few metres apart."""
+    from svsgan_core.data.synthetic import _build_scene
+
+    for seed in range(3):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5C5]))  # as generate_sequence seeds it
+        scene = _build_scene(rng, 30, 128, 256, touching=True)
+        assert all(p > 0 for p in scene.parking)
+        for side in (-1, 1):
+            parked = sorted((a for a in scene.actors if a.vx == a.vz == 0 and "dims" in a.data
+                             and np.sign(a.x) == side and abs(a.x) > scene.road_half), key=lambda a: a.z)
+            gaps = np.array([(b.z - b.data["dims"]["half_length"]) - (a.z + a.data["dims"]["half_length"])
+                             for a, b in zip(parked, parked[1:])])
+            touching = (gaps > -0.1) & (gaps <= 0)
+            assert touching.sum() >= 4 and touching.mean() > 0.6, gaps
+            assert ((gaps > 0) & (gaps < 3.5)).sum() == 0  # between rows: room for a car to leave

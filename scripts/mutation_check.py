@@ -469,12 +469,12 @@ ROS_INSTANCES = ("tests/test_ros_instances.py::"
                  "test_two_topics_lossless_pair_by_stamp_unpaired_and_wrong_size_frames_are_counted_drops",)
 MUTATIONS += [
     Mutation(
-        "carla_instance_bytes_swapped", "svsgan_core/io/encoding.py",
+        "carla_instance_bytes_swapped", "svsgan_core/data/instances.py",
         "g.astype(np.uint16) | (b.astype(np.uint16) << 8)", "b.astype(np.uint16) | (g.astype(np.uint16) << 8)",
         (f"{INSTANCES}::test_carla_instance_camera_pixel_decodes_to_its_tag_and_16_bit_object_id",),
         "CARLA's object id read as B + 256 G: ids differ from CARLA's own (G is the low byte)"),
     Mutation(
-        "carla_instance_without_tag", "svsgan_core/io/encoding.py",
+        "carla_instance_without_tag", "svsgan_core/data/instances.py",
         "return (tags.astype(np.int32) << 16) | object_ids.astype(np.int32)", "return object_ids.astype(np.int32)",
         (f"{INSTANCES}::test_decode_instances_keys_carla_objects_by_tag_and_id_in_every_colour_order",),
         "the instance key drops the tag: a pedestrian and a car that share a truncated 16-bit id merge"),
@@ -567,6 +567,149 @@ MUTATIONS += [
         "\"'--instance-camera' if '\"", "\"'--no-instance-camera' if '\"",
         ("tests/test_deploy_files.py::test_native_launch_runs_a_real_svsgan_carla_command",),
         "naming the instance topic does not make the driver spawn CARLA's instance camera"),
+]
+
+
+# -- issue 24, the data half: instance maps in the datasets, make-synthetic, conversion, eval, pseudo-labels
+DATA = "tests/test_instance_data.py"
+SYNTH = "tests/test_synthetic.py"
+CONV = "tests/test_convert_instances.py"
+BOUNDARY = "tests/test_boundary_metric.py"
+PSEUDO = "tests/test_pseudo_label.py"
+MUTATIONS += [
+    Mutation(
+        "dataset_edges_ignore_instances", "svsgan_core/data/datasets.py",
+        "            edges[t, 0] = boundary_map(labels[t], instances)", "            edges[t, 0] = boundary_map(labels[t])",
+        (f"{DATA}::test_edges_separate_touching_cars_and_fall_back_to_label_edges",),
+        "the dataset reads instance maps but draws the label edges only: two touching cars stay one blob"),
+    Mutation(
+        "instances_skip_crop_and_flip", "svsgan_core/data/datasets.py",
+        "                instances = geometry.label(instances)",
+        "                instances = cv2.resize(instances, (self.width, self.height), interpolation=cv2.INTER_NEAREST)",
+        (f"{DATA}::test_edges_are_computed_on_the_output_grid_after_resize_crop_and_flip",),
+        "instance ids resized but not cropped and flipped with their clip: edges land beside the objects"),
+    Mutation(
+        "instance_summary_per_sequence", "svsgan_core/data/datasets.py",
+        "self.instance_frames = sum(f.instance is not None for seq in sequences for f in seq.frames)",
+        "self.instance_frames = sum(len(seq) for seq in sequences if seq.frames[0].instance is not None)",
+        (f"{DATA}::test_edges_separate_touching_cars_and_fall_back_to_label_edges",),
+        "the summary counts a sequence as covered when its first frame has an instance map"),
+    Mutation(
+        "folder_layout_misses_instances", "svsgan_core/data/layouts.py",
+        "folder_frame(seq_dir, p.stem, p.suffix, p.stem in instances)", "folder_frame(seq_dir, p.stem, p.suffix, False)",
+        (f"{DATA}::test_folder_and_carla_layouts_find_instances_per_frame",),
+        "the generic layout never finds instances/: make-synthetic and extract output trains on label edges"),
+    Mutation(
+        "cityscapes_gtfine_instance_suffix", "svsgan_core/data/layouts.py",
+        '    return f"{prefix}instanceIds"', '    return "instanceIds"',
+        (f"{DATA}::test_cityscapes_finds_instance_ids_beside_pseudo_labels_and_gtfine",),
+        "beside gtFine_labelIds the loader looks for *_instanceIds.png, not the official *_gtFine_instanceIds.png"),
+    Mutation(
+        "kitti360_instance_folder", "svsgan_core/data/layouts.py",
+        '        instance_dir = semantics / drive / camera / "instance"', '        instance_dir = semantics / drive / camera / "instances"',
+        (f"{DATA}::test_kitti360_and_vid2vid_find_their_instance_folders",),
+        "KITTI-360's instance/ folder is looked for under another name"),
+    Mutation(
+        "vid2vid_inst_folder", "svsgan_core/data/layouts.py",
+        '    instance_base = root / f"{split}_inst"', '    instance_base = root / f"{split}_instance"',
+        (f"{DATA}::test_kitti360_and_vid2vid_find_their_instance_folders",),
+        "vid2vid's <split>_inst is looked for under another name"),
+    Mutation(
+        "instance_png_channel_order", "svsgan_core/data/layouts.py",
+        '"bgr" if ids.shape[2] == 3 else "bgra"', '"rgb" if ids.shape[2] == 3 else "rgba"',
+        (f"{DATA}::test_a_carla_instance_camera_png_reads_as_the_topic_decodes",),
+        "a CARLA instance-camera PNG read as RGB: the tag comes from the blue channel"),
+    Mutation(
+        "instance_png_8_bit", "svsgan_core/data/layouts.py",
+        "        _write_png(path, ids.astype(np.uint16))", "        _write_png(path, ids.astype(np.uint8))",
+        (f"{DATA}::test_instance_files_round_trip_16_bit_colour_and_compacted",),
+        "instance ids written as 8-bit: Cityscapes-style ids (26001) wrap and merge objects"),
+    Mutation(
+        "synthetic_instances_not_drawn", "svsgan_core/data/synthetic.py",
+        "        instances[pix] = np.array([f.instance for f in kept], np.uint16)[fid]\n", "",
+        (f"{SYNTH}::test_instance_ids_mark_each_object_and_leave_frames_labels_and_flow_alone",),
+        "the renderer draws objects but not their instance ids"),
+    Mutation(
+        "touching_cars_apart", "svsgan_core/data/synthetic.py",
+        'z = car.z + car.data["dims"]["half_length"] - rng.uniform(0.02, 0.08)',
+        'z = car.z + car.data["dims"]["half_length"] + rng.uniform(1.5, 3.0)',
+        (f"{SYNTH}::test_touching_rows_park_cars_bumper_to_bumper",),
+        "--touching parks its rows with gaps: the cars no longer touch"),
+    Mutation(
+        "pedestrian_groups_apart", "svsgan_core/data/synthetic.py",
+        "                z += rng.uniform(0.35, 0.55)", "                z += rng.uniform(3.0, 5.0)",
+        (f"{SYNTH}::test_touching_scenes_put_cars_and_pedestrians_against_each_other",),
+        "--touching's pedestrian groups are spread metres apart: nobody touches"),
+    Mutation(
+        "make_synthetic_without_instances", "svsgan_core/commands/make_synthetic.py",
+        "rendered[0][i], rendered[1][i], rendered[-1][i])", "rendered[0][i], rendered[1][i])",
+        ("tests/test_datasets.py::test_make_synthetic_writes_the_generic_layout",
+         f"{DATA}::test_make_synthetic_touching_writes_instances_that_split_what_the_labels_merge"),
+        "make-synthetic renders instance ids but writes no instances/"),
+    Mutation(
+        "convert_instances_not_passed", "svsgan_core/io/conversion.py",
+        "rgb = synth.step(labels, stream=topic.stream, instances=instances)",
+        "rgb = synth.step(labels, stream=topic.stream, instances=None)",
+        (f"{CONV}::test_conversion_hands_each_frame_the_instance_ids_of_its_exact_stamp_and_counts_the_rest",),
+        "convert pairs the instance images but the generator never gets them"),
+    Mutation(
+        "convert_instances_nearest_stamp", "svsgan_core/io/conversion.py",
+        "typestore=options.typestore, max_dt_s=0.0,", "typestore=options.typestore, max_dt_s=0.001,",
+        (f"{CONV}::test_conversion_hands_each_frame_the_instance_ids_of_its_exact_stamp_and_counts_the_rest",),
+        "instance images paired by nearest stamp, not exactly as the node pairs them"),
+    Mutation(
+        "convert_instance_size_unchecked", "svsgan_core/io/conversion.py",
+        "        if ids is not None and ids.shape != labels.shape:", "        if False:",
+        (f"{CONV}::test_conversion_hands_each_frame_the_instance_ids_of_its_exact_stamp_and_counts_the_rest",),
+        "an instance image of another size than its labels reaches the model"),
+    Mutation(
+        "extract_instances_dropped", "svsgan_core/commands/extract.py",
+        "write_frame(root, sequence, index, pending_rgb.pop(li), labels, ids)",
+        "write_frame(root, sequence, index, pending_rgb.pop(li), labels, None)",
+        (f"{CONV}::test_extract_writes_the_paired_instance_ids_as_the_datasets_instance_maps",),
+        "extract pairs the instance topic but writes no instance maps"),
+    Mutation(
+        "boundary_across_classes", "svsgan_core/metrics/boundary.py",
+        "        seam = (labels[sl_a] == labels[sl_b]) & (a != b)", "        seam = a != b",
+        (f"{BOUNDARY}::test_seam_contrast_by_hand",),
+        "the boundary metric counts class boundaries too, which the labels already draw"),
+    Mutation(
+        "boundary_keeps_one_pixel_contacts", "svsgan_core/metrics/boundary.py",
+        "    keep = length >= min_seam", "    keep = length >= 1",
+        (f"{BOUNDARY}::test_short_contacts_and_ignored_pixels_are_left_out",),
+        "one-pixel corner contacts count as seams"),
+    Mutation(
+        "boundary_ratio_inverted", "svsgan_core/metrics/boundary.py",
+        '{"boundary": fake / max(real, 1e-6),', '{"boundary": real / max(fake, 1e-6),',
+        (f"{BOUNDARY}::test_boundary_is_generated_over_real_averaged_over_pairs_and_frames",),
+        "boundary reported as real over generated"),
+    Mutation(
+        "eval_instances_not_fed", "svsgan_core/commands/eval.py",
+        "outputs.append(synth.step(lab.astype(np.int64), instances=instances[t]))",
+        "outputs.append(synth.step(lab.astype(np.int64)))",
+        (f"{BOUNDARY}::test_checkpoint_mode_reads_the_datas_instances_feeds_them_to_the_generator_and_scores_them",),
+        "eval scores boundaries on instance maps the generator never got"),
+    Mutation(
+        "panoptic_no_overlap_check", "svsgan_core/metrics/miou.py",
+        "if area and whole and area / whole > OVERLAP_THRESHOLD and is_thing(int(classes[query])):",
+        "if area and is_thing(int(classes[query])):",
+        (f"{PSEUDO}::test_object_segments_follow_mask2formers_panoptic_inference",),
+        "a query keeps the scraps of a mask that mostly lost to others: spurious objects"),
+    Mutation(
+        "panoptic_stuff_as_objects", "svsgan_core/metrics/miou.py",
+        "area / whole > OVERLAP_THRESHOLD and is_thing(int(classes[query])):", "area / whole > OVERLAP_THRESHOLD:",
+        (f"{PSEUDO}::test_object_segments_follow_mask2formers_panoptic_inference",),
+        "stuff segments (road) become objects of their own"),
+    Mutation(
+        "pseudo_instances_not_on_labels", "svsgan_core/commands/pseudo_label.py",
+        "write_instances(job.instance, thing_instance_ids(label, segments[k]))", "write_instances(job.instance, segments[k])",
+        (f"{PSEUDO}::test_panoptic_pseudo_labels_write_instance_maps_the_datasets_read",),
+        "pseudo instance maps hold bare segment numbers, not Cityscapes' instanceIds on the labels"),
+    Mutation(
+        "pseudo_resume_ignores_instances", "svsgan_core/commands/pseudo_label.py",
+        "        if _done(job) and not overwrite:", "        if job.label.is_file() and not overwrite:",
+        (f"{PSEUDO}::test_panoptic_pseudo_labels_write_instance_maps_the_datasets_read",),
+        "a rerun keeps a labelled frame whose instance map is missing: it never gets one"),
 ]
 
 

@@ -33,7 +33,7 @@ from svsgan_core.io.encoding import encode_palette
 from svsgan_core.models import SVSGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
-PALETTE_CAM, IDS_CAM, RGB_CAM = "/cam0/semantic", "/cam1/semantic", "/cam0/rgb"
+PALETTE_CAM, IDS_CAM, RGB_CAM, INSTANCE_CAM = "/cam0/semantic", "/cam1/semantic", "/cam0/rgb", "/cam0/instance"
 FRAMES, H, W = 6, 24, 48
 T0 = 5_000_000_000
 DT = 50_000_000
@@ -69,8 +69,10 @@ QOS = [Qos(QosHistory.KEEP_LAST, 7, QosReliability.BEST_EFFORT, QosDurability.VO
            QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)]
 
 
-def write_input(path: Path, storage: str, distro: str, frames: int = FRAMES, rgb: bool = False) -> Path:
-    """A small recording: two semantic cameras (CARLA palette bgra8, mono8 ids), /clock, camera_info, a log."""
+def write_input(path: Path, storage: str, distro: str, frames: int = FRAMES, rgb: bool = False,
+                instances: bool = False) -> Path:
+    """A small recording: two semantic cameras (CARLA palette bgra8, mono8 ids), /clock, camera_info, a log;
+    `instances`: CARLA's instance camera (bgra8, tag in R, id in G and B) beside the palette camera."""
     store = get_typestore(Stores(f"ros2_{distro}"))
     t = store.types
     plugin = StoragePlugin.SQLITE3 if storage == "db3" else StoragePlugin.MCAP
@@ -85,6 +87,8 @@ def write_input(path: Path, storage: str, distro: str, frames: int = FRAMES, rgb
         }
         if rgb:
             conns[RGB_CAM] = w.add_connection(RGB_CAM, "sensor_msgs/msg/Image", typestore=store)
+        if instances:
+            conns[INSTANCE_CAM] = w.add_connection(INSTANCE_CAM, "sensor_msgs/msg/Image", typestore=store)
 
         def image(ns, frame_id, array, encoding):
             stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
@@ -115,6 +119,10 @@ def write_input(path: Path, storage: str, distro: str, frames: int = FRAMES, rgb
                 colour = np.random.default_rng(i).integers(0, 256, (H, W, 3)).astype(np.uint8)
                 jump = 10**10 if i >= BACKWARD_AT else 0  # follows the ids camera, 3 ms late
                 msgs.append((RGB_CAM, ns + 5000, image(ns - jump + 3_000_000, "cam1_rgb", colour, "rgb8")))
+            if instances:  # each 6x8 block of the labels its own object, the class's id in R
+                ids = (np.arange(H)[:, None] // 6 * 8 + np.arange(W)[None] // 8).astype(np.uint16)
+                bgra = np.stack([ids >> 8, ids & 255, labels(i), np.full((H, W), 255)], -1).astype(np.uint8)
+                msgs.append((INSTANCE_CAM, ns + 500, image(ns, "cam0", bgra, "bgra8")))
             for topic, bag_ns, msg in msgs:
                 w.write(conns[topic], bag_ns, store.serialize_cdr(msg, conns[topic].msgtype))
     if distro == "humble" and storage == "db3":
@@ -222,21 +230,23 @@ def test_conversion_copies_every_message_and_adds_one_frame_per_input(tmp_path, 
 
 @pytest.mark.slow  # two spawned workers each import torch
 def test_cli_converts_several_bags_in_parallel_workers(tmp_path, checkpoint, capsys):
-    a = write_input(tmp_path / "a", "mcap", "jazzy", frames=3, rgb=True) / "a.mcap"  # a bare storage file is a bag too
-    b = write_input(tmp_path / "b", "db3", "humble", frames=3, rgb=True)
-    options = ConvertOptions([TopicMap(PALETTE_CAM, "/gen", RGB_CAM)], reference_max_dt_s=0.005)  # RGB 3 ms late
+    a = write_input(tmp_path / "a", "mcap", "jazzy", frames=3, rgb=True, instances=True) / "a.mcap"  # a bare file
+    b = write_input(tmp_path / "b", "db3", "humble", frames=3, rgb=True, instances=True)
+    options = ConvertOptions([TopicMap(PALETTE_CAM, "/gen", RGB_CAM)], reference_max_dt_s=0.005,  # RGB 3 ms late
+                             instances={PALETTE_CAM: INSTANCE_CAM})
     torch.set_num_threads(2)  # as each worker below: the thread count changes the last bits of a frame
     one_process = VideoSynthesizer.from_checkpoint(checkpoint, "cpu", "fp32")
     expected = {name: read_bag(convert_bag(src, tmp_path / "ref" / name, one_process, options,
                                            progress=False).output)[0]["/gen"] for name, src in (("a", a), ("b", b))}
     rc = cli_main(["convert", str(a), str(b), str(tmp_path / "out"), "--checkpoint", str(checkpoint),
                    "--map", f"{PALETTE_CAM}:/gen:{RGB_CAM}", "--reference-max-dt", "0.005",
-                   "--workers", "2", "--threads", "2", "--no-progress"])
+                   "--instances", f"{PALETTE_CAM}={INSTANCE_CAM}", "--workers", "2", "--threads", "2", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "summary.json"]  # the per-input outcomes
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [e["threads"] for e in summary["inputs"]] == [2, 2]  # --threads is per worker process
     assert [e["topics"][PALETTE_CAM]["reference"]["from_reference"] for e in summary["inputs"]] == [1, 1]
+    assert [e["topics"][PALETTE_CAM]["instances"]["paired"] for e in summary["inputs"]] == [3, 3]
     store = get_typestore(Stores.ROS2_JAZZY)
     for name, storage in (("a", "mcap"), ("b", "db3")):
         out, _ = read_bag(tmp_path / "out" / name)

@@ -55,9 +55,12 @@ def test_make_synthetic_writes_the_generic_layout(synthetic_root, capsys):
         assert sorted(p.name for p in (synthetic_root / name / "images").iterdir())[0] == "000000.png"
         assert len(list((synthetic_root / name / "labels").iterdir())) == 6
         assert sorted(p.name for p in (synthetic_root / name / "flow").iterdir())[0] == "000001.npz"
+        assert len(list((synthetic_root / name / "instances").iterdir())) == 6
     image = cv2.imread(str(synthetic_root / "seq_0000" / "images" / "000000.png"), cv2.IMREAD_UNCHANGED)
     label = cv2.imread(str(synthetic_root / "seq_0000" / "labels" / "000000.png"), cv2.IMREAD_UNCHANGED)
     assert image.shape == (H, W, 3) and label.shape == (H, W) and label.dtype == np.uint8
+    assert SequenceFolderDataset(synthetic_root, size=(H, W), seq_len=2).instance_summary == \
+        "instance maps: all 12 frames"
     assert svsgan(["make-synthetic", str(synthetic_root), "--sequences", "1", "--frames", "2", "--size", "64x32"]) == 1
     assert "--overwrite" in capsys.readouterr().err
 

@@ -40,6 +40,21 @@ def save_segformer(folder, names, seed=0):
     return folder
 
 
+def save_mask2former(folder, names, num_queries: int, seed: int = 8):
+    """A Mask2Former on a 4-stage Swin of width 8, a few hundred thousand weights; id2label = `names`."""
+    torch.manual_seed(seed)
+    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
+                                       num_heads=[1, 1, 1, 1], window_size=2,
+                                       out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = transformers.Mask2FormerConfig(
+        backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
+        dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_queries=num_queries, num_attention_heads=2,
+        use_pretrained_backbone=False, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    model = transformers.Mask2FormerForUniversalSegmentation(config).eval()
+    model.save_pretrained(folder)
+    return model
+
+
 @pytest.fixture(scope="module")
 def segformer(tmp_path_factory):
     return save_segformer(tmp_path_factory.mktemp("segformer"), CITYSCAPES)
@@ -265,17 +280,7 @@ def test_a_drive_recorded_with_rgb_only_becomes_a_trainable_dataset(tmp_path, se
 
 def test_mask2former_queries_become_the_semantic_map_transformers_computes(tmp_path):
     """Mask-classification models (Mask2Former, OneFormer) go through the same loader and id mapping."""
-    torch.manual_seed(8)
-    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
-                                       num_heads=[1, 1, 1, 1], window_size=2,
-                                       out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = transformers.Mask2FormerConfig(
-        backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
-        dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_queries=6, num_attention_heads=2,
-        use_pretrained_backbone=False, id2label=dict(enumerate(CITYSCAPES)),
-        label2id={n: i for i, n in enumerate(CITYSCAPES)})
-    model = transformers.Mask2FormerForUniversalSegmentation(config).eval()
-    model.save_pretrained(tmp_path / "m2f")
+    model = save_mask2former(tmp_path / "m2f", CITYSCAPES, num_queries=6)
     images = random_images(2, 64, 96, seed=8)
     labels = Segmenter(tmp_path / "m2f", label_space="kitti360").predict(images)
 
@@ -286,3 +291,134 @@ def test_mask2former_queries_become_the_semantic_map_transformers_computes(tmp_p
     semantic = transformers.Mask2FormerImageProcessor().post_process_semantic_segmentation(out, [(h, w)] * 2)
     expected = [cv2.resize(s.numpy().astype(np.int32), (96, 64), interpolation=cv2.INTER_NEAREST) for s in semantic]
     np.testing.assert_array_equal(labels, np.array(label_map_by_name(CITYSCAPES, "kitti360"))[np.stack(expected)])
+
+
+# -- instance maps from panoptic segmenters (issue 24) ---------------------------------------------------
+
+PANOPTIC_NAMES = ["road", "car", "person", "sky", "building"]  # ids 0..4; 5 is "no object"
+
+
+def crafted_queries(h=8, w=12):
+    """Class and mask logits of seven queries over an h x w grid, built so each rule of panoptic inference
+    decides one of them: two cars side by side and a person are objects; road is stuff; a low score, a
+    "no object" and a mask that mostly loses its pixels to a car are dropped."""
+    big = 12.0
+
+    def cls(k, score_logit=big):
+        row = np.zeros(6, np.float32)
+        row[k] = score_logit
+        return row
+
+    def mask(cols=None, rows=None):
+        m = np.full((h, w), -big, np.float32)
+        m[slice(*rows) if rows else slice(None), slice(*cols) if cols else slice(None)] = big
+        return m
+
+    queries = [
+        (cls(1), mask(cols=(0, 4), rows=(0, 6))),  # car
+        (cls(1), mask(cols=(4, 8), rows=(0, 6))),  # the car parked against it
+        (cls(0), mask(rows=(6, 8))),  # road: stuff
+        (cls(2, 0.8), mask(cols=(8, 12), rows=(0, 6))),  # a person, but not sure (score ~0.31)
+        (cls(5), mask(cols=(8, 12), rows=(0, 3))),  # "no object"
+        (cls(2, big - 1), mask(cols=(10, 12), rows=(0, 6))),  # a person half behind the next: keeps 6 of 12 pixels
+        (cls(2), mask(cols=(8, 11), rows=(0, 6))),  # a person
+    ]
+    return np.stack([q[0] for q in queries]), np.stack([q[1] for q in queries])
+
+
+def test_object_segments_follow_mask2formers_panoptic_inference():
+    from transformers.models.mask2former.image_processing_pil_mask2former import (
+        compute_segments,
+        remove_low_and_no_objects,
+    )
+
+    from svsgan_core.metrics.miou import MASK_THRESHOLD, OBJECT_THRESHOLD, OVERLAP_THRESHOLD, _object_segments
+
+    class_logits, mask_logits = crafted_queries()
+    things = {1, 2}
+    ours = _object_segments(class_logits, mask_logits, lambda c: c in things)
+    scores, labels = torch.from_numpy(class_logits).softmax(-1).max(-1)
+    masks, scores, labels = remove_low_and_no_objects(torch.from_numpy(mask_logits).sigmoid(), scores, labels,
+                                                      OBJECT_THRESHOLD, class_logits.shape[-1] - 1)
+    segmentation, info = compute_segments(masks, scores, labels, MASK_THRESHOLD, OVERLAP_THRESHOLD,
+                                          {0, 3, 4}, None)
+    objects = [s["id"] for s in info if s["label_id"] in things]
+    expected = np.zeros_like(ours)
+    for k, segment in enumerate(objects, start=1):
+        expected[segmentation.numpy() == segment] = k
+    np.testing.assert_array_equal(ours, expected)
+    assert ours.max() == 3  # the two cars and the sure person; road is stuff, the rest dropped
+    assert len(np.unique(ours[:6, :8])) == 2 and (ours[:6, :4] != ours[:6, 4:8]).all()  # the cars stay apart
+
+
+@pytest.fixture(scope="module")
+def mask2former(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("m2f_panoptic")
+    save_mask2former(folder, PANOPTIC_NAMES, num_queries=7)
+    return folder
+
+
+def crafted_panoptic(segmenter):
+    """The segmenter's network, but its queries those of crafted_queries (scaled to its mask grid)."""
+    class_logits, mask_logits = crafted_queries()
+
+    def run(x):
+        h, w = x.shape[2] // 4, x.shape[3] // 4  # Mask2Former's masks come at a quarter of the input
+        masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in mask_logits])
+        return np.repeat(class_logits[None], len(x), 0), np.repeat(masks[None], len(x), 0)
+    segmenter._panoptic = run
+    return segmenter
+
+
+def test_panoptic_pseudo_labels_write_instance_maps_the_datasets_read(tmp_path, mask2former, capsys):
+    from svsgan_core.data.datasets import build_dataset
+    from svsgan_core.data.layouts import read_instances
+
+    images = random_images(3, 64, 96, seed=2)
+    for i in range(3):
+        write_png(tmp_path / "drive" / "seq_a" / "images" / f"{i:06d}.png", images[i])
+    segmenter = crafted_panoptic(Segmenter(mask2former, label_space="cityscapes"))
+    assert segmenter.panoptic
+    jobs = folder_jobs(tmp_path / "drive", tmp_path / "out", instances=True)
+    result = pseudo_label(jobs, segmenter, "cityscapes", batch=2, progress=False)
+    assert (result.written, result.instances) == (3, 3)
+    segments = segmenter.predict_segments(images)
+    assert segments.max() == 3 and segments.shape == (3, 64, 96)
+    for job, seg in zip(jobs, segments):
+        labels, ids = read_label(job.label), read_instances(job.instance)
+        np.testing.assert_array_equal(ids, np.where(seg > 0, labels.astype(np.int32) * 1000 + seg, labels))
+        assert not set(np.unique(ids[seg == 1])) & set(np.unique(ids[seg == 2]))  # the two cars stay apart
+    (tmp_path / "out" / "dataset.yaml").write_text("label_space: cityscapes\n")
+    ds = build_dataset("folder", tmp_path / "out", size=(64, 96), seq_len=3)
+    assert ds.instance_summary == "instance maps: all 3 frames"
+
+    # resume: a missing instance map is made on the kept labels, nothing else is rewritten
+    jobs[1].instance.unlink()
+    kept = jobs[1].label.stat().st_mtime_ns
+    again = pseudo_label(jobs, segmenter, "cityscapes", batch=2, progress=False)
+    assert (again.written, again.instances, again.skipped) == (0, 1, 2)
+    assert jobs[1].label.stat().st_mtime_ns == kept and jobs[1].instance.is_file()
+
+
+def test_instances_auto_on_off_and_layout_paths(tmp_path, mask2former, segformer, capsys):
+    from svsgan_core.commands.pseudo_label import cityscapes_jobs, kitti360_jobs
+
+    images = random_images(2, 32, 64, seed=3)
+    for i in range(2):
+        write_png(tmp_path / "drive" / "s" / "images" / f"{i:06d}.png", images[i])
+    base = ["pseudo-label", str(tmp_path / "drive"), str(tmp_path / "out"), "--no-progress", "--device", "cpu"]
+    assert main(base + ["--segmenter", str(segformer), "--instances", "on"]) == 1
+    assert "needs a panoptic segmenter" in capsys.readouterr().err
+    assert main(base + ["--segmenter", str(segformer)]) == 0  # auto: a per-pixel model writes labels only
+    assert not (tmp_path / "out" / "s" / "instances").exists()
+    assert main(base + ["--segmenter", str(mask2former), "--overwrite"]) == 0  # auto: panoptic, so instance maps too
+    assert "and 2 instance maps" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out" / "s" / "instances").iterdir()) == ["000000.png", "000001.png"]
+    assert yaml.safe_load((tmp_path / "out" / "dataset.yaml").read_text())["pseudo_labels"]["instances"] is True
+
+    write_png(tmp_path / "cs" / "leftImg8bit_sequence" / "val" / "ulm" / "ulm_000001_000002_leftImg8bit.png", images[0])
+    [job] = cityscapes_jobs(tmp_path / "cs", tmp_path / "cs" / "pseudo_labels_sequence", None, "labelTrainIds", True)
+    assert job.instance == tmp_path / "cs" / "pseudo_labels_sequence" / "val" / "ulm" / "ulm_000001_000002_instanceIds.png"
+    write_png(tmp_path / "k" / "data_2d_raw" / "d" / "image_00" / "data_rect" / "0000000007.png", images[0])
+    [job] = kitti360_jobs(tmp_path / "k", tmp_path / "k" / "data_2d_semantics" / "train", "image_00", True)
+    assert job.instance == tmp_path / "k" / "data_2d_semantics" / "train" / "d" / "image_00" / "instance" / "0000000007.png"

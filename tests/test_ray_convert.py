@@ -16,7 +16,7 @@ from rosbags.rosbag2 import Reader
 
 from svsgan_core.cli import main as cli_main
 from svsgan_core.io.conversion import ConvertOptions, TopicMap, convert_bag
-from svsgan_core.io.synthetic_bag import RGB_TOPIC, SEMANTIC_TOPIC, write_semantic_bag
+from svsgan_core.io.synthetic_bag import INSTANCE_TOPIC, RGB_TOPIC, SEMANTIC_TOPIC, write_semantic_bag
 from svsgan_core.models import SVSGenerator
 from svsgan_core.models.config import ModelConfig
 from svsgan_core.runtime.checkpoint import save_checkpoint
@@ -61,23 +61,25 @@ def test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one(t
     monkeypatch.delenv("RAY_ADDRESS")
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "ckpt", SVSGenerator(tiny_config()))
-    a = write_semantic_bag(tmp_path / "in" / "a", frames=FRAMES, height=H, width=W, seed=1, rgb=True)
-    b = write_semantic_bag(tmp_path / "in" / "b", frames=FRAMES, height=H, width=W, seed=2, rgb=True)
+    a = write_semantic_bag(tmp_path / "in" / "a", frames=FRAMES, height=H, width=W, seed=1, rgb=True, instances=True)
+    b = write_semantic_bag(tmp_path / "in" / "b", frames=FRAMES, height=H, width=W, seed=2, rgb=True, instances=True)
     bad = shutil.copytree(b, tmp_path / "in" / "bad")
     (storage,) = bad.glob("*.mcap")
     storage.write_bytes(storage.read_bytes()[: storage.stat().st_size // 2])  # a recording cut short
 
-    options = ConvertOptions([TopicMap(SEMANTIC_TOPIC, "/gen", RGB_TOPIC)])
+    options = ConvertOptions([TopicMap(SEMANTIC_TOPIC, "/gen", RGB_TOPIC)], instances={SEMANTIC_TOPIC: INSTANCE_TOPIC})
     synth = VideoSynthesizer.from_checkpoint(ckpt)
     results = {name: convert_bag(src, tmp_path / "ref" / name, synth, options, progress=False)
                for name, src in (("a", a), ("b", b))}
     assert all(r.references[SEMANTIC_TOPIC]["from_reference"] == 1 for r in results.values())
+    assert all(r.instances[SEMANTIC_TOPIC]["paired"] == FRAMES for r in results.values())
     reference = {name: generated(r.output) for name, r in results.items()}
     assert all(len(v) == FRAMES for v in reference.values()) and reference["a"] != reference["b"]
 
     out = tmp_path / "out"
     cmd = ["convert", str(a), str(b), str(bad), str(out), "--checkpoint", str(ckpt),
-           "--map", f"{SEMANTIC_TOPIC}:/gen:{RGB_TOPIC}", "--executor", "ray", "--workers", "2", "--no-progress"]
+           "--map", f"{SEMANTIC_TOPIC}:/gen:{RGB_TOPIC}", "--instances", f"{SEMANTIC_TOPIC}={INSTANCE_TOPIC}",
+           "--executor", "ray", "--workers", "2", "--no-progress"]
     assert cli_main(cmd) != 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -86,6 +88,7 @@ def test_ray_converts_good_bags_like_one_process_and_reports_the_truncated_one(t
     assert status["bad"]["error"] and "bad: failed" in printed
     assert (summary["done"], summary["failed"], summary["skipped"]) == (2, 1, 0)
     assert [status[n]["topics"][SEMANTIC_TOPIC]["reference"]["from_reference"] for n in ("a", "b")] == [1, 1]
+    assert [status[n]["topics"][SEMANTIC_TOPIC]["instances"]["paired"] for n in ("a", "b")] == [FRAMES, FRAMES]
     for name in ("a", "b"):
         assert generated(out / name) == reference[name]
     assert not (out / "bad").exists()

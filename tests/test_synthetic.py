@@ -103,3 +103,72 @@ def test_bad_arguments_are_input_errors():
         generate_sequence(0, 0, H, W)
     with pytest.raises(InputError):
         generate_sequence(0, 3, 4, W)
+
+
+# -- instance ids and touching objects (issue 24) -------------------------------------------------------
+
+THINGS = {CITYSCAPES.index(n) for n in ("person", "rider", "car", "truck", "bus", "bicycle")}
+
+
+def touching_pairs(labels: np.ndarray, instances: np.ndarray) -> dict[int, set]:
+    """class -> the pairs of objects of that class that touch somewhere (4-neighbour pixels with the same
+    label and different nonzero instance ids): the places a semantic map cannot separate."""
+    pairs: dict[int, set] = {}
+    for a, b, la, lb in ((instances[..., :, :-1], instances[..., :, 1:], labels[..., :, :-1], labels[..., :, 1:]),
+                         (instances[..., :-1, :], instances[..., 1:, :], labels[..., :-1, :], labels[..., 1:, :])):
+        seam = (la == lb) & (a != b) & (a > 0) & (b > 0)
+        for c, i, j in zip(la[seam].tolist(), a[seam].tolist(), b[seam].tolist()):
+            pairs.setdefault(c, set()).add((min(i, j), max(i, j)))
+    return pairs
+
+
+def test_instance_ids_mark_each_object_and_leave_frames_labels_and_flow_alone(sequences):
+    for seed, plain in sequences.items():
+        *rest, instances = generate_sequence(seed, 6, H, W, return_flow=True, return_instances=True)
+        for a, b in zip(plain, rest):
+            np.testing.assert_array_equal(a, b)
+        labels = plain[1]
+        assert instances.shape == (6, H, W) and instances.dtype == np.uint16
+        thing = np.isin(labels, list(THINGS))
+        assert thing.any() and (instances[thing] > 0).all() and (instances[~thing] == 0).all()
+        for i in np.unique(instances[instances > 0]):  # one object, one kind: a cyclist is rider + bicycle
+            classes = set(np.unique(labels[instances == i]).tolist())
+            assert len(classes) == 1 or classes == {CITYSCAPES.index("rider"), CITYSCAPES.index("bicycle")}
+        # ids are the objects', not the frame's: most ids of one frame are there in the next one too
+        shared = [len(set(np.unique(instances[t])) & set(np.unique(instances[t + 1]))) / len(np.unique(instances[t]))
+                  for t in range(5)]
+        assert min(shared) > 0.6
+
+
+def test_touching_scenes_put_cars_and_pedestrians_against_each_other():
+    car, person = CITYSCAPES.index("car"), CITYSCAPES.index("person")
+    counts = {True: {car: 0, person: 0}, False: {car: 0, person: 0}}
+    for seed in range(4):
+        for touching in (True, False):
+            _, labels, instances = generate_sequence(seed, 2, 96, 192, return_instances=True, touching=touching)
+            pairs = touching_pairs(labels, instances)
+            for c in (car, person):
+                counts[touching][c] += len(pairs.get(c, ()))
+            if touching:
+                assert len(pairs.get(car, ())) >= 5  # every street has cars parked bumper to bumper
+    # the default streets have some (perspective puts one car against the next), these many more
+    assert counts[True][car] > 2 * counts[False][car] and counts[True][person] > 2 * counts[False][person]
+
+
+def test_touching_rows_park_cars_bumper_to_bumper():
+    """The street plan itself: along each parking strip, cars in rows whose bodies overlap by a few
+    centimetres (they meet on screen at every angle), rows a few metres apart."""
+    from svsgan_core.data.synthetic import _build_scene
+
+    for seed in range(3):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5C5]))  # as generate_sequence seeds it
+        scene = _build_scene(rng, 30, 128, 256, touching=True)
+        assert all(p > 0 for p in scene.parking)
+        for side in (-1, 1):
+            parked = sorted((a for a in scene.actors if a.vx == a.vz == 0 and "dims" in a.data
+                             and np.sign(a.x) == side and abs(a.x) > scene.road_half), key=lambda a: a.z)
+            gaps = np.array([(b.z - b.data["dims"]["half_length"]) - (a.z + a.data["dims"]["half_length"])
+                             for a, b in zip(parked, parked[1:])])
+            touching = (gaps > -0.1) & (gaps <= 0)
+            assert touching.sum() >= 4 and touching.mean() > 0.6, gaps
+            assert ((gaps > 0) & (gaps < 3.5)).sum() == 0  # between rows: room for a car to leave

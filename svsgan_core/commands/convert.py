@@ -5,7 +5,9 @@ definitions, QoS); each message of a mapped semantic topic gets one generated se
 (rgb8, the input's header) on the target topic, in order, with per-topic sequence state. A map
 that names a third topic, an RGB camera recorded beside the semantic one, starts each sequence from
 the camera frame with the same header stamp (the reference); a sequence without one starts in
-first-frame mode, and the count of each is reported. The input is never modified; the output is written under a temporary name beside it and renamed into place
+first-frame mode, and the count of each is reported. --instances SOURCE=TOPIC pairs a mapped
+topic with its instance camera by exact header stamp and hands the ids to the generator (a frame
+without one is generated from its labels alone and counted). The input is never modified; the output is written under a temporary name beside it and renamed into place
 when complete, so an interrupted run never leaves a half-written bag under the final name.
 
 Examples:
@@ -14,6 +16,8 @@ Examples:
   svsgan convert a b c converted/ --checkpoint ckpt --map /seg:/gen --workers 2   # OUT is a folder
   svsgan convert drive.mcap drive_svsgan --checkpoint ckpt \\
       --map /carla/ego_vehicle/semantic_segmentation_front/image:/svsgan/front:/carla/ego_vehicle/rgb_front/image
+  svsgan convert drive.mcap drive_svsgan --checkpoint ckpt --map /carla/hero/semantic_segmentation/image:/svsgan/front \
+      --instances /carla/hero/semantic_segmentation/image=/carla/hero/instance_segmentation/image
 
 The ROS 2 entry point `ros2 run svs_gan_ros convert_bag ...` takes the same arguments.
 """
@@ -40,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="semantic input topic and the topic for its generated frames (repeatable, one per camera); "
                         "REFERENCE: an RGB camera topic (Image rgb8/bgr8/rgba8/bgra8 or CompressedImage) recorded "
                         "beside it, whose frame with the same header stamp starts each sequence")
+    p.add_argument("--instances", action="append", default=[], metavar="SOURCE=INSTANCE_TOPIC",
+                   help="the instance-segmentation topic recorded beside a --map SOURCE (CARLA's bgra8 instance "
+                        "camera, or mono8/mono16/32SC1 ids; repeatable, one per camera): paired by exact header "
+                        "stamp and given to the generator with the labels; frames without one are generated from "
+                        "the labels alone and counted")
     p.add_argument("--reference-max-dt", type=float, default=None, metavar="SECONDS",
                    help="a reference frame's header stamp may differ from the semantic frame's by this much "
                         "(default: 0.001; CARLA stamps the cameras of one tick identically)")
@@ -77,6 +86,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip inputs whose complete output already exists (a rerun after a crash finishes the job)")
 
 
+def parse_instances(texts: list[str]) -> dict[str, str]:
+    """`SOURCE=INSTANCE_TOPIC` pairs -> {source: instance topic}."""
+    pairs: dict[str, str] = {}
+    for text in texts:
+        source, sep, topic = str(text).partition("=")
+        if not sep or not source.strip() or not topic.strip():
+            raise InputError(f"--instances expects SOURCE=INSTANCE_TOPIC, e.g. /carla/hero/semantic_segmentation/image"
+                             f"=/carla/hero/instance_segmentation/image; got {text!r}")
+        if source.strip() in pairs:
+            raise InputError(f"--instances names {source.strip()} twice")
+        pairs[source.strip()] = topic.strip()
+    return pairs
+
+
 def options_from_args(args: argparse.Namespace):
     from ..io.conversion import ConvertOptions, TopicMap
 
@@ -87,7 +110,8 @@ def options_from_args(args: argparse.Namespace):
         typestore=args.typestore,
         max_megapixels=ConvertOptions.max_megapixels if args.max_megapixels is None else args.max_megapixels,
         reference_max_dt_s=(ConvertOptions.reference_max_dt_s if args.reference_max_dt is None
-                            else args.reference_max_dt))
+                            else args.reference_max_dt),
+        instances=parse_instances(getattr(args, "instances", []) or []))
     options.validate()
     return options
 
@@ -174,7 +198,8 @@ def _outcome(src, dest, status: str, *, error: str | None = None, result=None) -
 
         entry.update(frames=result.total_frames, fps=round(result.fps, 3), threads=torch.get_num_threads(),
                      topics={t: {"frames": n, "sequences": result.sequences[t],
-                                 **({"reference": result.references[t]} if t in result.references else {})}
+                                 **({"reference": result.references[t]} if t in result.references else {}),
+                                 **({"instances": result.instances[t]} if t in result.instances else {})}
                              for t, n in result.frames.items()})
     return entry
 
@@ -238,11 +263,12 @@ class _Report:
             self._line(outcome)
 
     def _line(self, o: dict) -> None:
-        from ..io.reference import describe
+        from ..io.reference import describe, describe_instances
 
         if o["status"] == "done":
             per_topic = ", ".join(f"{t}: {v['frames']} frames in {v['sequences']} sequence(s)"
                                   + (f", {describe(v['reference'])}" if "reference" in v else "")
+                                  + (f", {describe_instances(v['instances'])}" if "instances" in v else "")
                                   for t, v in o["topics"].items())
             text = f"{o['input']} -> {o['output']}: {o['frames']} frames at {o['fps']:.2f} frames/s ({per_topic})"
         else:

@@ -19,6 +19,10 @@ Metrics whose weights are not available are skipped with a message; nothing is d
             L1 rewards blur, this does not), overall, per frame number, and the worst frame
   carry     checkpoint mode, not in the default list: output change / previous-frame change where the
             occlusion map says visible, when the previous frame is perturbed (1: appearance carried)
+  boundary  not in the default list: mean luma difference across the seams of touching objects of one
+            class in the ground-truth instance maps, generated over real (1: as visible as in the camera,
+            0: one blob); needs data with instance maps (checkpoint mode) or --instances (folder mode)
+In checkpoint mode the generator gets each frame's instance ids with its labels, where the data has them.
 `--baseline class-mean` scores painting each class with its mean colour (fitted on --baseline-data,
 default the evaluation data) beside the model, on the same frames and metrics.
 Writes metrics.json and metrics.md (a Markdown table in the paper's column order) into --out, and with
@@ -68,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--fake", help="folder of generated videos, same names as --real")
     f.add_argument("--labels", help="folder of label-map videos (sub-folders of single-channel PNG ids), for mIoU")
     f.add_argument("--label-space", default="cityscapes", help="label space of --labels (default: cityscapes)")
+    f.add_argument("--instances", help="folder of instance-map videos (sub-folders of single-channel 8/16-bit id PNGs "
+                                       "or CARLA instance-camera images), same names, for the boundary metric")
     w = p.add_argument_group("metrics and weights")
     w.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma list from {','.join(METRICS)} (default: all but carry)")
@@ -148,9 +154,22 @@ def read_video(path: Path, labels: bool = False) -> np.ndarray:
     return np.stack(frames)
 
 
+def read_instance_video(path: Path) -> np.ndarray:
+    """T x H x W int32 instance ids from a folder of instance maps (svsgan_core.data.layouts.read_instances)."""
+    from ..data.layouts import read_instances
+
+    if not path.is_dir():
+        raise InputError(f"instance maps must be a folder of PNG frames, {path} is not one")
+    frames = [read_instances(f) for f in _frame_files(path)]
+    if not frames or len({f.shape for f in frames}) != 1:
+        raise InputError(f"{path}: no instance maps, or maps of different sizes")
+    return np.stack(frames)
+
+
 def _folder_sequences(args, log):
     real, fake = list_videos(args.real), list_videos(args.fake)
     labels = list_videos(args.labels) if args.labels else {}
+    instances = list_videos(args.instances) if getattr(args, "instances", None) else {}
     if set(real) != set(fake):
         only_r, only_f = sorted(set(real) - set(fake)), sorted(set(fake) - set(real))
         raise InputError(f"--real and --fake must hold the same video names; only real: {only_r[:5]}, "
@@ -158,10 +177,11 @@ def _folder_sequences(args, log):
     for name in sorted(real)[:args.max_sequences]:
         r, f = read_video(real[name]), read_video(fake[name])
         lab = read_video(labels[name], labels=True) if name in labels else None
-        n = min(len(r), len(f), len(lab) if lab is not None else len(f))
+        ids = read_instance_video(instances[name]) if name in instances else None
+        n = min(len(r), len(f), len(lab) if lab is not None else len(f), len(ids) if ids is not None else len(f))
         if n < max(len(r), len(f)):
             log(f"{name}: {len(r)} real and {len(f)} generated frames; using the first {n}")
-        yield name, r[:n], f[:n], (lab[:n] if lab is not None else None)
+        yield name, r[:n], f[:n], (lab[:n] if lab is not None else None), (ids[:n] if ids is not None else None)
 
 
 # -- generating from a checkpoint --------------------------------------------------------------------
@@ -174,13 +194,15 @@ def _to_uint8(images) -> np.ndarray:
 
 def _dataset_sequences(args, synth, log):
     """Evaluation sequences of `--sequence-length` frames (the paper's 30-frame Cityscapes snippets),
-    one per segment of that length from its first frame, at the model's resolution, no augmentation."""
+    one per segment of that length from its first frame, at the model's resolution, no augmentation:
+    (name, real, labels, instance ids, which frames have instance maps); a frame without one has its
+    labels as ids (no seams, semantic edges)."""
     from ..data.datasets import build_dataset
     from ..data.layouts import detect_layout
 
     kind = detect_layout(args.data) if args.kind == "auto" else args.kind
     options = {"size": synth.resolution, "seq_len": 1, "label_space": synth.label_space.name, "augment": False,
-               "random_clips": False, "segment_length": args.sequence_length}
+               "random_clips": False, "segment_length": args.sequence_length, "with_instance_ids": True}
     if kind in ("cityscapes", "kitti360"):
         options["split"] = args.split or "val"
     elif kind == "vid2vid":
@@ -195,6 +217,7 @@ def _dataset_sequences(args, synth, log):
     if getattr(args, "sequences", None):
         options["sequence_names"] = [n.strip() for n in args.sequences.split(",") if n.strip()]
     dataset = build_dataset(kind, args.data, **options)
+    log(f"{args.data}: {dataset.instance_summary}")
     longest = max(len(seq) for seq in dataset.sequences)
     length = min(args.sequence_length, longest)
     dataset.set_sequence_length(length)
@@ -208,27 +231,35 @@ def _dataset_sequences(args, synth, log):
             break
         item = dataset[index]
         name = f"{item['sequence']}@{int(item['frame_indices'][0])}".replace("/", "_")
-        yield name, _to_uint8(item["images"]), item["labels"].numpy()
+        yield (name, _to_uint8(item["images"]), item["labels"].numpy(), item["instances"].numpy(),
+               item["has_instances"].numpy())
 
 
-def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str) -> tuple[np.ndarray, np.ndarray,
-                                                                                    np.ndarray, float]:
+def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str, instances: np.ndarray | None = None,
+             has_instances: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Run one sequence; returns (real, generated, labels) of the scored frames and the generation time.
 
     Everything is scored at the model's resolution: labels are resized with nearest neighbour and real
     frames with area averaging. With a real reference the first output is that frame itself, so it is
-    not scored.
+    not scored. Frames marked in `has_instances` give the generator their `instances` ids too; the
+    others call it with the labels alone, as before instances existed.
     """
     h, w = synth.resolution
     if labels.shape[1:3] != (h, w):
         labels = np.stack([cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) for lab in labels])
+    if instances is not None and instances.shape[1:3] != (h, w):
+        instances = np.stack([cv2.resize(ids.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+                              for ids in instances])
     if real.shape[1:3] != (h, w):
         real = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in real])
     synth.reset(reference_image=real[0] if first_frame == "real" else None)
     outputs, seconds = [], 0.0
     for t, lab in enumerate(labels):
         start = time.perf_counter()
-        outputs.append(synth.step(lab.astype(np.int64)))
+        if instances is not None and has_instances is not None and has_instances[t]:
+            outputs.append(synth.step(lab.astype(np.int64), instances=instances[t]))
+        else:
+            outputs.append(synth.step(lab.astype(np.int64)))
         if first_frame == "generated" or t > 0:
             seconds += time.perf_counter() - start
     skip = 1 if first_frame == "real" else 0
@@ -339,6 +370,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--baseline-data without --baseline class-mean")
     if args.baseline_sequences and not args.baseline_data:
         raise InputError("--baseline-sequences selects sequences of --baseline-data; give --baseline-data too")
+    if getattr(args, "instances", None) and not folder_mode:
+        raise InputError("--instances is for folder mode (--real/--fake); in checkpoint mode the data's own instance "
+                         "maps are read")
+    if getattr(args, "instances", None) and not args.labels:
+        raise InputError("--instances needs --labels: the boundary metric pairs objects of one class")
     if args.json is not None and args.json.is_dir():
         raise InputError(f"--json must name a file, {args.json} is a folder")
     out = Path(args.out)
@@ -371,9 +407,9 @@ def run(args: argparse.Namespace) -> int:
                 source_args = args if not args.baseline_data else argparse.Namespace(
                     **{**vars(args), "data": args.baseline_data, "kind": "auto", "max_sequences": None,
                        "sequences": args.baseline_sequences})
-                fitted = _fit_class_means((r, lab) for _, r, lab in _dataset_sequences(source_args, synth, log))
+                fitted = _fit_class_means((r, lab) for _, r, lab, *_ in _dataset_sequences(source_args, synth, log))
             else:
-                fitted = _fit_class_means((r, lab) for _, r, _, lab in _folder_sequences(args, log))
+                fitted = _fit_class_means((r, lab) for _, r, _, lab, _ in _folder_sequences(args, log))
             baselines[kind] = (fitted, Evaluator(base_options, log=log, networks_from=evaluator))
     if ckpt_mode and "carry" in metrics:
         from ..metrics.carry import CarryProbe
@@ -388,11 +424,11 @@ def run(args: argparse.Namespace) -> int:
     if ckpt_mode:
         sheet = ContactSheet(contact_numbers, space.name)
         sequences = list(_dataset_sequences(args, synth, log))
-        bar = tqdm(total=sum(len(labels) for _, _, labels in sequences), desc="svsgan eval", unit="frame",
+        bar = tqdm(total=sum(len(labels) for _, _, labels, *_ in sequences), desc="svsgan eval", unit="frame",
                    disable=args.no_progress)
         log = bar.write
         evaluator.log = log
-        for name, real, labels in sequences:
+        for name, real, labels, instances, has_instances in sequences:
             if evaluator.carry is not None:
                 h, w = synth.resolution
                 probe_real = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in real]) \
@@ -400,13 +436,14 @@ def run(args: argparse.Namespace) -> int:
                 probe_labels = np.stack([cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) for lab in labels]) \
                     if labels.shape[1:3] != (h, w) else labels
                 evaluator.carry.add_sequence(probe_real, probe_labels)
-            real, fake, labels, seconds = generate(synth, real, labels, args.first_frame)
+            real, fake, labels, seconds = generate(synth, real, labels, args.first_frame, instances, has_instances)
+            instances = instances[len(instances) - len(fake):]  # the scored frames' (the reference is not)
             evaluator.add_timing(len(fake), seconds)
-            evaluator.add_sequence(fake, real, labels, first_frame=first_number)
+            evaluator.add_sequence(fake, real, labels, first_frame=first_number, instances=instances)
             rows = {"real": real, "generated": fake}
             for kind, (fitted, scorer) in baselines.items():
                 rows[kind] = fitted.paint(labels)
-                scorer.add_sequence(rows[kind], real, labels, first_frame=first_number)
+                scorer.add_sequence(rows[kind], real, labels, first_frame=first_number, instances=instances)
             sheet.add(name, first_number, labels, rows)
             if args.save_frames:
                 _save_frames(out, "real", name, real)
@@ -417,12 +454,12 @@ def run(args: argparse.Namespace) -> int:
         source = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "first_frame": args.first_frame, "resolution": f"{synth.resolution[1]}x{synth.resolution[0]}"}
     else:
-        for name, real, fake, labels in _folder_sequences(args, log):
-            evaluator.add_sequence(fake, real, labels)
+        for name, real, fake, labels, instances in _folder_sequences(args, log):
+            evaluator.add_sequence(fake, real, labels, instances=instances)
             for fitted, scorer in baselines.values():
                 painted = fitted.paint(labels if labels.shape[1:3] == real.shape[1:3] else np.stack(
                     [cv2.resize(lab, real.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for lab in labels]))
-                scorer.add_sequence(painted, real, labels)
+                scorer.add_sequence(painted, real, labels, instances=instances)
             log(f"{name}: {len(fake)} frames")
         source = {"real": str(args.real), "fake": str(args.fake)}
     if evaluator.sequences == 0:

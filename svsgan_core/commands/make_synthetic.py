@@ -1,14 +1,16 @@
 """Write procedural synthetic street sequences as a dataset folder (the generic sequence layout).
 
 Every sequence is a new street (layout, traffic, weather, camera) seen from a car driving along it;
-labels are Cityscapes trainIds and flow/ holds the exact backward flow with its visibility as
-confidence (the format of `svsgan prepare-flow`), unless --no-flow. The same arguments always
-write the same data. See docs/datasets.md.
+labels are Cityscapes trainIds, instances/ holds each frame's instance ids (0 for stuff, one id per
+vehicle, pedestrian and cyclist, stable over the sequence) and flow/ the exact backward flow with its
+visibility as confidence (the format of `svsgan prepare-flow`), unless --no-flow. The same arguments
+always write the same data. See docs/datasets.md.
 
 Examples:
   svsgan make-synthetic data/synthetic/train --sequences 64 --frames 30 --size 256x128 --seed 0
   svsgan make-synthetic data/synthetic/val --sequences 8 --frames 30 --size 256x128 --seed 1
   svsgan make-synthetic data/random/val --sequences 8 --appearance random --seed 1   # colours per sequence
+  svsgan make-synthetic data/touching/val --sequences 8 --touching --seed 2  # parked rows, pedestrian groups
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: each class looks like itself (asphalt grey, vegetation green); random: every "
                         "class gets a colour, contrast and texture drawn per sequence, so the labels cannot "
                         "predict them and only the frames seen before can (same layout and labels as default)")
+    p.add_argument("--touching", action="store_true",
+                   help="streets where objects of one class touch: cars parked bumper to bumper in rows on both "
+                        "sides and pedestrians in close groups, one blob in the labels and apart only in the "
+                        "instance maps (for the boundary metric of `svsgan eval`); without it the scenes are the "
+                        "default ones, unchanged")
     p.add_argument("--no-flow", action="store_true", help="do not write the exact flow files")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
@@ -81,15 +88,17 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(root / name, ignore_errors=True)
             bar.set_postfix_str(name, refresh=False)
             rendered = generate_sequence(seed, args.frames, height, width, return_flow=not args.no_flow,
-                                         supersample=args.supersample, appearance=args.appearance)
+                                         supersample=args.supersample, appearance=args.appearance,
+                                         return_instances=True, touching=args.touching)
             for i in range(args.frames):
-                frame = write_frame(root, name, i, rendered[0][i], rendered[1][i])
+                frame = write_frame(root, name, i, rendered[0][i], rendered[1][i], rendered[-1][i])
                 if not args.no_flow and i > 0:
                     save_flow(frame.flow, rendered[2][i], rendered[3][i])
                 bar.update(1)
     write_dataset_info(
         root, LABEL_SPACE, source="svsgan make-synthetic", size=[width, height], frames=args.frames,
-        seed=args.seed, supersample=args.supersample, appearance=args.appearance, flow="exact" if not args.no_flow else "none",
+        seed=args.seed, supersample=args.supersample, appearance=args.appearance, touching=args.touching,
+        instances=True, flow="exact" if not args.no_flow else "none",
         sequences=[{"name": n, "seed": s} for n, s in zip(names, seeds)],
     )
     print(f"wrote {args.sequences} sequences of {args.frames} frames ({width}x{height}) to {root}")

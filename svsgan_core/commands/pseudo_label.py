@@ -19,6 +19,12 @@ Layouts (docs/datasets.md):
               writes OUT/<seq>/labels/<stem>.png and OUT/dataset.yaml (images are hard-linked or
               copied into OUT/<seq>/images unless OUT is IMAGES)
 
+With a panoptic segmenter (a Mask2Former, OneFormer or MaskFormer folder) instance maps are written
+beside the labels too, as the paper's OneFormer gave "segmentation and instance maps" (--instances auto,
+the default; on: required; off: labels only), in Cityscapes' instanceIds convention (label * 1000 + k on
+the k-th object, the label on stuff): cityscapes OUT/.../<stem>_instanceIds.png, kitti360
+OUT/<drive>/image_00/instance/<frame>.png, folder OUT/<seq>/instances/<stem>.png.
+
 Existing label files are kept unless --overwrite, so an interrupted run continues where it stopped;
 each file is written to a temporary name and renamed. Images that cannot be read are reported,
 skipped and counted.
@@ -44,7 +50,17 @@ import numpy as np
 import yaml
 
 from ..data.labels import get_label_space
-from ..data.layouts import DATASET_FILE, IMAGE_EXTENSIONS, read_image, write_dataset_info, write_label
+from ..data.instances import thing_instance_ids
+from ..data.layouts import (
+    DATASET_FILE,
+    IMAGE_EXTENSIONS,
+    cityscapes_instance_suffix,
+    read_image,
+    read_label,
+    write_dataset_info,
+    write_instances,
+    write_label,
+)
 from ..errors import InputError
 
 LAYOUT_CHOICES = ("auto", "folder", "cityscapes", "kitti360")
@@ -69,6 +85,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="cityscapes: label only this split (default: every split found)")
     p.add_argument("--label-suffix", help="cityscapes: file suffix (default labelTrainIds, labelIds for cityscapes_ids)")
     p.add_argument("--camera", default="image_00", help="kitti360: camera folder (default image_00)")
+    p.add_argument("--instances", choices=("auto", "on", "off"), default="auto",
+                   help="also write instance maps beside the labels: auto (default) when the segmenter is panoptic "
+                        "(transformers Mask2Former / OneFormer / MaskFormer), on: required, off: labels only")
     p.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--overwrite", action="store_true", help="relabel images whose label file exists")
@@ -80,12 +99,14 @@ class Job:
     image: Path
     label: Path
     copy_to: Path | None = None  # folder layout: where the image goes in OUT (None: already there)
+    instance: Path | None = None  # where its instance map goes (None: labels only)
 
 
 @dataclass
 class Result:
     written: int = 0
     skipped: int = 0
+    instances: int = 0  # instance maps written
     corrupt: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -105,7 +126,7 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def cityscapes_jobs(images: Path, out: Path, split: str | None, suffix: str) -> list[Job]:
+def cityscapes_jobs(images: Path, out: Path, split: str | None, suffix: str, instances: bool = False) -> list[Job]:
     base = images / "leftImg8bit_sequence" if (images / "leftImg8bit_sequence").is_dir() else images
     splits = [split] if split else sorted(p.name for p in base.iterdir() if p.is_dir())
     jobs = []
@@ -115,26 +136,29 @@ def cityscapes_jobs(images: Path, out: Path, split: str | None, suffix: str) -> 
         for image in sorted((base / name).glob("*/*_leftImg8bit.*")):
             if image.suffix.lower() in IMAGE_EXTENSIONS:
                 stem = image.stem[: -len("_leftImg8bit")]
-                jobs.append(Job(image, out / name / image.parent.name / f"{stem}_{suffix}.png"))
+                folder = out / name / image.parent.name
+                jobs.append(Job(image, folder / f"{stem}_{suffix}.png", None,
+                                folder / f"{stem}_{cityscapes_instance_suffix(suffix)}.png" if instances else None))
     if not jobs:
         raise InputError(f"no <split>/<city>/*_leftImg8bit.png images under {base}")
     return jobs
 
 
-def kitti360_jobs(images: Path, out: Path, camera: str) -> list[Job]:
+def kitti360_jobs(images: Path, out: Path, camera: str, instances: bool = False) -> list[Job]:
     raw = images / "data_2d_raw"
     if not raw.is_dir():
         raise InputError(f"{raw} does not exist: IMAGES must be the KITTI-360 root")
     jobs = []
     for drive in sorted(p for p in raw.iterdir() if (p / camera / "data_rect").is_dir()):
         for image in _images_in(drive / camera / "data_rect"):
-            jobs.append(Job(image, out / drive.name / camera / "semantic" / f"{image.stem}.png"))
+            jobs.append(Job(image, out / drive.name / camera / "semantic" / f"{image.stem}.png", None,
+                            out / drive.name / camera / "instance" / f"{image.stem}.png" if instances else None))
     if not jobs:
         raise InputError(f"no images in {raw}/<drive>/{camera}/data_rect")
     return jobs
 
 
-def folder_jobs(images: Path, out: Path) -> list[Job]:
+def folder_jobs(images: Path, out: Path, instances: bool = False) -> list[Job]:
     """Sequence folders (<seq>/images/ or <seq>/ of frames) or one folder of frames -> OUT/<seq>/."""
     same = out.resolve() == images.resolve()
     if _images_in(images):
@@ -147,7 +171,8 @@ def folder_jobs(images: Path, out: Path) -> list[Job]:
         in_place = same and folder.name == "images"
         for image in _images_in(folder):
             jobs.append(Job(image, out / name / "labels" / f"{image.stem}.png",
-                            None if in_place else out / name / "images" / image.name))
+                            None if in_place else out / name / "images" / image.name,
+                            out / name / "instances" / f"{image.stem}.png" if instances else None))
     if not jobs:
         raise InputError(f"no images found in {images}: expected <seq>/images/*.png, <seq>/*.png or *.png")
     return jobs
@@ -194,9 +219,15 @@ def to_space(labels: np.ndarray, space, ignore: int) -> np.ndarray:
     return labels.astype(np.uint8)
 
 
+def _done(job: Job) -> bool:
+    return job.label.is_file() and (job.instance is None or job.instance.is_file())
+
+
 def pseudo_label(jobs: list[Job], segmenter, label_space, batch: int = 4, overwrite: bool = False,
                  progress: bool = True, log=print) -> Result:
-    """Run `segmenter` (metrics.miou.Segmenter) over `jobs`, writing each label file atomically."""
+    """Run `segmenter` (metrics.miou.Segmenter) over `jobs`, writing each label file (and, for jobs that
+    name one, its instance map from `segmenter.predict_segments`) atomically. A kept label file (no
+    --overwrite) whose instance map is missing gets the instance map only, built on the kept labels."""
     from ..metrics.miou import IGNORE_LABEL
 
     if batch < 1:
@@ -205,7 +236,7 @@ def pseudo_label(jobs: list[Job], segmenter, label_space, batch: int = 4, overwr
     result = Result()
     todo = []
     for job in jobs:
-        if job.label.is_file() and not overwrite:
+        if _done(job) and not overwrite:
             result.skipped += 1
             if job.copy_to is not None:
                 _place_image(job.image, job.copy_to)
@@ -236,12 +267,21 @@ def pseudo_label(jobs: list[Job], segmenter, label_space, batch: int = 4, overwr
             for job, image in good:
                 by_size.setdefault(image.shape, []).append((job, image))
             for group in by_size.values():
-                labels = segmenter.predict(np.stack([image for _, image in group]))
-                for (job, _), label in zip(group, labels):
-                    write_label(job.label, to_space(label, space, IGNORE_LABEL))
+                batch_images = np.stack([image for _, image in group])
+                labels = segmenter.predict(batch_images)
+                segments = segmenter.predict_segments(batch_images) if any(j.instance for j, _ in group) else None
+                for k, ((job, _), label) in enumerate(zip(group, labels)):
+                    if job.label.is_file() and not overwrite:  # kept: only its instance map was missing
+                        label = read_label(job.label)
+                    else:
+                        label = to_space(label, space, IGNORE_LABEL)
+                        write_label(job.label, label)
+                        result.written += 1
+                    if job.instance is not None:
+                        write_instances(job.instance, thing_instance_ids(label, segments[k]))
+                        result.instances += 1
                     if job.copy_to is not None:
                         _place_image(job.image, job.copy_to)
-                    result.written += 1
             if bar is not None:
                 bar.update(len(loaded))
     if bar is not None:
@@ -250,7 +290,7 @@ def pseudo_label(jobs: list[Job], segmenter, label_space, batch: int = 4, overwr
     return result
 
 
-def _write_folder_info(images: Path, out: Path, space: str, segmenter: str) -> None:
+def _write_folder_info(images: Path, out: Path, space: str, segmenter: str, instances: bool = False) -> None:
     """OUT/dataset.yaml naming the label space; fields of IMAGES/dataset.yaml (source, topics) are kept."""
     info = {}
     source = images / DATASET_FILE
@@ -263,7 +303,7 @@ def _write_folder_info(images: Path, out: Path, space: str, segmenter: str) -> N
             raise InputError(f"{source} is not a text (UTF-8 YAML) file") from None
     # kept: where the images came from; replaced: what `svsgan extract` said of the labels ("none yet")
     info = {k: v for k, v in info.items() if k not in ("format", "version", "label_space", "labels")}
-    info["pseudo_labels"] = {"segmenter": str(segmenter)}
+    info["pseudo_labels"] = {"segmenter": str(segmenter), **({"instances": True} if instances else {})}
     write_dataset_info(out, space, **info)
 
 
@@ -282,22 +322,27 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"the Cityscapes layout stores cityscapes or cityscapes_ids labels, not {space!r}")
     if args.split and layout != "cityscapes":
         raise InputError(f"--split does not apply to the {layout} layout")
-    if layout == "cityscapes":
-        jobs = cityscapes_jobs(images, out, args.split, args.label_suffix or CITYSCAPES_SUFFIX[space])
-    elif layout == "kitti360":
-        jobs = kitti360_jobs(images, out, args.camera)
-    else:
-        jobs = folder_jobs(images, out)
     device = str(resolve_device(args.device))
     segmenter = Segmenter.from_files(args.segmenter, args.segmenter_labels, device=device, label_space=space)
-    print(f"{layout} tree {images}: {len(jobs)} images -> {out} as {space} labels, segmenter "
-          f"{args.segmenter} on {device}, batch {args.batch}")
+    if args.instances == "on" and not segmenter.panoptic:
+        raise InputError(f"--instances on needs a panoptic segmenter (a transformers Mask2Former, OneFormer or "
+                         f"MaskFormer folder); {args.segmenter} predicts classes per pixel only")
+    instances = args.instances != "off" and segmenter.panoptic
+    if layout == "cityscapes":
+        jobs = cityscapes_jobs(images, out, args.split, args.label_suffix or CITYSCAPES_SUFFIX[space], instances)
+    elif layout == "kitti360":
+        jobs = kitti360_jobs(images, out, args.camera, instances)
+    else:
+        jobs = folder_jobs(images, out, instances)
+    print(f"{layout} tree {images}: {len(jobs)} images -> {out} as {space} labels"
+          + (" and instance maps" if instances else "") + f", segmenter {args.segmenter} on {device}, batch {args.batch}")
     result = pseudo_label(jobs, segmenter, space, batch=args.batch, overwrite=args.overwrite,
                           progress=not args.no_progress)
     if layout == "folder" and result.written + result.skipped:
-        _write_folder_info(images, out, space, args.segmenter)
+        _write_folder_info(images, out, space, args.segmenter, instances)
     rate = f" ({result.written / result.seconds:.2f} images/s)" if result.written and result.seconds > 0 else ""
-    print(f"wrote {result.written} label maps in {result.seconds:.1f} s{rate}, kept {result.skipped} existing, "
+    print(f"wrote {result.written} label maps" + (f" and {result.instances} instance maps" if instances else "")
+          + f" in {result.seconds:.1f} s{rate}, kept {result.skipped} existing, "
           f"skipped {len(result.corrupt)} unreadable images")
     if result.corrupt:
         shown = ", ".join(result.corrupt[:5]) + (", ..." if len(result.corrupt) > 5 else "")

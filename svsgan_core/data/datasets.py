@@ -6,7 +6,16 @@ One item is a dict:
 - with ``with_flow``: ``flow`` float32 T×2×H×W (backward, pixels of the output grid, see
   svsgan_core.data.flow) and ``flow_conf`` float32 T×1×H×W; entry 0 is zero, as the clip holds no
   frame before it;
+- ``edges`` float32 T×1×H×W in {0, 1}: the instance-boundary map (svsgan_core.data.instances.boundary_map)
+  of the frame's instance ids and labels, computed on the output grid (after resize, crop and flip;
+  ids are resized with nearest neighbour, edges never are); a frame without an instance map (or
+  ``with_instances=False``) gets its label map's edges. ``has_instances`` bool T says which frames had one;
+- with ``with_instance_ids``: ``instances`` int32 T×H×W, the instance ids on the output grid (the label
+  map where the frame has none, so ``boundary_map(labels, instances)`` is still its edges);
 - ``sequence`` (name) and ``frame_indices`` (int64 T, positions in the sequence).
+
+``instance_summary`` says once how many frames have instance maps ("instance maps: 120 of 150 frames
+(the rest: semantic edges)"); the trainer and ``svsgan eval`` print it.
 
 The trainer grows the clip length (6 -> 12 -> 24 -> 30) with `set_sequence_length`. Sequences are
 cut into segments of `segment_length` frames (a long KITTI-360 drive becomes many) and an epoch
@@ -27,8 +36,9 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from .flow import load_flow, resize_flow
+from .instances import boundary_map
 from .labels import get_label_space, map_labels
-from .layouts import Sequence, find_sequences, read_image, read_label
+from .layouts import Sequence, find_sequences, read_image, read_instances, read_label
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,11 @@ class SequenceClipDataset(Dataset):
 
     def __init__(self, sequences: list[Sequence], size: tuple[int, int], seq_len: int,
                  label_space: str = "cityscapes", augment=False, with_flow: bool = False,
-                 segment_length: int = 30, random_clips: bool = True, seed: int = 0):
-        """`size` is the output (height, width); `label_space` the model's space, labels are mapped to it."""
+                 segment_length: int = 30, random_clips: bool = True, seed: int = 0,
+                 with_instances: bool = True, with_instance_ids: bool = False):
+        """`size` is the output (height, width); `label_space` the model's space, labels are mapped to it.
+        `with_instances`: read the frames' instance maps for ``edges`` (False: label edges only, no reads);
+        `with_instance_ids`: also return the ids themselves (``instances``), as evaluation needs them."""
         if not sequences:
             raise InputError("dataset has no sequences")
         self.sequences = sequences
@@ -75,6 +88,12 @@ class SequenceClipDataset(Dataset):
         self.label_space = get_label_space(label_space).name
         self.augment = Augment.from_option(augment)
         self.with_flow = with_flow
+        self.with_instances = bool(with_instances)
+        self.with_instance_ids = bool(with_instance_ids)
+        if self.with_instance_ids and not self.with_instances:
+            raise InputError("with_instance_ids needs with_instances")
+        self.total_frames = sum(len(seq) for seq in sequences)
+        self.instance_frames = sum(f.instance is not None for seq in sequences for f in seq.frames)
         self.segment_length = int(segment_length)
         self.random_clips = random_clips
         self.seed = int(seed)
@@ -83,6 +102,16 @@ class SequenceClipDataset(Dataset):
                           for start in range(0, len(seq), self.segment_length)]
         self.seq_len = 0
         self.set_sequence_length(seq_len)
+
+    @property
+    def instance_summary(self) -> str:
+        """One line on where the boundary channel comes from, for the trainer's and eval's logs."""
+        if not self.with_instances:
+            return f"instance maps: not read (with_instances off): semantic edges for all {self.total_frames} frames"
+        if self.instance_frames == self.total_frames:
+            return f"instance maps: all {self.total_frames} frames"
+        rest = "the rest: semantic edges" if self.instance_frames else "semantic edges only"
+        return f"instance maps: {self.instance_frames} of {self.total_frames} frames ({rest})"
 
     # --- schedule hooks ---
 
@@ -122,6 +151,9 @@ class SequenceClipDataset(Dataset):
         labels = np.empty((self.seq_len, self.height, self.width), np.int64)
         flow = np.zeros((self.seq_len, 2, self.height, self.width), np.float32) if self.with_flow else None
         conf = np.zeros((self.seq_len, 1, self.height, self.width), np.float32) if self.with_flow else None
+        edges = np.empty((self.seq_len, 1, self.height, self.width), np.float32)
+        has_instances = np.zeros(self.seq_len, bool)
+        ids = np.empty((self.seq_len, self.height, self.width), np.int32) if self.with_instance_ids else None
         for t, i in enumerate(indices):
             frame = sequence.frames[i]
             if t > 0:
@@ -135,13 +167,27 @@ class SequenceClipDataset(Dataset):
                                  f"{frame.image} is {image.shape[1]}x{image.shape[0]}")
             images[t] = geometry.image(image).transpose(2, 0, 1) * np.float32(1 / 127.5) - 1
             labels[t] = self._to_model_space(geometry.label(label), sequence, frame.label)
+            instances = None
+            if self.with_instances and frame.instance is not None:
+                instances = read_instances(frame.instance)
+                if instances.shape != label.shape:
+                    raise InputError(f"instance map {frame.instance} is {instances.shape[1]}x{instances.shape[0]} but "
+                                     f"its label map {frame.label} is {label.shape[1]}x{label.shape[0]}")
+                instances = geometry.label(instances)
+                has_instances[t] = True
+            edges[t, 0] = boundary_map(labels[t], instances)
+            if ids is not None:
+                ids[t] = labels[t] if instances is None else instances
             if self.with_flow and t > 0:
                 f, c = load_flow(frame.flow)
                 f, c = geometry.flow(f, c)
                 flow[t] = f.transpose(2, 0, 1)
                 conf[t, 0] = c
         item = {"images": torch.from_numpy(images), "labels": torch.from_numpy(labels),
+                "edges": torch.from_numpy(edges), "has_instances": torch.from_numpy(has_instances),
                 "sequence": sequence.name, "frame_indices": torch.tensor(indices, dtype=torch.int64)}
+        if ids is not None:
+            item["instances"] = torch.from_numpy(ids)
         if self.with_flow:
             item["flow"] = torch.from_numpy(flow)
             item["flow_conf"] = torch.from_numpy(conf)
@@ -227,9 +273,11 @@ class CityscapesSequenceDataset(SequenceClipDataset):
 
     def __init__(self, root, size, seq_len, label_space: str = "cityscapes", augment=False, split: str = "train",
                  label_root=None, label_suffix: str = "labelTrainIds", label_source_space: str = "cityscapes",
-                 flow_root=None, sequence_names: list[str] | None = None, **options):
+                 flow_root=None, instance_root=None, instance_suffix: str | None = None,
+                 sequence_names: list[str] | None = None, **options):
         sequences = find_sequences("cityscapes", Path(root), sequence_names, split=split, label_root=label_root,
-                                   label_suffix=label_suffix, label_space=label_source_space, flow_root=flow_root)
+                                   label_suffix=label_suffix, label_space=label_source_space, flow_root=flow_root,
+                                   instance_root=instance_root, instance_suffix=instance_suffix)
         super().__init__(sequences, size, seq_len, label_space, augment, **options)
 
 

@@ -297,6 +297,18 @@ def get_label_space(name: SpaceLike, what: str | None = None) -> LabelSpace:
         raise InputError(f"{said}; valid names: {', '.join(LABEL_SPACES)} (docs/labels.md)") from None
 
 
+#: classes whose pixels belong to countable objects with instance ids of their own (Cityscapes' hasInstances,
+#: CARLA's names for them): a panoptic segmenter's segments of these become instances, the rest is stuff
+THING_CLASS_NAMES = frozenset({"person", "pedestrian", "rider", "car", "truck", "bus", "caravan", "trailer", "train",
+                               "motorcycle", "bicycle", "vehicles"})
+
+
+def thing_ids(space: SpaceLike) -> frozenset[int]:
+    """The ids of `space` whose class is a thing (THING_CLASS_NAMES)."""
+    s = get_label_space(space)
+    return frozenset(i for i, n in enumerate(s.class_names) if n in THING_CLASS_NAMES)
+
+
 def carla_space_for_version(version: str) -> str:
     """``"carla"`` for CARLA 0.9.14 and newer, ``"carla_legacy"`` for older ones or ``"legacy"``."""
     v = str(version).strip().lower()

@@ -9,25 +9,28 @@ share one enumeration. Layouts (docs/datasets.md has the full description):
       <root>/dataset.yaml                      label_space: cityscapes | carla | ...
       <root>/<sequence>/images/000000.png      RGB (.png or .jpg)
       <root>/<sequence>/labels/000000.png      single-channel class ids, same stem as the image
+      <root>/<sequence>/instances/000000.png   optional instance ids (read_instances), same stem
       <root>/<sequence>/flow/000001.npz        optional, see svsgan_core.data.flow
 
 - ``cityscapes``: ``leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png`` with
-  per-frame (pseudo-)labels in a tree that mirrors it; each run of consecutive frames (a 30-frame
-  snippet) is one sequence.
+  per-frame (pseudo-)labels in a tree that mirrors it (``*_instanceIds.png`` instance maps beside
+  them); each run of consecutive frames (a 30-frame snippet) is one sequence.
 - ``kitti360``: ``data_2d_raw/<drive>/image_00/data_rect/<frame>.png`` with
-  ``data_2d_semantics/train/<drive>/image_00/semantic/<frame>.png``; each run of consecutive labelled
-  frames of a drive is one sequence (long drives are cut into clips by the datasets).
+  ``data_2d_semantics/train/<drive>/image_00/semantic/<frame>.png`` (and ``instance/<frame>.png``);
+  each run of consecutive labelled frames of a drive is one sequence (long drives are cut into clips
+  by the datasets).
 - ``vid2vid``: NVIDIA vid2vid's layout (its ``datasets/Cityscapes`` example): ``<split>_A/<seq>/*.png``
   label maps (Cityscapes labelIds), ``<split>_B/<seq>/*.jpg|png`` frames, ``<split>_inst/<seq>/*.png``
   instance maps, file names matching across the folders; one sequence per ``<seq>`` folder.
 
 Every layout takes ``sequence_names=[...]`` to keep only those sequences (a held-out split of one folder).
+Instance maps are optional per frame: ``Frame.instance`` is None where a frame has none.
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -35,6 +38,7 @@ import numpy as np
 import yaml
 
 from ..errors import InputError
+from .instances import MAX_COLOUR_ID, carla_instance_ids, carla_instance_key, compact_ids, instance_colour_image
 from .labels import get_label_space
 
 DATASET_FILE = "dataset.yaml"
@@ -47,6 +51,7 @@ class Frame:
     image: Path
     label: Path
     flow: Path  # where this frame's backward flow (to the previous frame of its sequence) is cached
+    instance: Path | None = None  # its instance-id map; None when the frame has none
 
 
 @dataclass
@@ -87,6 +92,49 @@ def read_label(path: Path) -> np.ndarray:
             raise InputError(f"label map {path} holds ids above 255 (max {int(label.max())})")
         label = label.astype(np.uint8)
     return label
+
+
+def read_instances(path: Path) -> np.ndarray:
+    """H×W int32 instance ids from an instance map file; InputError naming the file otherwise.
+
+    - single-channel 8 or 16 bit: ids as stored (vid2vid's ``train_inst``, 255 = stuff; Cityscapes'
+      and KITTI-360's ``class * 1000 + index`` maps; this project's ``instances/`` files);
+    - 3 or 4 channels: CARLA's instance-camera layout, tag in R and the object id in G (low byte) and
+      B (high byte), as CARLA's ``image.save_to_disk`` and ``svsgan extract`` write it; the id is
+      ``tag << 16 | object id``, as ``svsgan_core.io.encoding.decode_instances`` gives it for the topic.
+    Only equality of ids matters downstream (a boundary map), never their values.
+    """
+    data = _read_bytes(path, "instance map")
+    ids = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if ids is None:
+        raise InputError(f"cannot decode instance map {path} (corrupt or not an image file)")
+    if ids.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"instance map {path} holds {ids.dtype} pixels; instance maps are 8- or 16-bit")
+    if ids.ndim == 3 and ids.shape[2] in (3, 4):
+        if ids.dtype != np.uint8:
+            raise InputError(f"instance map {path}: a colour instance map (CARLA's layout) must be 8-bit per channel")
+        return carla_instance_key(*carla_instance_ids(ids, "bgr" if ids.shape[2] == 3 else "bgra"))
+    if ids.ndim != 2:
+        raise InputError(f"instance map {path} has {ids.shape[2]} channels; instance maps are single-channel ids "
+                         f"or CARLA's 3/4-channel instance-camera image")
+    return ids.astype(np.int32)
+
+
+def write_instances(path: Path, ids: np.ndarray) -> None:
+    """Write H×W instance ids so `read_instances` gives them back: ids 0..65535 as a 16-bit PNG, larger ones
+    (CARLA's ``tag << 16 | id``) in CARLA's colour layout, anything else (negative, beyond 24 bits)
+    renumbered by `compact_ids`, which keeps every boundary."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(f"instance map for {path} must be H×W integer ids, got {ids.dtype} {ids.shape}")
+    low, high = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
+    if low < 0 or high > MAX_COLOUR_ID:
+        ids = compact_ids(ids)
+        low, high = 0, int(ids.max(initial=0))
+    if high <= 0xFFFF:
+        _write_png(path, ids.astype(np.uint16))
+    else:
+        _write_png(path, cv2.cvtColor(instance_colour_image(ids), cv2.COLOR_RGB2BGR))
 
 
 def _read_bytes(path: Path, what: str) -> np.ndarray:
@@ -155,20 +203,34 @@ def read_dataset_info(root: Path) -> dict:
     return info
 
 
-def write_frame(root: Path, sequence: str, index: int, image: np.ndarray, label: np.ndarray) -> Frame:
-    """Write one frame of the generic layout; returns where its files (and its flow) live."""
+def write_frame(root: Path, sequence: str, index: int, image: np.ndarray, label: np.ndarray,
+                instances: np.ndarray | None = None) -> Frame:
+    """Write one frame of the generic layout (with its instance ids, when given); returns where its
+    files (and its flow) live."""
     frame = folder_frame(root / sequence, frame_name(index), ".png")
     if image.shape[:2] != label.shape[:2]:
         raise InputError(f"{frame.image}: image {image.shape[1]}x{image.shape[0]} and label map "
                          f"{label.shape[1]}x{label.shape[0]} differ in size")
+    if instances is not None and np.shape(instances) != label.shape[:2]:
+        raise InputError(f"{frame.image}: instance map {np.shape(instances)[::-1]} and label map "
+                         f"{label.shape[1]}x{label.shape[0]} differ in size")
     write_image(frame.image, image)
     write_label(frame.label, label)
+    if instances is not None:
+        frame = replace(frame, instance=folder_instance_path(root / sequence, frame_name(index)))
+        write_instances(frame.instance, instances)
     return frame
 
 
-def folder_frame(sequence_dir: Path, stem: str, image_ext: str) -> Frame:
+def folder_frame(sequence_dir: Path, stem: str, image_ext: str, with_instance: bool = False) -> Frame:
+    """A frame of the generic layout; `with_instance`: it has an instance map (instances/<stem>.png)."""
     return Frame(sequence_dir / "images" / (stem + image_ext), sequence_dir / "labels" / (stem + ".png"),
-                 sequence_dir / "flow" / (stem + ".npz"))
+                 sequence_dir / "flow" / (stem + ".npz"),
+                 folder_instance_path(sequence_dir, stem) if with_instance else None)
+
+
+def folder_instance_path(sequence_dir: Path, stem: str) -> Path:
+    return sequence_dir / "instances" / (stem + ".png")
 
 
 def folder_sequences(root: Path, expect_space: tuple[str, ...] | None = None) -> list[Sequence]:
@@ -184,7 +246,8 @@ def folder_sequences(root: Path, expect_space: tuple[str, ...] | None = None) ->
         images = sorted(p for p in (seq_dir / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not images:
             raise InputError(f"sequence {seq_dir.name} is empty: no images in {seq_dir / 'images'}")
-        frames = [folder_frame(seq_dir, p.stem, p.suffix) for p in images]
+        instances = _png_stems(seq_dir / "instances")
+        frames = [folder_frame(seq_dir, p.stem, p.suffix, p.stem in instances) for p in images]
         for frame in frames:
             if not frame.label.is_file():
                 raise InputError(f"image {frame.image} has no label map: expected {frame.label}")
@@ -202,15 +265,26 @@ def folder_sequences(root: Path, expect_space: tuple[str, ...] | None = None) ->
 _CITYSCAPES_NAME = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit$")
 
 
+def cityscapes_instance_suffix(label_suffix: str) -> str:
+    """The instance maps' suffix beside labels of `label_suffix`: gtFine_labelIds -> gtFine_instanceIds
+    (the official annotations), anything else (pseudo-labels) -> instanceIds."""
+    prefix = label_suffix.split("_")[0] + "_" if "_" in label_suffix else ""
+    return f"{prefix}instanceIds"
+
+
 def cityscapes_sequences(root: Path, split: str = "train", label_root: Path | None = None,
                          label_suffix: str = "labelTrainIds", label_space: str = "cityscapes",
-                         flow_root: Path | None = None) -> list[Sequence]:
+                         flow_root: Path | None = None, instance_root: Path | None = None,
+                         instance_suffix: str | None = None) -> list[Sequence]:
     """Cityscapes leftImg8bit_sequence with per-frame labels mirroring it.
 
-    Image: <root>/leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
-    Label: <label_root>/<split>/<city>/<city>_<seq>_<frame>_<label_suffix>.png
-           (default label_root <root>/pseudo_labels_sequence: e.g. OneFormer trainIds, as in the paper)
-    Flow:  <flow_root>/<split>/<city>/<city>_<seq>_<frame>_flow.npz (default <root>/flow_sequence)
+    Image:    <root>/leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
+    Label:    <label_root>/<split>/<city>/<city>_<seq>_<frame>_<label_suffix>.png
+              (default label_root <root>/pseudo_labels_sequence: e.g. OneFormer trainIds, as in the paper)
+    Instance: <instance_root>/<split>/<city>/<city>_<seq>_<frame>_<instance_suffix>.png, optional
+              (default instance_root = label_root, suffix from `cityscapes_instance_suffix`: instanceIds,
+              gtFine_instanceIds beside gtFine_labelIds); 16-bit labelId * 1000 + k, labelId for stuff
+    Flow:     <flow_root>/<split>/<city>/<city>_<seq>_<frame>_flow.npz (default <root>/flow_sequence)
     Consecutive frame numbers of one <city>_<seq> form a sequence (the 30-frame snippets).
     """
     root = _existing_dir(root)
@@ -218,7 +292,10 @@ def cityscapes_sequences(root: Path, split: str = "train", label_root: Path | No
     label_root = Path(label_root) if label_root is not None else root / "pseudo_labels_sequence"
     label_dir = _existing_dir(label_root / split, "label folder")
     flow_dir = (Path(flow_root) if flow_root is not None else root / "flow_sequence") / split
+    instance_dir = (Path(instance_root) if instance_root is not None else label_root) / split
+    instance_suffix = instance_suffix or cityscapes_instance_suffix(label_suffix)
     get_label_space(label_space)
+    instance_files: dict[str, set[str]] = {}
 
     groups: dict[tuple[str, str, str], list[tuple[int, Frame]]] = {}
     for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
@@ -227,8 +304,13 @@ def cityscapes_sequences(root: Path, split: str = "train", label_root: Path | No
             continue
         city, seq, number = match["city"], match["seq"], match["frame"]
         stem = f"{city}_{seq}_{number}"
-        frame = Frame(image, label_dir / image.parent.name / f"{stem}_{label_suffix}.png",
-                      flow_dir / image.parent.name / f"{stem}_flow.npz")
+        folder = image.parent.name
+        if folder not in instance_files:
+            instance_files[folder] = _png_stems(instance_dir / folder)
+        instance = f"{stem}_{instance_suffix}"
+        frame = Frame(image, label_dir / folder / f"{stem}_{label_suffix}.png",
+                      flow_dir / folder / f"{stem}_flow.npz",
+                      instance_dir / folder / f"{instance}.png" if instance in instance_files[folder] else None)
         if not frame.label.is_file():
             raise InputError(f"image {image} has no label map: expected {frame.label}")
         groups.setdefault((image.parent.name, city, seq), []).append((int(number), frame))
@@ -251,9 +333,11 @@ def kitti360_sequences(root: Path, split: str | None = None, drives: list[str] |
                        camera: str = "image_00", flow_root: Path | None = None) -> list[Sequence]:
     """KITTI-360 perspective images with their 2D semantic labels (ids of the ``kitti360`` space).
 
-    Image: <root>/data_2d_raw/<drive>/<camera>/data_rect/<frame>.png
-    Label: <root>/data_2d_semantics/train/<drive>/<camera>/semantic/<frame>.png
-    Flow:  <flow_root>/<drive>/<camera>/<frame>.npz (default <root>/data_2d_flow)
+    Image:    <root>/data_2d_raw/<drive>/<camera>/data_rect/<frame>.png
+    Label:    <root>/data_2d_semantics/train/<drive>/<camera>/semantic/<frame>.png
+    Instance: <root>/data_2d_semantics/train/<drive>/<camera>/instance/<frame>.png, optional
+              (16-bit semantic id * 1000 + k, as KITTI-360 ships them)
+    Flow:     <flow_root>/<drive>/<camera>/<frame>.npz (default <root>/data_2d_flow)
     `split` "train"/"val" keeps the frames listed in data_2d_semantics/train/2013_05_28_drive_<split>_frames.txt;
     None keeps every labelled frame. Each run of consecutive frame numbers is one sequence.
     """
@@ -266,6 +350,8 @@ def kitti360_sequences(root: Path, split: str | None = None, drives: list[str] |
     sequences = []
     for drive in drive_names:
         label_dir = _existing_dir(semantics / drive / camera / "semantic", "label folder")
+        instance_dir = semantics / drive / camera / "instance"
+        instances = _png_stems(instance_dir)
         numbered = []
         for label in sorted(label_dir.glob("*.png")):
             if listed is not None and (drive, label.stem) not in listed:
@@ -273,7 +359,9 @@ def kitti360_sequences(root: Path, split: str | None = None, drives: list[str] |
             image = raw / drive / camera / "data_rect" / label.name
             if not image.is_file():
                 raise InputError(f"label map {label} has no image: expected {image}")
-            numbered.append((int(label.stem), Frame(image, label, flow_base / drive / camera / f"{label.stem}.npz")))
+            numbered.append((int(label.stem), Frame(
+                image, label, flow_base / drive / camera / f"{label.stem}.npz",
+                instance_dir / label.name if label.stem in instances else None)))
         for run in _consecutive_runs(numbered):
             sequences.append(Sequence(f"{drive}/{run[0].label.stem}", run, "kitti360", {"drive": drive}))
     if not sequences:
@@ -320,6 +408,7 @@ def vid2vid_sequences(root: Path, split: str = "train", label_space: str = "city
         raise InputError(f"vid2vid split {split!r}: {label_base} does not exist"
                          + (f" (splits here: {', '.join(found)})" if found else ""))
     image_base = _existing_dir(root / f"{split}_B", "image folder")
+    instance_base = root / f"{split}_inst"
     flow_base = Path(flow_root) if flow_root is not None else root / f"{split}_flow"
     get_label_space(label_space)
     sequences = []
@@ -328,13 +417,15 @@ def vid2vid_sequences(root: Path, split: str = "train", label_space: str = "city
         if not labels:
             continue
         frames = []
+        instances = _png_stems(instance_base / seq_dir.name)
         for label in labels:
             image = next((image_base / seq_dir.name / (label.stem + ext) for ext in IMAGE_EXTENSIONS
                           if (image_base / seq_dir.name / (label.stem + ext)).is_file()), None)
             if image is None:
                 raise InputError(f"label map {label} has no image: expected "
                                  f"{image_base / seq_dir.name / label.stem}.jpg or .png")
-            frames.append(Frame(image, label, flow_base / seq_dir.name / f"{label.stem}.npz"))
+            frames.append(Frame(image, label, flow_base / seq_dir.name / f"{label.stem}.npz",
+                                instance_base / seq_dir.name / label.name if label.stem in instances else None))
         sequences.append(Sequence(seq_dir.name, frames, label_space, {"split": split}))
     if not sequences:
         raise InputError(f"no sequences found under {label_base}: expected <seq>/*.png label maps")
@@ -402,6 +493,14 @@ def _existing_dir(path: Path, what: str = "dataset path") -> Path:
     if not path.is_dir():
         raise InputError(f"{what} {path} does not exist" if not path.exists() else f"{what} {path} is not a folder")
     return path
+
+
+def _png_stems(folder: Path) -> set[str]:
+    """Stems of the .png files in `folder` (empty when it does not exist): one listing, not a stat per frame."""
+    try:
+        return {p.stem for p in folder.iterdir() if p.suffix == ".png"}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
 
 
 def _consecutive_runs(numbered: list[tuple[int, Frame]]) -> list[list[Frame]]:

@@ -3,7 +3,8 @@
 The scene is ray cast, not painted: every pixel knows the 3D point it shows, so
 - textures are functions of world (or object) coordinates and move with the scene and the objects,
   which gives meaningful optical flow instead of noise redrawn every frame;
-- labels are exact, in the Cityscapes 19-trainId space (the ego-vehicle hood is the ignore id);
+- labels are exact, in the Cityscapes 19-trainId space (the ego-vehicle hood is the ignore id), and so
+  are instance ids (every vehicle, pedestrian and cyclist its own, stable over the sequence);
 - the backward flow is that point reprojected into the previous camera (rigid parts exactly; swinging
   legs of pedestrians follow the body), at almost no extra cost.
 Everything is vectorised over the image; only the handful of visible objects is looped over.
@@ -44,7 +45,7 @@ APPEARANCES = ("default", "random")
 
 def generate_sequence(
     seed: int, num_frames: int, height: int, width: int, *, return_flow: bool = False, supersample: int = 1,
-    appearance: str = "default",
+    appearance: str = "default", return_instances: bool = False, touching: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """Render one synthetic driving sequence; the same arguments always give the same frames.
 
@@ -52,7 +53,13 @@ def generate_sequence(
     `return_flow` it also returns the exact backward flow T×H×W×2 float32 in pixels,
     I_i(x) ≈ I_{i-1}(x + flow_i(x)) (the convention of svsgan_core.data.flow), and its confidence
     T×H×W float32: 1 where that point was visible in frame i-1, 0 where it was hidden or off screen.
-    Entry 0 of both is zero.
+    Entry 0 of both is zero. With `return_instances` the last entry is T×H×W uint16 instance ids: 0 for
+    stuff, one id per vehicle, pedestrian and cyclist (the same in every frame of the sequence).
+
+    `touching=True` builds streets where objects of one class touch: parking strips on both sides with
+    cars parked bumper to bumper in rows, and pedestrians in groups standing or walking shoulder to
+    shoulder. The labels merge them into one blob; only the instance ids tell them apart. Without it
+    the scenes (and every frame, label and flow) are those of earlier versions.
 
     `supersample` s renders s×s samples per pixel and averages them (labels take the sample nearest
     the pixel centre): edges then move smoothly instead of stepping a pixel at a time, at s² the cost.
@@ -70,7 +77,7 @@ def generate_sequence(
         raise InputError(f"appearance must be one of {', '.join(APPEARANCES)}, got {appearance!r}")
     s = int(supersample)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5C5]))
-    scene = _build_scene(rng, num_frames, height * s, width * s)
+    scene = _build_scene(rng, num_frames, height * s, width * s, touching)
     if appearance == "random":
         scene.appearance = _random_appearance(np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0xA99])))
     renderer = _Renderer(scene, height * s, width * s)
@@ -78,18 +85,22 @@ def generate_sequence(
     labels = np.empty((num_frames, height, width), np.uint8)
     flows = np.zeros((num_frames, height, width, 2), np.float32) if return_flow else None
     confs = np.zeros((num_frames, height, width), np.float32) if return_flow else None
+    instances = np.empty((num_frames, height, width), np.uint16) if return_instances else None
     previous = None
     for t in range(num_frames):
         frame = renderer.render(t)
         image = frame.image if s == 1 else cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
         images[t] = cv2.GaussianBlur(image, (3, 3), _LENS_BLUR[min(s, 2)])
         labels[t] = frame.labels[s // 2:: s, s // 2:: s]
+        if return_instances:
+            instances[t] = frame.instances[s // 2:: s, s // 2:: s]
         if return_flow and t > 0:
             flow, conf = renderer.backward_flow(frame, previous, t)
             flows[t] = flow.reshape(height, s, width, s, 2).mean((1, 3)) / s
             confs[t] = conf.reshape(height, s, width, s).mean((1, 3))
         previous = frame
-    return (images, labels, flows, confs) if return_flow else (images, labels)
+    out = (images, labels, flows, confs) if return_flow else (images, labels)
+    return out + (instances,) if return_instances else out
 
 
 _LENS_BLUR = {1: 0.55, 2: 0.35}  # sigma of the final softening; supersampled frames are soft already
@@ -179,6 +190,7 @@ class _Face:
     look: _Look
     shade: float
     velocity: tuple[float, float]  # (vx, vz), metres per frame, for the flow
+    instance: int = 0  # the object's instance id, 0 for stuff (lamps, trees, signs)
 
 
 @dataclass
@@ -402,10 +414,12 @@ def _pick_block(rng: np.random.Generator, back: bool) -> int:
     return int(rng.choice(5, p=p))
 
 
-def _build_scene(rng: np.random.Generator, num_frames: int, height: int, width: int) -> _Scene:
+def _build_scene(rng: np.random.Generator, num_frames: int, height: int, width: int, touching: bool = False) -> _Scene:
     lanes = int(rng.choice([2, 2, 3, 4]))
     lane_width = rng.uniform(2.9, 3.6)
     parking = tuple(float(x) for x in np.where(rng.random(2) < 0.55, rng.uniform(2.0, 2.5, 2), 0.0))
+    if touching:  # rows of parked cars on both sides (no draw of its own: the rest of the street stays)
+        parking = tuple(p if p > 0 else 2.25 for p in parking)
     road_half_lanes = lanes * lane_width / 2
     lawn = tuple(float(x) for x in np.where(rng.random(2) < 0.4, rng.uniform(1.0, 2.5, 2), 0.0))
     sidewalk = tuple(float(x) for x in rng.uniform(2.0, 4.5, 2))
@@ -472,7 +486,7 @@ def _build_scene(rng: np.random.Generator, num_frames: int, height: int, width: 
         actors=[], palette=palette, light=light, noise=_periodic_noise(rng),
         hood=rng.uniform(0.05, 0.11) if rng.random() < 0.5 else 0.0,
     )
-    scene.actors = _make_actors(rng, scene, num_frames, z_end)
+    scene.actors = _make_actors(rng, scene, num_frames, z_end, touching)
     return scene
 
 
@@ -562,7 +576,7 @@ def _vehicle_faces(actor: _Actor, t: float, cam_x: float, cam_z: float) -> list[
     if cam_z < z - ez - 0.3:
         front = along_z and d["heading"] < 0
         look = _vehicle_look(d, along_z, front, d["heading"], (-ex, ex))
-        faces.append(_Face(2, z - ez, x, (-ex, ex), look, d["shade_z"], (actor.vx, actor.vz)))
+        faces.append(_Face(2, z - ez, x, (-ex, ex), look, d["shade_z"], (actor.vx, actor.vz), d["instance"]))
     if abs(cam_x - x) > ex + 0.05:
         side = 1.0 if cam_x > x else -1.0
         front = not along_z and d["heading"] * side > 0
@@ -570,7 +584,7 @@ def _vehicle_faces(actor: _Actor, t: float, cam_x: float, cam_z: float) -> list[
         lo = max(-ez, cam_z + 0.4 - z)
         if lo < ez:
             faces.append(_Face(0, x + side * ex, z, (lo, ez), look, d["shade_x"][int(side > 0)],
-                               (actor.vx, actor.vz)))
+                               (actor.vx, actor.vz), d["instance"]))
     return faces
 
 
@@ -590,7 +604,7 @@ def _billboard_faces(actor: _Actor, t: float, cam_x: float, cam_z: float) -> lis
     faces = []
     for piece, (a_range, y_range) in enumerate(d["pieces"]):
         look = _Look((*key, piece), shape, a_range, y_range, d["labels"], d["colours"], d["texture"], d["tex_key"])
-        faces.append(_Face(2, z, x, a_range, look, d["shade_z"], (actor.vx, actor.vz)))
+        faces.append(_Face(2, z, x, a_range, look, d["shade_z"], (actor.vx, actor.vz), d.get("instance", 0)))
     return faces
 
 
@@ -728,7 +742,8 @@ def _lut(items: list[tuple[int, tuple, float]]) -> tuple[np.ndarray, np.ndarray,
     return labels, colours, texture
 
 
-def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end: float) -> list[_Actor]:
+def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end: float,
+                 touching: bool = False) -> list[_Actor]:
     actors: list[_Actor] = []
     cam = scene.camera
     rh, lw = scene.road_half, scene.lane_width
@@ -768,18 +783,20 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
         extent = (half_w, half_l) if along_z else (half_l, half_w)
         dims = {"kind": kind, "half_width": half_w, "half_length": half_l, "height": height, "body_top": body_top}
         actors.append(_Actor(x, z, vx, vz, _vehicle_faces, {
-            "uid": len(actors), "extent": extent, "along_z": along_z, "heading": heading, "dims": dims, "labels": labels,
+            "uid": len(actors), "instance": len(actors) + 1, "extent": extent, "along_z": along_z, "heading": heading, "dims": dims, "labels": labels,
             "colours": colours, "colours_front": colours_front, "texture": texture, "tex_key": key(),
             "shade_z": 0.92 - 0.1 * shade_sun, "shade_x": side_shades()}))
 
-    def billboard(x, z, vx, vz, shape, a_range, y_range, rows, cadence=0.0, pieces=None) -> None:
+    def billboard(x, z, vx, vz, shape, a_range, y_range, rows, cadence=0.0, pieces=None, thing=False) -> None:
         """`shape` maps (a, y) to parts, or with a `cadence` (radians per frame) a gait pose to such a map.
 
         `pieces`, disjoint (a_range, y_range) rectangles covering the shape, replace the one bounding
         rectangle for shapes that fill it poorly (a lamp's mast and arm, a tree's trunk and crown).
+        `thing`: an object with an instance id of its own (a pedestrian, a cyclist), not stuff.
         """
         labels, colours, texture = _lut(rows)
-        data = {"uid": len(actors), "pieces": pieces or [(a_range, y_range)], "labels": labels,
+        data = {"uid": len(actors), "instance": len(actors) + 1 if thing else 0,
+                "pieces": pieces or [(a_range, y_range)], "labels": labels,
                 "colours": colours, "texture": texture, "tex_key": key(), "shade_z": 0.95 - 0.1 * shade_sun}
         if cadence:
             data.update(gait=shape, phase=float(rng.uniform(0, 2 * math.pi)), cadence=cadence)
@@ -797,12 +814,38 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
                 (PERSON, tuple(_CLOTH_COLOURS[rng.integers(10)] * 0.8), 0.2), (PERSON, (0.1, 0.09, 0.08), 0.1),
                 (PERSON, tuple(np.array((0.15, 0.1, 0.07)) * rng.uniform(0.5, 3.0)), 0.1)]
         billboard(x, z, vx, vz, shape if moving else shape(0), (-w * 0.6, w * 0.6), (0.0, h), rows,
-                  cadence=0.9 if moving else 0.0)
+                  cadence=0.9 if moving else 0.0, thing=True)
 
     def sidewalk_x(side: int) -> float:
         sign = 1 if side else -1
         inner = rh + scene.parking[side] + scene.lawn[side]
         return sign * (inner + rng.uniform(0.4, max(scene.sidewalk[side] - 0.4, 0.5)))
+
+    def parked_rows(side: int, sign: int, z: float) -> None:
+        """Rows of 2-6 cars bumper to bumper (each overlapping the next by a few centimetres, so the
+        bodies meet on screen), rows a few metres apart."""
+        while z < z_end - 60:
+            for _ in range(int(rng.integers(2, 7))):
+                if scene.cross is not None and scene.cross[0] - 8 < z < scene.cross[1] + 5:
+                    break
+                vehicle(sign * (rh + scene.parking[side] / 2), z, 0.0, 0.0, True,
+                        float(rng.choice([-1, 1])) if side == 0 else 1.0, "car")
+                car = actors[-1]
+                car.z += car.data["dims"]["half_length"]  # z was the free spot behind: the car starts there
+                z = car.z + car.data["dims"]["half_length"] - rng.uniform(0.02, 0.08)
+            z += rng.uniform(4.0, 10.0)
+
+    def pedestrian_groups() -> None:
+        """Groups of 2-4 people on the sidewalks, one close behind the other (0.35-0.55 m apart along the
+        sidewalk, a little to either side), standing or walking together: their silhouettes overlap on
+        screen, one person half hiding the next."""
+        for _ in range(int(rng.integers(5, 10)) + int(travel / 15)):
+            side = int(rng.integers(0, 2))
+            x, z = sidewalk_x(side), rng.uniform(5, travel + 45)
+            vz = rng.choice([-1, 1]) * rng.uniform(0.04, 0.08) if rng.random() < 0.6 else 0.0
+            for _ in range(int(rng.integers(2, 5))):
+                person(x + rng.uniform(-0.2, 0.2), z, 0.0, vz)
+                z += rng.uniform(0.35, 0.55)
 
     # parked cars along the parking strips
     for side in (0, 1):
@@ -810,6 +853,9 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
             continue
         sign = 1 if side else -1
         z = rng.uniform(-5, 10)
+        if touching:
+            parked_rows(side, sign, z)
+            continue
         while z < z_end - 60:
             if scene.cross is None or not (scene.cross[0] - 8 < z < scene.cross[1] + 5):
                 if rng.random() < 0.7:
@@ -817,6 +863,8 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
                             float(rng.choice([-1, 1])) if side == 0 else 1.0,
                             "car" if rng.random() < 0.9 else "truck")
             z += rng.uniform(5.0, 9.0)
+    if touching:
+        pedestrian_groups()
     # traffic in the lanes: the ego lane and the lanes beside it go forward, the left half oncoming
     for lane in range(scene.lanes):
         lane_x = -rh + (lane + 0.5) * lw
@@ -874,7 +922,7 @@ def _make_actors(rng: np.random.Generator, scene: _Scene, num_frames: int, z_end
                 (RIDER, tuple(_CLOTH_COLOURS[rng.integers(10)] * 0.8), 0.2), (RIDER, (0.1, 0.1, 0.1), 0.1),
                 (RIDER, (0.2, 0.2, 0.22), 0.1), (BICYCLE, tuple(bike * 0.6 + 0.05), 0.1)]
         billboard(lane_x, rng.uniform(6, 40), 0.0, cam.speed * rng.uniform(0.3, 0.8) if cam.speed else 0.2,
-                  _cyclist_shape(rng.uniform(1.6, 1.8)), (-0.35, 0.35), (0.0, 1.8), rows, cadence=1.4)
+                  _cyclist_shape(rng.uniform(1.6, 1.8)), (-0.35, 0.35), (0.0, 1.8), rows, cadence=1.4, thing=True)
     # street furniture: lamps at the curb, trees on the lawns, signs
     for side in (0, 1):
         sign = 1 if side else -1
@@ -930,6 +978,7 @@ class _Frame:
     depth: np.ndarray  # ray parameter of the visible point (its depth along the optical axis)
     point: np.ndarray  # H×W×3 world point shown by each pixel
     velocity: np.ndarray  # H×W×2 (vx, vz) of the object it belongs to, metres per frame
+    instances: np.ndarray  # H×W uint16 instance ids (0: stuff)
 
 
 @dataclass
@@ -977,6 +1026,7 @@ class _Renderer:
         colour = np.empty((n, 3), np.float32)
         point = np.empty((n, 3), np.float32)
         velocity = np.zeros((n, 2), np.float32)
+        instances = np.zeros(n, np.uint16)
 
         with np.errstate(divide="ignore", invalid="ignore"):
             ground = np.flatnonzero(rays[:, 1] < -1e-4)
@@ -996,19 +1046,20 @@ class _Renderer:
             cx, cz = centre[0], centre[2]
             faces = [f for a in scene.actors if -15 < a.position(t)[1] - cz < _OBJECT_RANGE
                      for f in a.faces(a, t, cx, cz)]
-            self._draw_faces(faces, centre, rot, rays, depth, labels, colour, point, velocity)
+            self._draw_faces(faces, centre, rot, rays, depth, labels, colour, point, velocity, instances)
 
         if scene.appearance is not None:
             colour = _repaint(scene.appearance, scene.noise, labels, colour, point, velocity, t)
         h, w = self.h, self.w
-        depth, labels, colour, point, velocity = (a.reshape((h, w) + a.shape[1:])
-                                                  for a in (depth, labels, colour, point, velocity))
+        depth, labels, colour, point, velocity, instances = (
+            a.reshape((h, w) + a.shape[1:]) for a in (depth, labels, colour, point, velocity, instances))
         image = self._finish(colour, depth)
         if self.hood_mask is not None:
             labels[self.hood_mask] = IGNORE
+            instances[self.hood_mask] = 0
             image[self.hood_mask] = self._hood_colour()[self.hood_mask]
             point[self.hood_mask] = np.nan  # rides with the camera: zero flow
-        return _Frame(image, labels, depth, point, velocity)
+        return _Frame(image, labels, depth, point, velocity, instances)
 
     def backward_flow(self, frame: _Frame, previous: _Frame, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Where each pixel's point was one frame earlier (the backward flow at frame t, pixels), and
@@ -1209,7 +1260,8 @@ class _Renderer:
 
     # --- objects ---
 
-    def _draw_faces(self, faces: list[_Face], centre, rot, rays, depth, labels, colour, point, velocity) -> None:
+    def _draw_faces(self, faces: list[_Face], centre, rot, rays, depth, labels, colour, point, velocity,
+                    instances) -> None:
         """Z-buffer all object faces of a frame at once: every pixel of every face's screen box is a
         candidate; candidates behind the static scene, outside the face or on an empty texel drop out,
         and the nearest remaining candidate of each pixel wins."""
@@ -1272,6 +1324,7 @@ class _Renderer:
         flat = plane[fid]
         point[pix] = np.where(axis_z[fid, None], np.stack([along, y, flat], -1), np.stack([flat, y, along], -1))
         velocity[pix] = np.array([f.velocity for f in kept], np.float32)[fid]
+        instances[pix] = np.array([f.instance for f in kept], np.uint16)[fid]
 
     def _sprite(self, look: _Look, distance: float) -> _Sprite:
         """The look drawn on a texel grid of at most a pixel at `distance` (cached per look and level).

@@ -14,6 +14,12 @@ shows and what the benchmark measures is what users run.
 - A map may name an RGB camera topic recorded beside the semantic one: each sequence then starts
   from the camera frame with the semantic frame's header stamp (svsgan_core.io.reference), as the
   node's reference_topic does; without one it starts in first-frame mode, counted in the result.
+- A mapped topic may have an instance topic (`ConvertOptions.instances`, `--instances SOURCE=TOPIC`):
+  the instance image with exactly the semantic frame's header stamp (the node's pairing) is decoded
+  (CARLA's bgra8 instance camera, mono ids) and handed to the generator beside the labels
+  (`synth.step(..., instances=ids)`). A frame whose instance image is missing, does not decode or has
+  another size is still generated, from the labels alone (the model then draws semantic edges), and
+  counted in the result: conversion stays lossless.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from ..runtime.synthesizer import VideoSynthesizer
 from .bags import COMPRESSED_IMAGE, IMAGE, BagReader, BagWriter, check_topic_name, writer_version
 from .encoding import LabelDecoder
 from .reference import MAX_DT_S, ReferenceCursor, check_max_dt
-from .rosio import MAX_PIXELS, compress, image_fields, label_image, message_to_numpy
+from .rosio import MAX_PIXELS, compress, image_fields, instances_from_msg, label_image, message_to_numpy
 from .synthetic_bag import SEMANTIC_TOPIC, write_semantic_bag
 from .timeline import SequenceTimeline, stamp_to_ns
 
@@ -77,6 +83,7 @@ class ConvertOptions:
     max_frames: int | None = None  # stop after this many generated frames (the rest of the bag is not copied)
     max_megapixels: float = MAX_PIXELS / 1e6  # a png/jpeg declaring more is refused before decoding (bombs)
     reference_max_dt_s: float = MAX_DT_S  # a reference's header stamp is within this of the semantic frame's
+    instances: dict[str, str] = field(default_factory=dict)  # semantic source -> its instance topic (exact stamps)
 
     def validate(self) -> None:
         if not self.maps:
@@ -97,6 +104,16 @@ class ConvertOptions:
                 if m.reference in sources or m.reference in targets:
                     raise InputError(f"the --map reference {m.reference} is a semantic source or a target topic; "
                                      "name the RGB camera recorded beside the semantic one")
+        for source, topic in self.instances.items():
+            check_topic_name(topic, "--instances topic")
+            if source not in sources:
+                raise InputError(f"--instances names {source}, which no --map has as its source "
+                                 f"(sources: {', '.join(sources)})")
+            if topic in sources or topic in targets or topic in {m.reference for m in self.maps}:
+                raise InputError(f"the instance topic {topic} is a semantic source, a target or a reference topic; "
+                                 "name the instance camera recorded beside the semantic one")
+        if len(set(self.instances.values())) != len(self.instances):
+            raise InputError("each --instances needs its own instance topic")
         check_max_dt(self.reference_max_dt_s)
         if self.label_encoding not in LABEL_ENCODINGS:
             raise InputError(f"unknown label encoding {self.label_encoding!r}; choose from {', '.join(LABEL_ENCODINGS)}")
@@ -122,6 +139,7 @@ class FrameEvent:
     rgb: np.ndarray  # HxWx3 uint8, what was written
     new_sequence: str | None  # "first" | "backward" | "gap" when this frame started a sequence
     reference: np.ndarray | None = None  # the camera frame (RGB) this frame's sequence started from, on that frame
+    instances: np.ndarray | None = None  # the instance ids the generator got with the labels (None: labels alone)
     camera: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False, compare=False)
     """The map's reference-topic frame at this frame's stamp (RGB), decoded when called; only during the
     callback. None without a reference topic or a matching frame."""
@@ -137,6 +155,7 @@ class ConvertResult:
     seconds: float
     synth_seconds: float  # of which inside the synthesizer
     references: dict[str, dict] = field(default_factory=dict)  # per source topic that names a reference topic
+    instances: dict[str, dict] = field(default_factory=dict)  # per source topic with an instance topic
 
     @property
     def total_frames(self) -> int:
@@ -158,15 +177,38 @@ class _Topic:
     compressed_conn: Any = None
     decoder: LabelDecoder | None = None
     cursor: ReferenceCursor | None = None
+    instance_cursor: ReferenceCursor | None = None
     frames: int = 0
     sequences: int = 0
     from_reference: int = 0  # sequences started from a camera frame
+    with_instances: int = 0  # frames generated with their instance ids
+    instance_size_bad: int = 0  # instance images of another size than their labels
+    first_size_bad: str | None = None
 
     def reference_counts(self) -> dict:
         """Sequences started from the camera and in first-frame mode, and the bad reference messages."""
         return {"topic": self.map.reference, "max_dt_s": self.cursor.max_dt_ns / 1e9,
                 "from_reference": self.from_reference, "first_frame": self.sequences - self.from_reference,
                 "bad": self.cursor.bad, "first_bad": self.cursor.first_bad}
+
+    def instance_counts(self) -> dict:
+        """Frames generated with their instance ids, without (no image of their exact stamp, or a bad one),
+        and the bad instance messages (undecodable or of another size than the labels)."""
+        c = self.instance_cursor
+        return {"topic": c.topic, "paired": self.with_instances, "without": self.frames - self.with_instances,
+                "bad": c.bad + self.instance_size_bad, "first_bad": c.first_bad or self.first_size_bad}
+
+    def instances_for(self, labels: np.ndarray, stamp: int, bag_time: int) -> np.ndarray | None:
+        """The ids of the instance image with exactly this stamp, None when there is none or it cannot serve."""
+        ids = self.instance_cursor.image(stamp, bag_time)
+        if ids is not None and ids.shape != labels.shape:
+            self.instance_size_bad += 1
+            self.first_size_bad = self.first_size_bad or (
+                f"{self.instance_cursor.topic} at stamp {stamp // 10**9}.{stamp % 10**9:09d}: instance image {ids.shape[1]}x{ids.shape[0]} but "
+                f"labels {labels.shape[1]}x{labels.shape[0]}")
+            return None
+        self.with_instances += ids is not None
+        return ids
 
 
 def resolve_label_encoding(choice: str, ros_encoding: str) -> str:
@@ -222,6 +264,8 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
             bag.require(m.source)
             if m.reference is not None:
                 bag.require(m.reference)
+            if m.source in options.instances:
+                bag.require(options.instances[m.source])
             if m.target in bag.topics or (options.compressed and f"{m.target}/compressed" in bag.topics):
                 raise InputError(f"{bag.path} already has a topic {m.target}: choose another --map target")
         total = sum(bag.count(m.source) for m in options.maps)
@@ -244,10 +288,15 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                     topics[m.source].cursor = cursors.enter_context(ReferenceCursor(
                         bag.path, m.reference, typestore=options.typestore, max_dt_s=options.reference_max_dt_s,
                         max_pixels=int(options.max_megapixels * 1e6)))
+                if m.source in options.instances:  # exact stamps, as the node pairs them
+                    topics[m.source].instance_cursor = cursors.enter_context(ReferenceCursor(
+                        bag.path, options.instances[m.source], typestore=options.typestore, max_dt_s=0.0,
+                        max_pixels=int(options.max_megapixels * 1e6), decode=instances_from_msg))
             for key, value in bag.custom_data.items():
                 out.set_custom_data(key, str(value))
             out.set_custom_data("svsgan.generated", json.dumps(
-                {"maps": {m.source: m.target for m in options.maps}, "checkpoint": checkpoint_name}))
+                {"maps": {m.source: m.target for m in options.maps}, "checkpoint": checkpoint_name,
+                 **({"instances": dict(options.instances)} if options.instances else {})}))
             written = done = 0
             bar = _progress_bar(total, bag.path.name, progress)
             try:
@@ -268,8 +317,14 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                             topic.from_reference += reference is not None
                         synth.reset(reference_image=reference, stream=topic.stream)
                         topic.sequences += 1
+                    instances = None
                     t0 = time.perf_counter()
-                    rgb = synth.step(labels, stream=topic.stream)
+                    if topic.instance_cursor is None:  # single-topic maps call the model as before instances
+                        rgb = synth.step(labels, stream=topic.stream)
+                    else:
+                        instances = topic.instances_for(labels, stamp, msg.timestamp)
+                        t0 = time.perf_counter()
+                        rgb = synth.step(labels, stream=topic.stream, instances=instances)
                     synth_seconds += time.perf_counter() - t0
                     written += _write_generated(out, store, topic, msg.timestamp, header, rgb, options.jpeg_quality)
                     topic.frames += 1
@@ -278,7 +333,8 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
                         bar.update(1)
                     if on_frame is not None:
                         cursor, bag_time = topic.cursor, msg.timestamp
-                        event = FrameEvent(topic.map.source, topic.frames - 1, stamp, labels, rgb, reason, reference)
+                        event = FrameEvent(topic.map.source, topic.frames - 1, stamp, labels, rgb, reason, reference,
+                                           instances)
                         if cursor is not None:
                             event.camera = lambda: cursor.image(stamp, bag_time, count=False)
                         on_frame(event)
@@ -289,7 +345,8 @@ def convert_bag(src: str | os.PathLike, dest: str | os.PathLike, synth, options:
     return ConvertResult(Path(src), output, {s: t.frames for s, t in topics.items()},
                          {s: t.sequences for s, t in topics.items()}, written,
                          time.perf_counter() - start, synth_seconds,
-                         {s: t.reference_counts() for s, t in topics.items() if t.cursor is not None})
+                         {s: t.reference_counts() for s, t in topics.items() if t.cursor is not None},
+                         {s: t.instance_counts() for s, t in topics.items() if t.instance_cursor is not None})
 
 
 def _progress_bar(total: int, name: str, enabled: bool):

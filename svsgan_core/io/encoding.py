@@ -24,6 +24,7 @@ from ..data.labels import (
     map_labels,
     mapping_table,
 )
+from ..data.instances import carla_instance_ids, carla_instance_key
 from ..errors import InputError
 
 # ---------------------------------------------------------------------------------------------
@@ -265,23 +266,6 @@ _INSTANCE_ID_DTYPES = {"mono8": np.uint8, "8uc1": np.uint8, "mono16": np.uint16,
                        "32sc1": np.int32}
 
 
-def carla_instance_ids(image: np.ndarray, order: str = "bgra") -> tuple[np.ndarray, np.ndarray]:
-    """CARLA's instance-segmentation camera image -> (HxW uint8 tags, HxW uint16 object ids).
-
-    ``sensor.camera.instance_segmentation`` writes the semantic tag into R and the low and high byte
-    of the object's 16-bit id into G and B (ATagger::GetActorLabelColor in CARLA's server; CARLA 0.10
-    documents the same layout for its path-traced twin): object id = G + 256 * B. ``carla.Image``
-    and CARLA's native ROS 2 publisher carry it as BGRA.
-    """
-    order = order.lower()
-    what = f"CARLA instance image ({order})"
-    if order not in ("rgb", "bgr", "rgba", "bgra"):
-        raise InputError(f"{what}: unknown channel order {order!r}")
-    image = _check_color_image(image, len(order), what)
-    r, g, b = (image[:, :, order.index(c)] for c in "rgb")
-    return np.ascontiguousarray(r), g.astype(np.uint16) | (b.astype(np.uint16) << 8)
-
-
 def decode_instances(array: np.ndarray, ros_encoding: str) -> np.ndarray:
     """An instance image as a ROS topic carries it -> HxW int32 ids, equal exactly where pixels
     belong to one object (what an instance-boundary map needs; ``svsgan_core.data.instances``).
@@ -299,8 +283,7 @@ def decode_instances(array: np.ndarray, ros_encoding: str) -> np.ndarray:
     if array.size == 0:
         raise InputError(f"{what}: empty image (shape {array.shape})")
     if enc in _COLOR_ORDERS:
-        tags, object_ids = carla_instance_ids(array, _COLOR_ORDERS[enc])
-        return (tags.astype(np.int32) << 16) | object_ids.astype(np.int32)
+        return carla_instance_key(*carla_instance_ids(array, _COLOR_ORDERS[enc]))
     if enc not in _INSTANCE_ID_DTYPES:
         raise InputError(
             f"{what}: instance images must be CARLA's bgra8 (or rgba8, bgr8, rgb8) or mono8, 8UC1, mono16, "

@@ -10,11 +10,15 @@ looped bag cannot pair a frame with a camera frame from another lap.
 
 A reference message that does not decode is skipped and counted, as the node drops a bad reference
 image, and its sequence starts in first-frame mode unless another message matches.
+
+The instance images of `--instances SOURCE=TOPIC` are found the same way, with their own decoder
+(`decode=instances_from_msg`) and an exact stamp match (`max_dt_s=0`), as the node pairs them.
 """
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,6 +50,16 @@ def describe(ref: dict) -> str:
     return text
 
 
+def describe_instances(counts: dict) -> str:
+    """How many frames got their instance ids, from ConvertResult.instances (convert's line)."""
+    text = f"{counts['paired']} with instance ids from {counts['topic']}"
+    if counts["without"]:
+        text += f", {counts['without']} from the labels alone (no instance image of their exact stamp, or a bad one)"
+    if counts["bad"]:
+        text += f"; {counts['bad']} bad instance image(s) skipped, the first: {counts['first_bad']}"
+    return text
+
+
 @dataclass
 class _Entry:
     msg: BagMessage
@@ -55,13 +69,15 @@ class _Entry:
 
 
 class ReferenceCursor:
-    """Camera frames of `topic` by header stamp (see the module docstring). Owns its reader: close()."""
+    """Camera frames of `topic` by header stamp (see the module docstring). Owns its reader: close().
+    `decode(message, max_pixels)` turns a message into what `image` returns (default: RGB)."""
 
     def __init__(self, path, topic: str, *, typestore: str | None = None, max_dt_s: float = MAX_DT_S,
-                 max_pixels: int = MAX_PIXELS):
+                 max_pixels: int = MAX_PIXELS, decode: Callable[[Any, int], np.ndarray] = rgb_from_msg):
         self.topic = topic
         self.max_dt_ns = check_max_dt(max_dt_s)
         self.max_pixels = max_pixels
+        self.decode = decode
         self._bag = BagReader(path, typestore)
         self._stream = self._bag.messages([topic])
         self._next: BagMessage | None = None
@@ -87,7 +103,7 @@ class ReferenceCursor:
         rgb = None
         if entry is not None:
             try:
-                rgb = rgb_from_msg(self._bag.decode(entry.msg), self.max_pixels)
+                rgb = self.decode(self._bag.decode(entry.msg), self.max_pixels)
             except InputError as exc:
                 self._mark_bad(entry, exc)
         if count:  # every message in the window was looked at by this search

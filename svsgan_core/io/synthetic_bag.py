@@ -9,7 +9,8 @@ CARLA draws, and decoding the bag with `carla_palette` gives the trainIds back e
 Per frame, in the bridge's order: /clock, the semantic image, its camera_info and, with `rgb`, the
 RGB camera (the rendered image, also bgra8; with `rgb_jpeg`, image_transport's JPEG of it on
 `<camera>/compressed` instead, a tenth of the size) — all with the same header stamp, received a
-few milliseconds later in bag time.
+few milliseconds later in bag time. With `instances`, CARLA's instance camera too (`bgra8`: the
+class's CARLA tag in R, the object's id in G and B), received just before the semantic image.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.instances import instance_colour_image
+from ..data.labels import mapping_table
 from ..data.synthetic import generate_sequence
 from .bags import BagWriter, writer_version
 from .encoding import encode_palette
@@ -29,11 +32,15 @@ SEMANTIC_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/image"
 CAMERA_INFO_TOPIC = "/carla/ego_vehicle/semantic_segmentation_front/camera_info"
 RGB_TOPIC = "/carla/ego_vehicle/rgb_front/image"
 RGB_COMPRESSED_TOPIC = f"{RGB_TOPIC}/compressed"  # image_transport's name for its JPEG
+INSTANCE_TOPIC = "/carla/ego_vehicle/instance_segmentation_front/image"
 CLOCK_TOPIC = "/clock"
 SEMANTIC_FRAME = "ego_vehicle/semantic_segmentation_front"
+INSTANCE_FRAME = "ego_vehicle/instance_segmentation_front"
+IMAGE_MSG = "sensor_msgs/msg/Image"
 RGB_FRAME = "ego_vehicle/rgb_front"
 START_NS = 10_000_000_000  # simulation time of the first frame
 _RECEIVE_DELAY_NS = (0, 2_000_000, 2_500_000, 3_000_000)  # clock, semantic, camera_info, rgb
+_INSTANCE_DELAY_NS = 1_000_000  # the instance camera's image arrives before the semantic one
 
 
 def _qos(depth: int, reliable: bool = True):
@@ -48,13 +55,14 @@ def _qos(depth: int, reliable: bool = True):
 def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, width: int, seed: int = 0,
                        fps: float = 20.0, storage: str = "mcap", rgb: bool = False, rgb_jpeg: int | None = None,
                        typestore: str = "jazzy", fov_deg: float = 90.0, chunk_compression: bool = False,
-                       overwrite: bool = False) -> Path:
+                       overwrite: bool = False, instances: bool = False, touching: bool = False) -> Path:
     """Render `frames` synthetic frames and write them as a CARLA-style bag folder at `dest`.
-    `rgb_jpeg`: the RGB camera as JPEG of this quality on RGB_COMPRESSED_TOPIC (implies `rgb`)."""
+    `rgb_jpeg`: the RGB camera as JPEG of this quality on RGB_COMPRESSED_TOPIC (implies `rgb`).
+    `instances`: CARLA's instance camera on INSTANCE_TOPIC; `touching`: streets of touching objects."""
     from rosbags.typesys import Stores, get_typestore
 
-
-    images, labels = generate_sequence(seed, frames, height, width)
+    images, labels, *ids = generate_sequence(seed, frames, height, width, return_instances=instances,
+                                             touching=touching)
     store = get_typestore(Stores(f"ros2_{typestore}"))
     t = store.types
     focal = width / (2 * math.tan(math.radians(fov_deg) / 2))
@@ -64,6 +72,7 @@ def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, wid
         clock = out.add_topic(CLOCK_TOPIC, "rosgraph_msgs/msg/Clock", store, qos=_qos(10))
         semantic = out.add_topic(SEMANTIC_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10))
         info = out.add_topic(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", store, qos=_qos(10))
+        instance = out.add_topic(INSTANCE_TOPIC, "sensor_msgs/msg/Image", store, qos=_qos(10)) if instances else None
         camera = None
         if rgb_jpeg is not None:
             camera = out.add_topic(RGB_COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", store, qos=_qos(10))
@@ -94,9 +103,27 @@ def write_semantic_bag(dest: str | os.PathLike, *, frames: int, height: int, wid
                     fmt, data = compress(bgra, "jpeg", rgb_jpeg, encoding="bgra8")
                     messages.append((camera, t["sensor_msgs/msg/CompressedImage"](
                         header=rgb_header, format=fmt, data=np.frombuffer(data, np.uint8))))
+            if instance is not None:
+                key = (_TRAIN_TO_CARLA[labels[i]].astype(np.int32) << 16) | ids[0][i]
+                bgra = cv2.cvtColor(instance_colour_image(key), cv2.COLOR_RGB2BGRA)
+                out.write(instance, ns + _INSTANCE_DELAY_NS, store.serialize_cdr(
+                    _image(t, t["std_msgs/msg/Header"](stamp=stamp, frame_id=INSTANCE_FRAME), bgra), IMAGE_MSG))
             for (conn, msg), delay in zip(messages, _RECEIVE_DELAY_NS):
                 out.write(conn, ns + delay, store.serialize_cdr(msg, conn.msgtype))
         return out.commit()
+
+
+def _carla_tags_of_train_ids() -> np.ndarray:
+    """trainId -> the (first) CARLA 0.9.14+ tag that maps to it, 0 (unlabeled) for ignore."""
+    table = mapping_table("carla", "cityscapes")
+    lut = np.zeros(256, np.uint8)
+    for tag in range(len(table) - 1, -1, -1):
+        if table[tag] != 255:
+            lut[table[tag]] = tag
+    return lut
+
+
+_TRAIN_TO_CARLA = _carla_tags_of_train_ids()
 
 
 def _image(types, header, bgra: np.ndarray):

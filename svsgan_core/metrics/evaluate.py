@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError, SvsganError
 from . import DEFAULT_METRICS, METRICS, PIXEL_METRICS, fid, fvd
+from .boundary import BoundaryContrast
 from .fid import fid_from_features
 from .fvd import fvd_from_features, split_clips
 from .miou import ConfusionAccumulator, Segmenter
@@ -29,6 +30,7 @@ PIXEL_COLUMNS = [  # whether the model learned more than a colour lookup (docs/m
     ("sharpness", "Sharpness (→1)", "{:.3f}"),
     ("sharpness_min", "Sharpness, worst frame (→1)", "{:.3f}"),
     ("carry", "Carry (→1)", "{:.3f}"),
+    ("boundary", "Boundary contrast (→1)", "{:.3f}"),
 ]
 COLUMNS = [  # the paper's column order, then the weight-free temporal metric
     ("fid", "FID ↓", "{:.2f}"),
@@ -81,6 +83,7 @@ class Evaluator:
         self._fps_seconds = 0.0
         self._pixel: dict[int, dict[str, list[float]]] = {}  # frame number -> metric -> values over sequences
         self.carry = None  # a metrics.carry.CarryProbe, set by the caller that has the generator
+        self.boundary = BoundaryContrast(options.ignore_index) if "boundary" in options.metrics else None
         self.sequences = 0
         self.frames = 0
         self.inception = self.i3d = self.videomae = self.segmenter = self.confusion = None
@@ -149,8 +152,9 @@ class Evaluator:
         self._fps_seconds += seconds
 
     def add_sequence(self, fake: np.ndarray, real: np.ndarray | None = None, labels: np.ndarray | None = None,
-                     first_frame: int = 1) -> None:
-        """fake, real: T x H x W x 3 uint8 RGB (real is resized to fake's size); labels: T x H x W ids.
+                     first_frame: int = 1, instances: np.ndarray | None = None) -> None:
+        """fake, real: T x H x W x 3 uint8 RGB (real is resized to fake's size); labels: T x H x W ids;
+        instances: T x H x W ground-truth instance ids (the boundary metric).
 
         `first_frame`: the number (1-based) of fake[0] in its sequence, 2 when a real reference frame
         was left out, so per-frame numbers line up across modes.
@@ -178,6 +182,11 @@ class Evaluator:
         if self.segmenter is not None and labels is not None:
             for frame, lab in zip(fake, labels):
                 self.confusion.update(lab, self.segmenter.predict(frame))
+        if self.boundary is not None and real is not None and labels is not None and instances is not None:
+            size = fake.shape[2:0:-1]
+            fit = (lambda maps: maps if maps.shape[1:3] == fake.shape[1:3] else np.stack(
+                [cv2.resize(np.asarray(m), size, interpolation=cv2.INTER_NEAREST) for m in maps]))
+            self.boundary.add_sequence(fake, real, fit(np.asarray(labels)), fit(np.asarray(instances).astype(np.int32)))
         if "temporal" in self.options.metrics and len(fake) > 1:
             self._warp.append(warping_errors(fake, real))
         wanted = [m for m in PIXEL_METRICS if m in self.options.metrics]
@@ -225,6 +234,16 @@ class Evaluator:
                 out["fps"] = self._fps_frames / max(self._fps_seconds, 1e-9)
                 self.notes["fps"] = f"{self._fps_frames} generated frames on {o.device}"
         out.update(self._pixel_results())
+        if self.boundary is not None:
+            contrast = self.boundary.results()
+            if not contrast:
+                self.skip("boundary", "no touching objects of one class in the ground-truth instance maps (the data "
+                                      "needs instance maps with such objects, e.g. svsgan make-synthetic --touching)")
+            else:
+                out.update(contrast)
+                self.notes["boundary"] = (f"{contrast['boundary_pairs']} touching same-class pairs in "
+                                          f"{self.boundary.frames} frames; mean |ΔY| across a seam "
+                                          f"{contrast['boundary_fake']:.1f} generated, {contrast['boundary_real']:.1f} real")
         if "carry" in o.metrics:
             carry = self.carry.results() if self.carry is not None else {}
             if not carry:

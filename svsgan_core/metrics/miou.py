@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.labels import get_label_space
+from ..data.labels import get_label_space, thing_ids
 from ..errors import CheckpointError, InputError, MissingWeightsError
 from .weights import KNOWN_WEIGHTS, is_torchscript, require_weights
 
@@ -76,6 +76,9 @@ class ConfusionAccumulator:
 #: Hugging Face architectures whose output is per-query masks and classes (turned into per-class scores
 #: the way their semantic post-processing does); every other model_type is read as N x K x h x w logits.
 MASK_CLASSIFIERS = ("mask2former", "oneformer", "maskformer")
+#: panoptic inference of the mask classifiers (Mask2Former's panoptic configs): a query is an object when
+#: its class score exceeds OBJECT_THRESHOLD, and a segment when most of its mask (OVERLAP_THRESHOLD) wins
+OBJECT_THRESHOLD, MASK_THRESHOLD, OVERLAP_THRESHOLD = 0.8, 0.5, 0.8
 
 
 class Segmenter:
@@ -106,9 +109,10 @@ class Segmenter:
         if model_path is not None and not os.path.exists(model_path):
             raise MissingWeightsError(f"no segmentation network at {os.fspath(model_path)!r}: "
                                       f"{KNOWN_WEIGHTS['segmenter'].source}")
+        self._panoptic = None  # (class logits, mask logits) of a mask classifier, for instance maps
         if model_path is not None and os.path.isdir(model_path):
             self.path = os.fspath(model_path)
-            self._run, hf_names, hf_mean, hf_std = _load_transformers(self.path, device)
+            self._run, self._panoptic, hf_names, hf_mean, hf_std = _load_transformers(self.path, device)
             class_names = class_names or hf_names
             mean = hf_mean if mean is None else mean
             std = hf_std if std is None else std
@@ -130,6 +134,7 @@ class Segmenter:
         self.input_size = tuple(input_size) if input_size else None
         self.device = device
         self.class_names = tuple(class_names) if class_names else None
+        self.label_space = get_label_space(label_space) if label_space is not None else None
         if label_map is None and label_space is not None and self.class_names:
             label_map = label_map_by_name(self.class_names, label_space, class_map)
         self._label_map = label_map
@@ -194,10 +199,8 @@ class Segmenter:
                 table[int(k)] = int(v)
         return table
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """N x H x W x 3 (or H x W x 3) uint8 RGB -> N x H x W int64 labels in the dataset's label space."""
-        single = images.ndim == 3
-        images = images[None] if single else images
+    def _inputs(self, images: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 uint8 RGB -> the network's N x 3 x H' x W' float32 input (resized, normalised)."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise InputError(f"expected uint8 RGB images N x H x W x 3, got {images.shape} {images.dtype}")
         n, h, w, _ = images.shape
@@ -208,7 +211,44 @@ class Segmenter:
         if size != (h, w):
             batch = np.stack([cv2.resize(im, size[::-1], interpolation=cv2.INTER_LINEAR) for im in images])
         x = (batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - self.mean) / self.std
-        scores = np.asarray(self._run(np.ascontiguousarray(x, dtype=np.float32)))
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    @property
+    def panoptic(self) -> bool:
+        """Whether `predict_segments` can find objects: a mask-classification model (Mask2Former, OneFormer,
+        MaskFormer) with a label space to tell things from stuff."""
+        return self._panoptic is not None and self.label_space is not None
+
+    def predict_segments(self, images: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 uint8 RGB -> N x H x W int32 object segments: 0 where no object is, k = 1, 2, ...
+        on the k-th object (a segment whose class is a thing of the label space), by Mask2Former's panoptic
+        inference: queries whose best class is not "no object" and scores above OBJECT_THRESHOLD compete
+        per pixel by mask probability times score; a query keeps its pixels when they are more than
+        OVERLAP_THRESHOLD of its own mask (probability times score >= MASK_THRESHOLD). Stuff segments are
+        left out: the label map already separates them. Combine with labels by
+        svsgan_core.data.instances.thing_instance_ids."""
+        if not self.panoptic:
+            raise InputError(f"{self.path}: instance maps need a panoptic (mask-classification) segmenter, a "
+                             f"transformers Mask2Former, OneFormer or MaskFormer folder, and a label space")
+        images = images[None] if images.ndim == 3 else images
+        n, h, w, _ = images.shape
+        class_logits, mask_logits = self._panoptic(self._inputs(images))
+        things = thing_ids(self.label_space)
+        lookup = self._lookup(class_logits.shape[-1] - 1)
+        out = np.zeros((n, h, w), np.int32)
+        for i in range(n):
+            segments = _object_segments(class_logits[i], mask_logits[i], lambda c: int(lookup[c]) in things)
+            out[i] = cv2.resize(segments, (w, h), interpolation=cv2.INTER_NEAREST) if segments.shape != (h, w) \
+                else segments
+        return out
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 (or H x W x 3) uint8 RGB -> N x H x W int64 labels in the dataset's label space."""
+        single = images.ndim == 3
+        images = images[None] if single else images
+        x = self._inputs(images)
+        n, h, w, _ = images.shape
+        scores = np.asarray(self._run(x))
         if scores.ndim != 4 or scores.shape[0] != n:
             raise InputError(f"segmenter output should be N x K x h x w scores, got {scores.shape}")
         classes = scores.argmax(axis=1).astype(np.int32)
@@ -216,6 +256,29 @@ class Segmenter:
             classes = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_NEAREST) for c in classes])
         labels = self._lookup(scores.shape[1])[classes]
         return labels[0] if single else labels
+
+
+def _object_segments(class_logits: np.ndarray, mask_logits: np.ndarray, is_thing) -> np.ndarray:
+    """One image's Q x (K+1) class logits and Q x h x w mask logits -> h x w int32 object segments (see
+    Segmenter.predict_segments); the same steps as Mask2Former's panoptic post-processing."""
+    logits = class_logits.astype(np.float64)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    scores, classes = probs.max(-1), probs.argmax(-1)
+    keep = np.flatnonzero((classes != class_logits.shape[-1] - 1) & (scores > OBJECT_THRESHOLD))
+    segments = np.zeros(mask_logits.shape[1:], np.int32)
+    if not keep.size:
+        return segments
+    masks = 1.0 / (1.0 + np.exp(-mask_logits[keep].astype(np.float32))) * scores[keep, None, None].astype(np.float32)
+    winner = masks.argmax(0)
+    count = 0
+    for k, query in enumerate(keep):
+        mine = winner == k
+        area, whole = int(mine.sum()), int((masks[k] >= MASK_THRESHOLD).sum())
+        if area and whole and area / whole > OVERLAP_THRESHOLD and is_thing(int(classes[query])):
+            count += 1
+            segments[mine] = count
+    return segments
 
 
 def _normalise_name(name: str) -> str:
@@ -254,7 +317,8 @@ def label_map_by_name(class_names: Sequence[str], label_space, class_map: Mappin
 
 
 def _load_transformers(folder: str, device: str):
-    """A save_pretrained folder -> (run(x) -> N x K x h x w scores, class names, mean, std)."""
+    """A save_pretrained folder -> (run(x) -> N x K x h x w scores, panoptic(x) -> (N x Q x (K+1) class logits,
+    N x Q x h x w mask logits) or None for a per-pixel model, class names, mean, std)."""
     try:
         import transformers
     except ImportError:
@@ -282,6 +346,17 @@ def _load_transformers(folder: str, device: str):
             spec = json.load(f)
         mean, std = spec.get("image_mean"), spec.get("image_std")
     task_inputs = _oneformer_task_inputs(folder) if config.model_type == "oneformer" else None
+    panoptic_task = [None]  # OneFormer's "panoptic" task tokens, made on first use
+
+    def panoptic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        extra = {}
+        if config.model_type == "oneformer":  # the same network, told to find objects
+            if panoptic_task[0] is None:
+                panoptic_task[0] = _oneformer_task_inputs(folder, "panoptic")
+            extra = {"task_inputs": panoptic_task[0].to(device).expand(len(x), -1)}
+        with torch.inference_mode():
+            out = model(pixel_values=torch.from_numpy(x).to(device), **extra)
+        return out.class_queries_logits.float().cpu().numpy(), out.masks_queries_logits.float().cpu().numpy()
 
     def run(x: np.ndarray) -> np.ndarray:
         pixels = torch.from_numpy(x).to(device)
@@ -294,16 +369,16 @@ def _load_transformers(folder: str, device: str):
             else:
                 scores = model(pixel_values=pixels).logits
         return scores.float().cpu().numpy()
-    return run, names, mean, std
+    return run, panoptic if config.model_type in MASK_CLASSIFIERS else None, names, mean, std
 
 
-def _oneformer_task_inputs(folder: str):
-    """OneFormer is told its task in text; the tokenised "the task is semantic" comes from its processor."""
+def _oneformer_task_inputs(folder: str, task: str = "semantic"):
+    """OneFormer is told its task in text; the tokenised "the task is <task>" comes from its processor."""
     import transformers
 
     try:
         processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
-        return processor(images=np.zeros((32, 32, 3), np.uint8), task_inputs=["semantic"],
+        return processor(images=np.zeros((32, 32, 3), np.uint8), task_inputs=[task],
                          return_tensors="pt")["task_inputs"]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: "

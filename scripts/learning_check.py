@@ -125,7 +125,9 @@ def bundle(latest: Path, dest: Path, result: dict) -> None:
     config["meta"] = {
         "step": config["meta"]["step"], "trained_with": "svsgan train (training/configs/synthetic_cpu.yaml)",
         "recipe": f"python scripts/learning_check.py --steps {result['steps']} --threads {result['threads']} "
-                  f"--appearance {result['appearance']} --bundle svsgan_core/assets/demo_checkpoint",
+                  f"--appearance {result['appearance']} "
+                  + "".join(f"--set {o} " for o in result.get("overrides", []))
+                  + "--bundle svsgan_core/assets/demo_checkpoint",
         "data": f"svsgan make-synthetic --appearance {result['appearance']}, {TRAIN_SET['sequences']} sequences x "
                 f"{TRAIN_SET['frames']} frames, {SIZE}, seed {TRAIN_SET['seed']} (docs/training.md)",
         "learning_check": {k: round(v, 5) for k, v in result["after"].items()},
@@ -145,6 +147,9 @@ def main() -> int:
     p.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "learning_check")
     p.add_argument("--bundle", type=Path, help="copy the trained EMA generator here (the demo checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an option of synthetic_cpu.yaml, as `svsgan train --set` (repeatable; e.g. a longer "
+                        "schedule: --set schedule.constant_epochs=24); the bundled recipe records them")
     args = p.parse_args()
     if args.bundle and args.appearance != "default":
         p.error("--bundle makes the demo checkpoint, which must paint each class in plausible colours: train it "
@@ -153,7 +158,7 @@ def main() -> int:
 
     train_root, val_root = make_data(args.data, args.appearance)
     opts = load_options(CONFIG, [f"data.root={train_root}", f"data.sample_root={val_root}",
-                                 f"schedule.max_steps={args.steps}"])
+                                 f"schedule.max_steps={args.steps}", *args.overrides])
     if args.run_dir.exists() and not args.resume:
         shutil.rmtree(args.run_dir)
     trainer = Trainer(opts, args.run_dir)
@@ -169,7 +174,8 @@ def main() -> int:
     print("after training:   ", json.dumps(after))
 
     carry = score(latest, train_root, val_root, args.run_dir / "eval")
-    result = {"steps": trainer.step, "threads": args.threads, "appearance": args.appearance, "cpu_seconds": round(cpu, 1),
+    result = {"steps": trainer.step, "threads": args.threads, "appearance": args.appearance, "overrides": args.overrides,
+              "cpu_seconds": round(cpu, 1),
               "wall_seconds": round(wall, 1), "before": before, "after": after,
               "lower_l1": after["l1_reference"] < before["l1_reference"],
               "lower_warping_error": after["warping_error"] < before["warping_error"], "reference_carry": carry}

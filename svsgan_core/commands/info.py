@@ -31,7 +31,7 @@ def parameter_counts(cfg) -> dict[str, int]:
         "generator.image_encoder": n(g.image_encoder),
         "generator.semantic_encoder": n(g.semantic_encoder),
         "generator.decoder": n(g.decoder) + n(g.decoder_in) + n(g.to_rgb),
-        "image_discriminator": n(OASISDiscriminator(cfg.num_classes, cfg.d_channels)),
+        "image_discriminator": n(OASISDiscriminator(cfg.num_classes, cfg.d_channels, cfg.instance_edges)),
         "video_discriminators": n(VideoDiscriminators(cfg)),
     }
 

@@ -53,6 +53,9 @@ class ModelConfig:
     detail_from_decoder: bool = False  # with the composite: its low frequencies, the decoder output's high ones
     warp_mode: str = "bilinear"  # how WI_{i-1} samples I_{i-1}: bilinear | bicubic (less blur per frame)
     class_colour: bool = False  # + a per-class colour (1x1 conv of the one-hot) before to_rgb's tanh: crisp class edges
+    # + a binary instance-boundary map (pix2pixHD; data/instances.boundary_map) beside the one-hot wherever the
+    # labels condition a network: flow net, semantic encoder, SPADE, class colour, both discriminators (issue 24)
+    instance_edges: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

@@ -9,6 +9,12 @@ at every temporal scale (flow would have to be estimated between frames 3 apart,
 would leak into the judgement), and they tell D_V where each object should be, so it can judge
 whether appearance moves with the layout rather than only whether the clip flickers.
 Two instances look at two temporal scales: consecutive frames and every third frame.
+
+Instance edges (`ModelConfig.instance_edges`, issue 24): D_V gets each frame's boundary map beside its
+one-hot, as the generator does. D_I, which the paper gives the image alone (its labels are its *target*,
+not an input), then gets the boundary map as a fourth input channel: without it D_I cannot know that a
+seam belongs between two touching cars of one class (the segmentation it is trained to output is the
+same on both), so it could neither reward a seam there nor punish one painted across a single car.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..data.instances import boundary_map
 from .config import ModelConfig
 from .generator import one_hot
 
@@ -54,13 +61,16 @@ class ResBlockD(nn.Module):
 
 
 class OASISDiscriminator(nn.Module):
-    """U-Net encoder-decoder that segments an image into N classes + 1 fake class, per pixel."""
+    """U-Net encoder-decoder that segments an image into N classes + 1 fake class, per pixel.
 
-    def __init__(self, num_classes: int, channels: list[int]):
+    With `edges` the instance-boundary map is a fourth input channel beside RGB (see the module doc)."""
+
+    def __init__(self, num_classes: int, channels: list[int], edges: bool = False):
         super().__init__()
         self.num_classes = num_classes
+        self.edge_channels = int(edges)
         self.encoder = nn.ModuleList()
-        prev = 3
+        prev = 3 + self.edge_channels
         for c in channels:
             self.encoder.append(ResBlockD(prev, c, -1))
             prev = c
@@ -72,9 +82,16 @@ class OASISDiscriminator(nn.Module):
             prev = c + skip
         self.head = nn.Conv2d(prev, num_classes + 1, 1)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """image Bx3xHxW in [-1, 1] -> logits Bx(N+1)xHxW, intermediate features (feature matching)."""
-        feats, x = [], image
+    def forward(self, image: torch.Tensor, edges: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """image Bx3xHxW in [-1, 1] (and, with an edge channel, its boundary map edges Bx1xHxW) -> logits
+        Bx(N+1)xHxW, intermediate features (feature matching). Edges given to a D_I without the channel
+        are ignored."""
+        x = image
+        if self.edge_channels:
+            if edges is None:
+                raise ValueError("this D_I has an instance-edge input channel: pass the frames' boundary maps")
+            x = torch.cat((image, edges.reshape(image.shape[0], 1, *image.shape[2:]).to(image.dtype)), 1)
+        feats = []
         for block in self.encoder:
             x = block(x)
             feats.append(x)
@@ -90,12 +107,14 @@ class OASISDiscriminator(nn.Module):
 class TemporalDiscriminator(nn.Module):
     """Patch discriminator over `frames` consecutive samples of a clip, conditioned on their labels."""
 
-    def __init__(self, num_classes: int, channels: list[int], frames: int = 3, downsample: int = 2):
+    def __init__(self, num_classes: int, channels: list[int], frames: int = 3, downsample: int = 2,
+                 edges: bool = False):
         super().__init__()
         self.num_classes = num_classes
         self.frames = frames
         self.downsample = downsample
-        layers, prev = [], frames * (3 + num_classes)
+        self.edge_channels = int(edges)
+        layers, prev = [], frames * (3 + num_classes + self.edge_channels)
         for i, c in enumerate(channels):
             layers.append(nn.Sequential(_sn_conv(prev, c, 4, stride=2 if i < len(channels) - 1 else 1, padding=1),
                                         nn.LeakyReLU(0.2)))
@@ -103,13 +122,18 @@ class TemporalDiscriminator(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.head = _sn_conv(prev, 1, 4, padding=1)
 
-    def forward(self, frames: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """frames BxTx3xHxW in [-1, 1], labels BxTxHxW ids -> patch logits, features."""
+    def forward(self, frames: torch.Tensor, labels: torch.Tensor,
+                edges: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """frames BxTx3xHxW in [-1, 1], labels BxTxHxW ids -> patch logits, features. With an edge
+        channel: edges BxTx1xHxW (or BxTxHxW) boundary maps, None for the labels' own edges."""
         b, t, _, h, w = frames.shape
         if t != self.frames:
             raise ValueError(f"TemporalDiscriminator expects {self.frames} frames, got {t}")
         seg = one_hot(labels.reshape(b * t, h, w), self.num_classes).reshape(b, t * self.num_classes, h, w)
-        x = torch.cat((frames.reshape(b, t * 3, h, w), seg), 1)
+        parts = [frames.reshape(b, t * 3, h, w), seg]
+        if self.edge_channels:
+            parts.append((boundary_map(labels) if edges is None else edges).reshape(b, t, h, w).to(seg.dtype))
+        x = torch.cat(parts, 1)
         if self.downsample > 1:
             x = F.avg_pool2d(x, self.downsample)
         feats = []
@@ -127,7 +151,8 @@ class VideoDiscriminators(nn.Module):
         self.strides = list(cfg.dv_strides)
         self.frames = cfg.dv_frames
         self.nets = nn.ModuleList(
-            TemporalDiscriminator(cfg.num_classes, cfg.dv_channels, cfg.dv_frames, cfg.dv_downsample)
+            TemporalDiscriminator(cfg.num_classes, cfg.dv_channels, cfg.dv_frames, cfg.dv_downsample,
+                                  cfg.instance_edges)
             for _ in self.strides
         )
 
@@ -135,22 +160,21 @@ class VideoDiscriminators(nn.Module):
         """Number of consecutive frames a clip for scale k covers."""
         return (self.frames - 1) * self.strides[k] + 1
 
-    def clips(self, k: int, frames: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """All windows of scale k in a sequence (BxTx...), stacked along the batch."""
+    def clips(self, k: int, *sequences: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """All windows of scale k in each sequence (BxTx...: frames, labels, edges), stacked along the batch."""
         span, s = self.span(k), self.strides[k]
-        t = frames.shape[1]
-        starts = range(0, t - span + 1)
+        t = sequences[0].shape[1]
         if t < span:
-            return frames[:, :0], labels[:, :0]
-        f = torch.cat([frames[:, i:i + span:s] for i in starts], 0)
-        y = torch.cat([labels[:, i:i + span:s] for i in starts], 0)
-        return f, y
+            return tuple(x[:, :0] for x in sequences)
+        starts = range(0, t - span + 1)
+        return tuple(torch.cat([x[:, i:i + span:s] for i in starts], 0) for x in sequences)
 
-    def forward(self, frames: torch.Tensor, labels: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    def forward(self, frames: torch.Tensor, labels: torch.Tensor,
+                edges: torch.Tensor | None = None) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         """Scores for every scale whose span fits in the sequence; scales that do not fit are skipped."""
         out = []
         for k, net in enumerate(self.nets):
-            f, y = self.clips(k, frames, labels)
+            f, y, *e = self.clips(k, frames, labels, *(() if edges is None else (edges,)))
             if f.shape[1] == self.frames and f.shape[0] > 0:
-                out.append(net(f, y))
+                out.append(net(f, y, *e))
         return out

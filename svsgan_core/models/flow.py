@@ -76,6 +76,9 @@ class FlowOcclusionNet(nn.Module):
     Occlusion (after a sigmoid) is in [0, 1]; 1 marks pixels that must be newly generated (disoccluded
     or new objects); the net returns its logits.
     The net runs at 1/`downsample` resolution and its flow is upsampled (and rescaled) to full size.
+    `num_classes` is the channels of one frame's input: N, or N + 1 where the generator appends the
+    instance-boundary map to each one-hot (`ModelConfig.instance_edges`): the edge between two touching
+    cars is where their motions may differ, which the one-hot alone cannot show.
     """
 
     def __init__(self, num_classes: int, channels: list[int], res_blocks: int, downsample: int = 1):
@@ -101,7 +104,8 @@ class FlowOcclusionNet(nn.Module):
         nn.init.zeros_(self.flow_head.bias)
 
     def forward(self, prev_onehot: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(flow Bx2xHxW in full-resolution pixels, occlusion *logits* Bx1xHxW), both fp32.
+        """(flow Bx2xHxW in full-resolution pixels, occlusion *logits* Bx1xHxW), both fp32, from each
+        frame's one-hot (with its boundary map appended, where the generator has one).
 
         Both heads run in fp32 outside autocast: half-precision pixel offsets of tens of pixels lose the
         sub-pixel part the warp needs (see `warp`), and a bf16 sigmoid rounds to exactly 1.0 above a

@@ -19,6 +19,15 @@ this is in docs/training.md):
   absolute colour, and the decoder could only re-add class-dependent colour from S_i;
 - the U-Net's outermost skip is WI_{i-1} itself, and the output is OC * generated + (1 - OC) * WI_{i-1}
   (`ModelConfig.occlusion_composite`): where OC says "visible" the warped appearance is kept as it is.
+
+Instance edges (`ModelConfig.instance_edges`, issue 24): a label map cannot say where one of two touching
+cars ends, so with the knob on a binary boundary map E_i (pix2pixHD; `data.instances.boundary_map`: every
+class edge plus every edge between instances) joins the one-hot wherever the labels condition G: the
+flow net sees (S_{i-1}, E_{i-1}, S_i, E_i), the semantic encoder (S_i, E_i), every SPADE block E_i pooled
+to its level beside the occlusion channel (the encoder features blur a one-pixel line by the coarse
+levels; the direct channel keeps it at every level), and the class colour (S_i, E_i). Callers without
+instance ids leave `edges` out and get the semantic edges of the labels, so every caller still works;
+with the knob off no layer changes and edges passed in are ignored.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..data.instances import boundary_map, instance_edges
 from .config import ModelConfig
 from .flow import FlowOcclusionNet, warp
 
@@ -224,9 +234,10 @@ class SVSGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         n = cfg.num_classes
-        self.flow_net = FlowOcclusionNet(n, cfg.flow_channels, cfg.flow_res_blocks, cfg.flow_downsample)
+        e = self.edge_channels = int(cfg.instance_edges)  # the boundary map's channel beside each one-hot
+        self.flow_net = FlowOcclusionNet(n + e, cfg.flow_channels, cfg.flow_res_blocks, cfg.flow_downsample)
         self.image_encoder = ImageEncoder(cfg.img_channels)
-        self.semantic_encoder = SemanticEncoder(n, cfg.sem_channels, cfg.bottleneck_channels)
+        self.semantic_encoder = SemanticEncoder(n + e, cfg.sem_channels, cfg.bottleneck_channels)
         self.fusion = OcclusionFusion()
         L = cfg.levels
         self.decoder_in = nn.Conv2d(cfg.sem_channels[-1] + cfg.img_channels[-1], cfg.dec_channels[-1], 3, padding=1)
@@ -234,7 +245,7 @@ class SVSGenerator(nn.Module):
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(cfg.dec_channels[0], 3, 3, padding=1), nn.Tanh())
         # class_colour: the label map's own colour at full resolution, added to to_rgb's input of the tanh:
         # every class boundary of S_i is an edge of the output from the first step (no blur to unlearn)
-        self.class_colour = nn.Conv2d(n, 3, 1, bias=False) if cfg.class_colour else None
+        self.class_colour = nn.Conv2d(n + e, 3, 1, bias=False) if cfg.class_colour else None
         if self.class_colour is not None:
             nn.init.zeros_(self.class_colour.weight)
         # carry_refine: a residual over the composite from the finest decoder features, zero at the start
@@ -251,18 +262,23 @@ class SVSGenerator(nn.Module):
 
     def _block(self, l: int) -> SPADEResBlock:
         c = self.cfg
-        cond = c.sem_channels[l] + c.bottleneck_channels + 1
+        cond = c.sem_channels[l] + c.bottleneck_channels + 1 + self.edge_channels
         hidden = min(c.spade_hidden, max(32, c.dec_channels[l]))
         return SPADEResBlock(c.dec_channels[l], c.img_channels[l], c.dec_channels[max(l - 1, 0)], cond, hidden,
                              c.normalise_skips)
 
     def forward(self, labels: torch.Tensor, prev_labels: torch.Tensor | None = None,
-                prev_image: torch.Tensor | None = None) -> GeneratorOutput:
-        """labels, prev_labels: BxHxW ids (or BxNxHxW one-hot); prev_image: Bx3xHxW in [-1, 1] or None."""
+                prev_image: torch.Tensor | None = None, edges: torch.Tensor | None = None,
+                prev_edges: torch.Tensor | None = None) -> GeneratorOutput:
+        """labels, prev_labels: BxHxW ids (or BxNxHxW one-hot); prev_image: Bx3xHxW in [-1, 1] or None;
+        edges, prev_edges: their boundary maps, Bx1xHxW or BxHxW (0/1, any dtype), or None for the labels'
+        own edges. Used only with `cfg.instance_edges`."""
         n = self.cfg.num_classes
         seg = labels if labels.dim() == 4 else one_hot(labels, n)
         b, _, h, w = seg.shape
-        conds = self.semantic_encoder.conditions(seg)
+        edges = self.edge_map(labels, seg, edges)
+        cond_in = seg if edges is None else torch.cat((seg, edges), 1)
+        conds = self.semantic_encoder.conditions(cond_in)
         if prev_image is None:
             flow = warped = None
             occlusion = seg.new_ones(b, 1, h, w)
@@ -270,31 +286,55 @@ class SVSGenerator(nn.Module):
             skips.append(seg.new_zeros(b, 3, h, w))
         else:
             prev_seg = prev_labels if prev_labels.dim() == 4 else one_hot(prev_labels, n)
-            flow, logits = self.flow_net(prev_seg, seg)
+            prev_edges = self.edge_map(prev_labels, prev_seg, prev_edges)
+            flow, logits = self.flow_net(prev_seg if prev_edges is None else torch.cat((prev_seg, prev_edges), 1),
+                                         cond_in)
             occlusion = torch.sigmoid(logits)
             warped = self._warp(prev_image, flow)
             skips = self.fusion(self.image_encoder(warped), occlusion.to(warped.dtype))
-            return GeneratorOutput(self.decode(conds, skips, occlusion, seg), flow, occlusion, warped, logits)
-        return GeneratorOutput(self.decode(conds, skips, occlusion, seg), flow, occlusion, warped)
+            return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped, logits)
+        return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped)
+
+    def edge_map(self, labels: torch.Tensor, seg: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor | None:
+        """The boundary channel (Bx1xHxW in seg's dtype) G conditions on: `edges` as given, else the
+        semantic edges of `labels` (ids, or the one-hot `seg`); None when the model has no such channel."""
+        if not self.edge_channels:
+            return None
+        b, _, h, w = seg.shape
+        if edges is None:
+            edges = boundary_map(labels) if labels.dim() == 3 else instance_edges(seg).any(1)
+        if edges.dim() == 3:
+            edges = edges.unsqueeze(1)
+        if tuple(edges.shape) != (b, 1, h, w):
+            raise ValueError(f"edges must be Bx1xHxW = {(b, 1, h, w)} like the labels, got {tuple(edges.shape)}")
+        return edges.to(seg.dtype)
 
     def step(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
-             first_frame: torch.Tensor) -> torch.Tensor:
+             first_frame: torch.Tensor, edges: torch.Tensor | None = None,
+             prev_edges: torch.Tensor | None = None) -> torch.Tensor:
         """One frame of a stream with the first-frame mode as an input: the graph that export writes.
 
         labels, prev_labels: BxHxW int ids; first_frame: B, 1 where a sequence starts. First-frame mode
         is the continuing step with OC forced to one (every image skip is then (1 - OC) * ... = 0), so
         one graph serves whole sequences and a batch may mix cameras that start with ones that continue.
         Ids become one-hot by one comparison with 0..N-1, so ids outside [0, N) give all-zero pixels as
-        `one_hot` does.
+        `one_hot` does. edges, prev_edges (Bx1xHxW float, `cfg.instance_edges` only): the boundary maps,
+        inputs of the graph like the labels (None: the labels' own edges, outside a graph).
         """
         class_ids = torch.arange(self.cfg.num_classes, device=labels.device).view(1, -1, 1, 1)
         seg = (labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
         prev_seg = (prev_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
-        conds = self.semantic_encoder.conditions(seg)
-        flow, logits = self.flow_net(prev_seg, seg)
+        edges = self.edge_map(labels, seg, edges)
+        prev_edges = self.edge_map(prev_labels, prev_seg, prev_edges)
+        if edges is not None:
+            seg_in, prev_in = torch.cat((seg, edges), 1), torch.cat((prev_seg, prev_edges), 1)
+        else:
+            seg_in, prev_in = seg, prev_seg
+        conds = self.semantic_encoder.conditions(seg_in)
+        flow, logits = self.flow_net(prev_in, seg_in)
         occlusion = torch.maximum(torch.sigmoid(logits), first_frame[:, None, None, None].to(logits.dtype))
         skips = self.fusion(self.image_encoder(self._warp(prev_image, flow)), occlusion.to(prev_image.dtype))
-        return self.decode(conds, skips, occlusion, seg)
+        return self.decode(conds, skips, occlusion, seg, edges)
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """WI_{i-1}; bicubic may overshoot, so it is clamped back to the image range."""
@@ -302,15 +342,20 @@ class SVSGenerator(nn.Module):
         return out if self.cfg.warp_mode == "bilinear" else out.clamp(-1.0, 1.0)
 
     def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor,
-               seg: torch.Tensor) -> torch.Tensor:
+               seg: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
         """Pyramid 3, shared by forward() and step().
 
         skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1};
-        seg: S_i one-hot (BxNxHxW), for the per-class colour.
+        seg: S_i one-hot (BxNxHxW), for the per-class colour; edges: E_i (Bx1xHxW, `edge_map`) or None.
         """
         L = self.cfg.levels
         occlusion = occlusion.to(conds[0].dtype)
-        conds = [torch.cat((c, _pool_to(occlusion, l)), 1) for l, c in enumerate(conds)]
+        if edges is None:
+            conds = [torch.cat((c, _pool_to(occlusion, l)), 1) for l, c in enumerate(conds)]
+        else:
+            edges = edges.to(conds[0].dtype)
+            conds = [torch.cat((c, _pool_to(occlusion, l), _pool_to(edges, l)), 1) for l, c in enumerate(conds)]
+            seg = torch.cat((seg, edges.to(seg.dtype)), 1)
         x = self.decoder_in(torch.cat((conds[-1][:, : self.cfg.sem_channels[-1]], skips[L - 1]), 1))
         previous_stage, x_coarse = None, x
         for l in reversed(range(L)):

@@ -6,7 +6,14 @@ Graph contract (opset >= 17; one graph serves both the first frame and the frame
              prev_labels  int64    BxHxW    previous label map, class ids (ignored on a first frame)
              labels       int64    BxHxW    current label map, class ids
              first_frame  float32  B        1 = first frame of a sequence (first-frame mode), 0 = continue
+    and, only for a model with an instance-edge channel (ModelConfig.instance_edges, issue 24):
+             edges        float32  Bx1xHxW  the current frame's boundary map, 0/1 (data.instances.boundary_map
+                                            of the labels and instance ids at this H x W)
+             prev_edges   float32  Bx1xHxW  the previous frame's (ignored on a first frame)
     output   image        float32  Bx3xHxW  the new frame in [-1, 1]; feed it back as prev_image
+
+The boundary maps are inputs, not computed in the graph, because they come from instance ids the graph
+never sees; a model without the channel has exactly the four inputs above, as before (`graph_inputs`).
 
 B (cameras) is dynamic; H and W are fixed at export time (`--resolution`), which lets TensorRT and
 onnxruntime plan every convolution once.
@@ -38,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.instances import boundary_map
 from ..errors import CheckpointError, InputError
 from ..io.bags import pid_alive
 from ..models.config import ModelConfig
@@ -46,6 +54,7 @@ from .checkpoint import (CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_gener
                          read_config)
 
 INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
+EDGE_INPUTS = ("edges", "prev_edges")  # instance_edges models only
 OUTPUTS = ("image",)
 DEFAULT_OPSET = 17
 META_KEY = "svsgan.config"
@@ -59,8 +68,15 @@ class GeneratorStep(nn.Module):
         self.generator = generator
 
     def forward(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
-                first_frame: torch.Tensor) -> torch.Tensor:
-        return self.generator.step(prev_image, prev_labels, labels, first_frame)
+                first_frame: torch.Tensor, edges: torch.Tensor | None = None,
+                prev_edges: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator.step(prev_image, prev_labels, labels, first_frame, edges, prev_edges)
+
+
+def graph_inputs(cfg: ModelConfig) -> tuple[str, ...]:
+    """The step graph's input names for a model: the four of the contract, + the boundary maps with
+    an instance-edge channel."""
+    return INPUTS + (EDGE_INPUTS if cfg.instance_edges else ())
 
 
 def folded_copy(generator: nn.Module, cfg: ModelConfig | None = None) -> nn.Module:
@@ -114,19 +130,22 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, resolution: st
     h, w = cfg.height, cfg.width
     args = (torch.zeros(1, 3, h, w), torch.zeros(1, h, w, dtype=torch.int64),
             torch.zeros(1, h, w, dtype=torch.int64), torch.ones(1))
+    inputs = graph_inputs(cfg)
+    if cfg.instance_edges:
+        args += (torch.zeros(1, 1, h, w), torch.zeros(1, 1, h, w))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {name: {0: "batch"} for name in INPUTS + OUTPUTS} if dynamic_batch else None
+    axes = {name: {0: "batch"} for name in inputs + OUTPUTS} if dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
         # the TorchScript exporter is deprecated but needs no onnxscript; InstanceNorm's "train=True"
         # warning is harmless (instance norm always uses the input's statistics)
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, args, str(path), dynamo=False, opset_version=opset, input_names=list(INPUTS),
+        torch.onnx.export(step, args, str(path), dynamo=False, opset_version=opset, input_names=list(inputs),
                           output_names=list(OUTPUTS), dynamic_axes=axes, do_constant_folding=True)
     model = onnx.load(str(path))
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(cfg.to_dict())
-    model.doc_string = "svsgan per-frame generator step: " + ", ".join(INPUTS) + " -> image (see svsgan_core/runtime/export.py)"
+    model.doc_string = "svsgan per-frame generator step: " + ", ".join(inputs) + " -> image (see svsgan_core/runtime/export.py)"
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -245,8 +264,11 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
 
 
     folder = checkpoint_dir(checkpoint)
-    read_config(folder)  # a bad or impossible config is refused before hashing or exporting anything
-    digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}-opset{opset}-{resolution}".encode())
+    cfg, _ = read_config(folder)  # a bad or impossible config is refused before hashing or exporting anything
+    # a model with the instance-edge channel has a graph with two more inputs: its own key prefix (the
+    # keys of every other checkpoint, and so their cached graphs, stay what they were)
+    contract = "-instance-edges" if cfg.instance_edges else ""
+    digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}{contract}-opset{opset}-{resolution}".encode())
     for name in (CONFIG_NAME, GENERATOR_NAME):
         file = folder / name
         if not file.is_file():
@@ -299,7 +321,9 @@ def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: 
 
     PyTorch's own output is fed back as the next prev_image for both (teacher forcing): a free-running
     comparison would measure how an autoregressive model amplifies float rounding, not the export.
-    Frame 0 runs PyTorch's first-frame mode against the graph's first_frame=1.
+    Frame 0 runs PyTorch's first-frame mode against the graph's first_frame=1. A graph with boundary-map
+    inputs gets those of the labels and of instance ids that split every class region into vertical
+    bands (touching same-class objects), PyTorch the same maps.
     """
     import onnxruntime as ort
 
@@ -309,17 +333,27 @@ def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: 
     rng = np.random.default_rng(seed)
     base = torch.from_numpy(rng.integers(0, cfg.num_classes, (batch, cfg.height // 8, cfg.width // 8)))
     labels = base.repeat_interleave(8, 1).repeat_interleave(8, 2)
+    bands = torch.arange(cfg.width).div(5, rounding_mode="floor").view(1, 1, -1)
+
+    def edge_maps(lab: torch.Tensor) -> torch.Tensor | None:
+        return boundary_map(lab, lab * 1000 + bands).unsqueeze(1).float() if cfg.instance_edges else None
+
     prev_image, prev_labels, diffs = torch.zeros(batch, 3, cfg.height, cfg.width), labels, []
+    edges = prev_edges = edge_maps(labels)
     with torch.inference_mode():
         for k in range(frames):
             first = k == 0
-            ref = (gen(labels) if first else gen(labels, prev_labels, prev_image)).image
-            got = sess.run(["image"], {"prev_image": prev_image.numpy(), "prev_labels": prev_labels.numpy(),
-                                       "labels": labels.numpy(),
-                                       "first_frame": np.full(batch, float(first), np.float32)})[0]
+            ref = (gen(labels, edges=edges) if first else
+                   gen(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges)).image
+            feeds = {"prev_image": prev_image.numpy(), "prev_labels": prev_labels.numpy(), "labels": labels.numpy(),
+                     "first_frame": np.full(batch, float(first), np.float32)}
+            if edges is not None:
+                feeds.update(edges=edges.numpy(), prev_edges=prev_edges.numpy())
+            got = sess.run(["image"], feeds)[0]
             diffs.append(float(np.abs(got - ref.numpy()).max()))
-            prev_image, prev_labels = ref, labels
+            prev_image, prev_labels, prev_edges = ref, labels, edges
             labels = torch.roll(labels, shifts=(k % 3) - 1, dims=2)
+            edges = edge_maps(labels)
     return diffs
 
 
@@ -331,7 +365,8 @@ def trtexec_command(onnx_path: str | os.PathLike, engine_path: str | os.PathLike
     h, w = cfg.height, cfg.width
 
     def shapes(b: int) -> str:
-        return f"prev_image:{b}x3x{h}x{w},prev_labels:{b}x{h}x{w},labels:{b}x{h}x{w},first_frame:{b}"
+        edges = f",edges:{b}x1x{h}x{w},prev_edges:{b}x1x{h}x{w}" if cfg.instance_edges else ""
+        return f"prev_image:{b}x3x{h}x{w},prev_labels:{b}x{h}x{w},labels:{b}x{h}x{w},first_frame:{b}{edges}"
 
     parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}", f"--minShapes={shapes(1)}",
              f"--optShapes={shapes(1)}", f"--maxShapes={shapes(max_batch)}"]
@@ -365,7 +400,10 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, engine_path: str | os.Pa
         config.set_flag(trt.BuilderFlag.FP16)
     h, w = cfg.height, cfg.width
     profile = builder.create_optimization_profile()
-    for name, dims in (("prev_image", (3, h, w)), ("prev_labels", (h, w)), ("labels", (h, w)), ("first_frame", ())):
+    dims_of = {"prev_image": (3, h, w), "prev_labels": (h, w), "labels": (h, w), "first_frame": (),
+               "edges": (1, h, w), "prev_edges": (1, h, w)}
+    for name in graph_inputs(cfg):
+        dims = dims_of[name]
         profile.set_shape(name, (1, *dims), (1, *dims), (max_batch, *dims))
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)

@@ -49,12 +49,13 @@ def _spade(channels: int, cond: int, hidden: int) -> int:
 def estimate(cfg: ModelConfig) -> Estimate:
     """Parameters and one frame's activations of the generator `cfg` describes (see the module doc)."""
     n, b, levels = cfg.num_classes, cfg.bottleneck_channels, cfg.levels
+    e = int(cfg.instance_edges)  # the boundary map beside each one-hot (flow net, semantic encoder, SPADE, colour)
     dec, img, sem = cfg.dec_channels, cfg.img_channels, cfg.sem_channels
     hidden = [min(cfg.spade_hidden, max(32, d)) for d in dec]
     params = 0
     # flow and occlusion net
     fc = cfg.flow_channels
-    params += _conv(2 * n, fc[0], 7)
+    params += _conv(2 * (n + e), fc[0], 7)
     prev = fc[0]
     for c in fc:
         params += _conv(prev, c, 3)
@@ -65,20 +66,20 @@ def estimate(cfg: ModelConfig) -> Estimate:
         prev = c
     params += _conv(prev, 2, 3) + _conv(prev, 1, 3)
     # image and semantic pyramids, bottleneck, decoder input
-    for cin, chans in ((3, img), (n, sem)):
+    for cin, chans in ((3, img), (n + e, sem)):
         for l, c in enumerate(chans):
             params += _conv(cin, c, 3) + _conv(c, c, 3) + (_conv(chans[l - 1], c, 3) if l else 0)
     params += _conv(sem[-1], b, 1) + _conv(sem[-1] + img[-1], dec[-1], 3)
     # SPADE ResNet blocks and to_rgb
     for l in range(levels):
-        cin, out, cond = dec[l] + img[l], dec[max(l - 1, 0)], sem[l] + b + 1
+        cin, out, cond = dec[l] + img[l], dec[max(l - 1, 0)], sem[l] + b + 1 + e
         mid = min(cin, out)
         params += _spade(cin, cond, hidden[l]) + _conv(cin, mid, 3) + _spade(mid, cond, hidden[l]) + _conv(mid, out, 3)
         if cin != out:
             params += _spade(cin, cond, hidden[l]) + _conv(cin, out, 1, bias=False)
     params += _conv(dec[0], 3, 3)
     if cfg.class_colour:
-        params += _conv(n, 3, 1, bias=False)
+        params += _conv(n + e, 3, 1, bias=False)
     if cfg.occlusion_composite and cfg.carry_refine:
         params += _conv(dec[0], 3, 3)
 
@@ -86,7 +87,7 @@ def estimate(cfg: ModelConfig) -> Estimate:
     # conditions of every level twice, the gated skips, flow, occlusion, warped frame), the one-hot's
     # int64 temporaries, and the working set of the largest SPADE block
     pixels = [cfg.height * cfg.width / 4 ** l for l in range(levels)]
-    alive = pixels[0] * (2 * n + 9) + sum(p * (2 * (sem[l] + b) + 1 + img[l]) for l, p in enumerate(pixels))
+    alive = pixels[0] * (2 * (n + e) + 9) + sum(p * (2 * (sem[l] + b) + 1 + e + img[l]) for l, p in enumerate(pixels))
     one_hot = pixels[0] * 5 * n
     block = max(p * (hidden[l] + 5 * (dec[l] + img[l]) + 2 * dec[max(l - 1, 0)]) for l, p in enumerate(pixels))
     flow = pixels[0] / cfg.flow_downsample ** 2 * (4 * n + 3 * fc[0])

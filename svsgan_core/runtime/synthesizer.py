@@ -6,6 +6,12 @@
 
 A `Stream` holds one sequence's state (previous frame and previous label map, at model resolution);
 several streams (cameras) share one model, and `step_batch` runs them in one forward pass.
+
+A model with an instance-edge channel (`ModelConfig.instance_edges`) gets each frame's boundary map,
+made here at the model's resolution: the label map and the instance ids (``step(..., instances=ids)``)
+are resized nearest-neighbour first and the edges drawn on the result, never resized themselves (a
+resized two-pixel line would thin, thicken or vanish with the scale). Without ids the map is the label
+map's own edges. Models without the channel ignore the ids.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.instances import boundary_map, compact_ids
 from ..data.labels import get_label_space
 from ..errors import InputError, SvsganError
 from ..models.config import PRECISIONS, ModelConfig, preset
@@ -33,11 +40,12 @@ class Stream:
 
     prev_image: torch.Tensor | None = None  # 1x3xHxW in [-1, 1], model resolution
     prev_labels: torch.Tensor | None = None  # 1xHxW int64, model resolution
+    prev_edges: torch.Tensor | None = None  # 1x1xHxW float32 boundary map (instance_edges models only)
     pending_reference: np.ndarray | None = field(default=None, repr=False)
     frames: int = 0
 
     def clear(self) -> None:
-        self.prev_image = self.prev_labels = self.pending_reference = None
+        self.prev_image = self.prev_labels = self.prev_edges = self.pending_reference = None
         self.frames = 0
 
 
@@ -122,7 +130,8 @@ class VideoSynthesizer:
         """One frame for each (label map, stream) pair; streams in the same mode share a forward pass.
 
         ``instances``: per label map, HxW instance ids of the same size (``io.encoding.decode_instances``)
-        or None. Accepted from every caller; a model without an instance-edge channel ignores them."""
+        or None (the label map's own edges). Accepted from every caller; a model without an instance-edge
+        channel ignores them."""
         if len(label_maps) != len(streams):
             raise InputError("step_batch needs one stream per label map")
         if instances is not None and len(instances) != len(label_maps):
@@ -130,6 +139,10 @@ class VideoSynthesizer:
         if len({id(s) for s in streams}) != len(streams):
             raise InputError("step_batch got the same stream twice")
         labels = [self._labels_to_tensor(m) for m in label_maps]
+        edges: list[torch.Tensor | None] = [None] * len(labels)
+        if self.cfg.instance_edges:
+            edges = [self._edges(labels[i], label_maps[i], None if instances is None else instances[i])
+                     for i in range(len(labels))]
         out: list[np.ndarray | None] = [None] * len(streams)
         first, cont = [], []
         for i, s in enumerate(streams):
@@ -137,7 +150,7 @@ class VideoSynthesizer:
                 ref = s.pending_reference
                 s.pending_reference = None
                 s.prev_image = self._rgb_to_tensor(ref)
-                s.prev_labels = labels[i]
+                s.prev_labels, s.prev_edges = labels[i], edges[i]
                 s.frames = 1
                 out[i] = self._fit(ref, label_maps[i].shape[:2])
             elif s.prev_image is None:
@@ -150,25 +163,32 @@ class VideoSynthesizer:
             lab = torch.cat([labels[i] for i in group])
             prev_lab = torch.cat([streams[i].prev_labels for i in group]) if with_prev else None
             prev_img = torch.cat([streams[i].prev_image for i in group]) if with_prev else None
-            images = self._generate(lab, prev_lab, prev_img)
+            edge = prev_edge = None
+            if self.cfg.instance_edges:
+                edge = torch.cat([edges[i] for i in group])
+                prev_edge = torch.cat([streams[i].prev_edges for i in group]) if with_prev else None
+            images = self._generate(lab, prev_lab, prev_img, edge, prev_edge)
             rgb = self._to_uint8(images)
             for j, i in enumerate(group):
                 s = streams[i]
                 s.prev_image = images[j:j + 1]
-                s.prev_labels = labels[i]
+                s.prev_labels, s.prev_edges = labels[i], edges[i]
                 s.frames += 1
                 out[i] = self._fit(rgb[j], label_maps[i].shape[:2])
         return out  # type: ignore[return-value]
 
     # -- internals --------------------------------------------------------------------------------
-    def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
+    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
         if prev_image is not None and self.channels_last:
             prev_image = prev_image.contiguous(memory_format=torch.channels_last)
         if self._copy_outputs and hasattr(torch.compiler, "cudagraph_mark_step_begin"):  # torch >= 2.2
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            image = self.generator(labels, prev_labels, prev_image).image
+            if edges is None:
+                image = self.generator(labels, prev_labels, prev_image).image
+            else:
+                image = self.generator(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges).image
         # a CUDA-graph replay overwrites its output buffer: the stream keeps its own copy
         return image.clone() if self._copy_outputs and image.dtype == torch.float32 else image.float()
 
@@ -190,11 +210,33 @@ class VideoSynthesizer:
             vals = np.unique(arr[bad])[:5].tolist()
             raise InputError(f"label ids {vals} are outside the model's label space "
                              f"{self.label_space.name} (0..{n - 1}" + (f", ignore {ignore})" if ignore is not None else ")"))
-        h, w = self.resolution
-        if arr.shape != (h, w):
-            arr = cv2.resize(arr.astype(np.uint16 if arr.max() > 255 else np.uint8), (w, h),
-                             interpolation=cv2.INTER_NEAREST)
+        if arr.shape != self.resolution:
+            arr = self._resize_ids(arr.astype(np.uint16 if arr.max() > 255 else np.uint8))
         return torch.from_numpy(arr.astype(np.int64)).unsqueeze(0).to(self.device)
+
+    def _resize_ids(self, ids: np.ndarray) -> np.ndarray:
+        """HxW ids at the model's resolution, nearest neighbour: the one resize of labels and instances
+        alike, so both land on the same pixels."""
+        h, w = self.resolution
+        return ids if ids.shape == (h, w) else cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
+
+    def _edges(self, labels: torch.Tensor, label_map: np.ndarray, instances: np.ndarray | None) -> torch.Tensor:
+        """1x1xHxW float32 boundary map at the model's resolution from the resized labels (1xHxW) and
+        instance ids (of the label map's input size), see the module doc."""
+        ids = None
+        if instances is not None:
+            arr = np.asarray(instances)
+            if arr.ndim == 3 and arr.shape[2] == 1:
+                arr = arr[:, :, 0]
+            shape = np.shape(label_map)[:2]
+            if arr.ndim != 2 or arr.shape != shape:
+                raise InputError(f"instance ids must be an HxW map of the label map's size {shape}, "
+                                 f"got shape {arr.shape}")
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise InputError(f"instance ids must be integers, got dtype {arr.dtype}")
+            # renumbered 0..n-1 first (only equality matters), so ids of any range fit cv2's resize
+            ids = torch.from_numpy(self._resize_ids(compact_ids(arr)).astype(np.int64)).unsqueeze(0).to(labels.device)
+        return boundary_map(labels, ids).unsqueeze(1).float()
 
     def _check_rgb(self, image: np.ndarray) -> np.ndarray:
         img = np.asarray(image)
@@ -266,13 +308,17 @@ class OnnxSynthesizer(VideoSynthesizer):
             drop_cache_entry(out, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
             return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
 
-    def _generate(self, labels, prev_labels, prev_image) -> torch.Tensor:
+    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None) -> torch.Tensor:
         b, (h, w) = labels.shape[0], self.resolution
         if prev_image is None:
-            prev_image, prev_labels, first = torch.zeros(b, 3, h, w), labels, np.ones(b, np.float32)
+            prev_image, prev_labels, prev_edges = torch.zeros(b, 3, h, w), labels, edges
+            first = np.ones(b, np.float32)
         else:
             first = np.zeros(b, np.float32)
         feeds = {"prev_image": prev_image.float().contiguous().numpy(),
                  "prev_labels": prev_labels.contiguous().numpy(),
                  "labels": labels.contiguous().numpy(), "first_frame": first}
+        if edges is not None:  # the graph of an instance_edges model (export.graph_inputs)
+            feeds["edges"] = edges.float().contiguous().numpy()
+            feeds["prev_edges"] = prev_edges.float().contiguous().numpy()
         return torch.from_numpy(self.session.run(["image"], feeds)[0])

@@ -10,6 +10,10 @@ them only through those wrappers, so DDP sees every forward whose gradients it r
            parameters are frozen by the loop.
   D phase  D_I and D_V through their wrappers on real and detached fake frames (equations 1, 3,
            LabelMix); G is not run again.
+
+With `ModelConfig.instance_edges` every call also gets the frames' boundary maps (the batch's `edges`,
+B x T x 1 x H x W): G per frame and the previous frame's, D_I as its edge channel, D_V per window.
+Without the knob `edges` is None everywhere and every call is what it was.
 """
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ class VideoWindows(nn.Module):
         return max(self.d_video.span(k) for k in range(len(self.d_video.strides))) - 1
 
     def forward(self, seq_fake: torch.Tensor, seq_real: torch.Tensor, seq_lab: torch.Tensor, new: int,
-                real_grad: bool = True) -> tuple[list, list]:
+                real_grad: bool = True, seq_edges: torch.Tensor | None = None) -> tuple[list, list]:
         dv = self.d_video
         out_fake, out_real = [], []
         total = seq_fake.shape[1]
@@ -65,11 +69,12 @@ class VideoWindows(nn.Module):
             first = max(0, total - new - (span - 1))
             if total - first < span:
                 continue
-            f, y = dv.clips(k, seq_fake[:, first:], seq_lab[:, first:])
-            r, _ = dv.clips(k, seq_real[:, first:], seq_lab[:, first:])
-            out_fake.append(net(f, y))
+            cond = (seq_lab[:, first:],) if seq_edges is None else (seq_lab[:, first:], seq_edges[:, first:])
+            f, *y = dv.clips(k, seq_fake[:, first:], *cond)
+            r, *_ = dv.clips(k, seq_real[:, first:], *cond)
+            out_fake.append(net(f, *y))
             with torch.set_grad_enabled(real_grad and torch.is_grad_enabled()):
-                out_real.append(net(r, y))
+                out_real.append(net(r, *y))
         return out_fake, out_real
 
 
@@ -88,6 +93,8 @@ class Chunk:
     seq_lab: torch.Tensor
     alpha: torch.Tensor  # class-balance weights over the global batch
     step: int
+    edges: torch.Tensor | None = None  # the whole clip's boundary maps, B x T x 1 x H x W (instance_edges only)
+    seq_edges: torch.Tensor | None = None  # D_V's windows' boundary maps, like seq_lab
     extra: dict = field(default_factory=dict)
 
     @property
@@ -101,6 +108,11 @@ class Chunk:
     @property
     def lab(self) -> torch.Tensor:
         return self.labels[:, self.c0:self.c0 + self.frames]
+
+    @property
+    def edge_flat(self) -> torch.Tensor | None:
+        """The chunk's frames' boundary maps, (B F) x 1 x H x W like fake.flatten(0, 1), or None."""
+        return None if self.edges is None else self.edges[:, self.c0:self.c0 + self.frames].flatten(0, 1)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -124,18 +136,24 @@ class TrainingLoss:
         self.info = info
         self.autocast = autocast
 
-    def generate(self, labels: torch.Tensor, c0: int, c1: int,
-                 prev: torch.Tensor | None) -> list[GeneratorOutput]:
+    def generate(self, labels: torch.Tensor, c0: int, c1: int, prev: torch.Tensor | None,
+                 edges: torch.Tensor | None = None) -> list[GeneratorOutput]:
         """G on frames c0..c1-1, each from the previous generated frame, detached (no gradient through time)."""
         outs = []
         with self.autocast():
             for i in range(c0, c1):
-                out = self.G(labels[:, i]) if prev is None else self.G(labels[:, i], labels[:, i - 1], prev)
+                if edges is None:
+                    out = self.G(labels[:, i]) if prev is None else self.G(labels[:, i], labels[:, i - 1], prev)
+                elif prev is None:
+                    out = self.G(labels[:, i], edges=edges[:, i])
+                else:
+                    out = self.G(labels[:, i], labels[:, i - 1], prev, edges=edges[:, i], prev_edges=edges[:, i - 1])
                 outs.append(out)
                 prev = out.image.detach()
         return outs
 
-    def chunk(self, outs, c0: int, images, labels, flow, conf, history: dict[str, list], step: int) -> Chunk:
+    def chunk(self, outs, c0: int, images, labels, flow, conf, history: dict[str, list], step: int,
+              edges: torch.Tensor | None = None) -> Chunk:
         fake = torch.stack([o.image for o in outs], 1)
         c1 = c0 + len(outs)
         real, lab = images[:, c0:c1], labels[:, c0:c1]
@@ -147,7 +165,8 @@ class TrainingLoss:
             return torch.cat([torch.stack(past, 1), current], 1) if past else current
 
         return Chunk(c0, outs, images, labels, flow, conf, fake, sequence("fake", fake), sequence("real", real),
-                     sequence("labels", lab), alpha, step)
+                     sequence("labels", lab), alpha, step, edges,
+                     None if edges is None else sequence("edges", edges[:, c0:c1]))
 
     def accumulate_gradients(self, phase: str, chunk: Chunk, scaler: torch.amp.GradScaler) -> dict[str, torch.Tensor]:
         """Backward of phase "G" or "D"'s loss for `chunk`; returns its terms (and "<phase>_total")."""
@@ -167,12 +186,13 @@ class TrainingLoss:
         """Equation (7): D_I and D_V score G's frames through `.module` (no D reducer, D frozen)."""
         d_image, d_video = unwrap(self.D_I), unwrap(self.D_V)
         fake_flat, real_flat, lab_flat = c.fake.flatten(0, 1), c.real.flatten(0, 1), c.lab.flatten(0, 1)
+        edge_flat = c.edge_flat
         with self.autocast():
-            d_fake = d_image(fake_flat)
+            d_fake = d_image(fake_flat, edge_flat)
             real_feats = None
             if self.opts.fm > 0:
                 with torch.no_grad():
-                    real_feats = d_image(real_flat)[1]
+                    real_feats = d_image(real_flat, edge_flat)[1]
             terms = self.criteria.generator_image(fake_flat, real_flat, lab_flat, c.alpha, d_fake, real_feats)
             with_prev = [j for j, o in enumerate(c.outs) if o.flow is not None]
             if with_prev:
@@ -185,24 +205,25 @@ class TrainingLoss:
                     torch.cat([c.outs[j].flow for j in with_prev]), torch.cat([c.outs[j].occlusion_logits for j in with_prev]),
                     frames_at(c.images), frames_at(c.images, -1), frames_at(c.labels), frames_at(c.labels, -1),
                     frames_at(c.flow), frames_at(c.conf)))
-            dv_fake, dv_real = d_video(c.seq_fake, c.seq_real, c.seq_lab, c.frames, real_grad=False)
+            dv_fake, dv_real = d_video(c.seq_fake, c.seq_real, c.seq_lab, c.frames, real_grad=False,
+                                       seq_edges=c.seq_edges)
             terms.update(self.criteria.generator_video(dv_fake, dv_real))
         return terms
 
     def _discriminator_terms(self, c: Chunk) -> dict[str, torch.Tensor]:
         """Equations (1) and (3) and LabelMix, on real and detached fake frames, through the D wrappers."""
-        real_flat, lab_flat = c.real.flatten(0, 1), c.lab.flatten(0, 1)
+        real_flat, lab_flat, edge_flat = c.real.flatten(0, 1), c.lab.flatten(0, 1), c.edge_flat
         fake_d = c.fake.flatten(0, 1).detach()
         with self.autocast():
-            logits_real, _ = self.D_I(real_flat)
-            logits_fake, _ = self.D_I(fake_d)
+            logits_real, _ = self.D_I(real_flat, edge_flat)
+            logits_fake, _ = self.D_I(fake_d, edge_flat)
             terms = self.criteria.discriminator_image(logits_real, logits_fake, lab_flat, c.alpha)
             if self.opts.labelmix > 0:
                 mask = self.labelmix_masks(lab_flat, c.step, c.c0, c.frames)
                 mixed = mask * real_flat + (1 - mask) * fake_d
-                logits_mixed, _ = self.D_I(mixed)
+                logits_mixed, _ = self.D_I(mixed, edge_flat)
                 terms["D_labelmix"] = labelmix_loss(logits_mixed, logits_real, logits_fake, mask)
-            dv_fake, dv_real = self.D_V(c.seq_fake.detach(), c.seq_real, c.seq_lab, c.frames)
+            dv_fake, dv_real = self.D_V(c.seq_fake.detach(), c.seq_real, c.seq_lab, c.frames, seq_edges=c.seq_edges)
             terms.update(self.criteria.discriminator_video(dv_real, dv_fake))
         return terms
 

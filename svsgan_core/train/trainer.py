@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data.datasets import build_dataset
+from ..data.instances import boundary_map
 from ..errors import CheckpointError, InputError
 from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
@@ -104,10 +105,14 @@ class Trainer:
 
         self.dataset = dataset if dataset is not None else self._build_dataset(opts.data.root, train=True)
         self._sample_dataset = sample_dataset
+        summary = getattr(self.dataset, "instance_summary", None)
+        if self.info.is_main and summary:
+            print(f"svsgan train: {summary}" + ("" if self.cfg.instance_edges else
+                  " (the model has no instance-edge channel: model.overrides.instance_edges)"))
 
         torch.manual_seed(opts.run.seed)
         self.G = SVSGenerator(self.cfg).to(self.device)
-        self.D_I = OASISDiscriminator(self.cfg.num_classes, self.cfg.d_channels).to(self.device)
+        self.D_I = OASISDiscriminator(self.cfg.num_classes, self.cfg.d_channels, self.cfg.instance_edges).to(self.device)
         self.D_V = VideoDiscriminators(self.cfg).to(self.device)
         self.grown = 0  # SPADE levels grow() added to the lower stage (model.init_from): 0 = no fade-in
         lower_ema = None
@@ -154,6 +159,8 @@ class Trainer:
     # -- set-up ------------------------------------------------------------------------------------
     def _build_dataset(self, root: str, train: bool):
         options = dict(self.opts.data.options)
+        # instance maps are read only for a model that conditions on them (data.options.with_instances wins)
+        options.setdefault("with_instances", self.cfg.instance_edges)
         if not train:
             options.update(augment=False, random_clips=False)
         return build_dataset(self.opts.data.kind, root, size=(self.cfg.height, self.cfg.width),
@@ -226,7 +233,8 @@ class Trainer:
         seen = torch.from_numpy(baseline.counts[:n] > 0)
         means = torch.from_numpy(baseline.means[:n].astype("float32")) / 127.5 - 1.0
         logits = torch.atanh(means.clamp(-0.95, 0.95)) * seen[:, None]
-        self.G.class_colour.weight.copy_(logits.t()[:, :, None, None].to(self.G.class_colour.weight))
+        # the one-hot's columns; the boundary map's column (instance_edges) stays at zero
+        self.G.class_colour.weight[:, :n].copy_(logits.t()[:, :, None, None].to(self.G.class_colour.weight))
 
     def sample_dataset(self):
         if self._sample_dataset is None:
@@ -277,6 +285,10 @@ class Trainer:
         labels = batch["labels"].to(dev, non_blocking=True)
         flow = batch["flow"].to(dev) if "flow" in batch else None
         conf = batch["flow_conf"].to(dev) if "flow_conf" in batch else None
+        edges = None
+        if self.cfg.instance_edges:  # B x T x 1 x H x W; a dataset without them: the labels' own edges
+            edges = (batch["edges"].to(dev, non_blocking=True) if "edges" in batch
+                     else boundary_map(labels).unsqueeze(2).float())
         t = labels.shape[1]
         for m in (self.G, self.D_I, self.D_V):
             m.train()
@@ -287,21 +299,25 @@ class Trainer:
         reference = self.use_reference(self.step, t)
         hist_len = unwrap(self.loss.D_V).history_length()
         history: dict[str, list[torch.Tensor]] = {"fake": [], "real": [], "labels": []}
+        if edges is not None:
+            history["edges"] = []
         prev = None
         start = 0
         if reference:
             prev = images[:, 0]
             for key, v in (("fake", prev), ("real", prev), ("labels", labels[:, 0])):
                 history[key].append(v)
+            if edges is not None:
+                history["edges"].append(edges[:, 0])
             start = 1
         sums: dict[str, list[float]] = {}
         phases = (("G", self.G, (self.D_I, self.D_V), self.opt_g, self.scaler_g),
                   ("D", None, (), self.opt_d, self.scaler_d))
         for c0 in range(start, t, self.opts.optim.frames_per_step):
             c1 = min(t, c0 + self.opts.optim.frames_per_step)
-            outs = self.loss.generate(labels, c0, c1, prev)
+            outs = self.loss.generate(labels, c0, c1, prev, edges)
             prev = outs[-1].image.detach()
-            chunk = self.loss.chunk(outs, c0, images, labels, flow, conf, history, self.step)
+            chunk = self.loss.chunk(outs, c0, images, labels, flow, conf, history, self.step, edges)
             for phase, trained, frozen, opt, scaler in phases:
                 for m in frozen:
                     m.requires_grad_(False)
@@ -316,9 +332,11 @@ class Trainer:
                 for k, v in terms.items():
                     sums.setdefault(k, []).append(float(v.detach()))
             for key, v in (("fake", torch.stack([o.image.detach() for o in outs], 1)),
-                           ("real", images[:, c0:c1]), ("labels", labels[:, c0:c1])):
-                history[key].extend(v.unbind(1))
-                del history[key][:-hist_len]
+                           ("real", images[:, c0:c1]), ("labels", labels[:, c0:c1]),
+                           ("edges", None if edges is None else edges[:, c0:c1])):
+                if v is not None:
+                    history[key].extend(v.unbind(1))
+                    del history[key][:-hist_len]
         scalars = {k: sum(v) / len(v) for k, v in sums.items()}  # each term over the updates that had it
         scalars["reference"] = float(reference)
         return scalars
@@ -409,17 +427,20 @@ class Trainer:
 
     # -- samples -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, generator: torch.nn.Module, labels: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        """Autoregressive generation of a clip (T x H x W labels) -> T x 3 x H x W in [-1, 1]."""
+    def generate(self, generator: torch.nn.Module, labels: torch.Tensor, reference: torch.Tensor | None,
+                 edges: torch.Tensor | None = None) -> torch.Tensor:
+        """Autoregressive generation of a clip (T x H x W labels, T x 1 x H x W boundary maps or None for
+        the labels' own) -> T x 3 x H x W in [-1, 1]."""
         frames, prev = [], None
+        edge = (lambda i: None) if edges is None else (lambda i: edges[i:i + 1].to(self.device))
         for i in range(labels.shape[0]):
             lab = labels[i:i + 1].to(self.device)
             if i == 0 and reference is not None:
                 prev = reference.unsqueeze(0).to(self.device)
             elif prev is None:
-                prev = generator(lab).image
+                prev = generator(lab, edges=edge(i)).image
             else:
-                prev = generator(lab, labels[i - 1:i].to(self.device), prev).image
+                prev = generator(lab, labels[i - 1:i].to(self.device), prev, edges=edge(i), prev_edges=edge(i - 1)).image
             frames.append(prev[0].float().cpu())
         return torch.stack(frames)
 
@@ -434,11 +455,11 @@ class Trainer:
         except InputError:
             ds.set_sequence_length(max(2, min(self.schedule.seq_length(0), want)))
         item = ds[0]
-        images, labels = item["images"], item["labels"]
+        images, labels, edges = item["images"], item["labels"], item.get("edges")
         gen = self.ema.model
         with self._autocast():
-            with_ref = self.generate(gen, labels, images[0])
-            first = self.generate(gen, labels, None)
+            with_ref = self.generate(gen, labels, images[0], edges)
+            first = self.generate(gen, labels, None, edges)
         video = side_by_side(labels.numpy(), self.cfg.label_space, to_uint8(with_ref), to_uint8(first),
                              to_uint8(images))
         return write_video(self.run_dir / "samples" / f"step-{self.step:07d}.mp4", video)

@@ -317,10 +317,8 @@ class SynthesisEngine:
     def submit(self, index: int, msg: Any) -> None:
         cam = self.cameras[index]
         received = time.monotonic()
-        try:
-            stamp = stamp_to_ns(msg.header.stamp)
-        except (InputError, AttributeError) as exc:
-            self._bad(cam, exc)
+        stamp = self._stamp(cam, msg, 'message')
+        if stamp is None:
             return
         size = _payload_bytes(msg)
         with self._cond:
@@ -335,10 +333,8 @@ class SynthesisEngine:
     def submit_instances(self, index: int, msg: Any) -> None:
         """An instance image for a camera with an instance topic: it waits for its label frame."""
         cam = self.cameras[index]
-        try:
-            stamp = stamp_to_ns(msg.header.stamp)
-        except (InputError, AttributeError) as exc:
-            self._bad(cam, exc, what='instance image')
+        stamp = self._stamp(cam, msg, 'instance image')
+        if stamp is None:
             return
         with self._cond:
             cam.stats.instances_received += 1
@@ -422,10 +418,8 @@ class SynthesisEngine:
 
     def submit_reference(self, index: int, msg: Any) -> None:
         cam = self.cameras[index]
-        try:
-            stamp = stamp_to_ns(msg.header.stamp)
-        except (InputError, AttributeError) as exc:
-            self._bad(cam, exc, what='reference image')
+        stamp = self._stamp(cam, msg, 'reference image')
+        if stamp is None:
             return
         with self._cond:
             cam.references.append((stamp, msg))
@@ -592,6 +586,14 @@ class SynthesisEngine:
             return None
 
     # -- reporting ------------------------------------------------------------------------------
+    def _stamp(self, cam: Camera, msg: Any, what: str) -> int | None:
+        """The header stamp in ns, or None after logging and counting the message as a bad `what`."""
+        try:
+            return stamp_to_ns(msg.header.stamp)
+        except (InputError, AttributeError) as exc:
+            self._bad(cam, exc, what=what)
+            return None
+
     def _bad(self, cam: Camera, exc: BaseException, what: str = 'message') -> None:
         with self._cond:
             if what != 'reference image':

@@ -572,3 +572,20 @@ def test_convert_bag_hands_over_to_svsgan_convert(monkeypatch, capsys):
         calls = []
         monkeypatch.setattr('svsgan_core.cli.main', lambda argv, prog=None: calls.append((argv, prog)) or 0)
         assert convert_bag.main(['in.db3', '--ros-args']) == 0 and calls == [(['convert', 'in.db3'], 'convert_bag')]
+
+
+def test_a_bad_header_stamp_is_dropped_and_named_on_every_topic_of_a_camera():
+    engine, synth, log, published = make_paired(log_throttle_s=0.0)
+    no_header = SimpleNamespace(height=4, width=6, encoding='mono8', is_bigendian=0, step=6, data=bytes(24))
+    bad_nanosec = mono(1, 1.0, header=SimpleNamespace(stamp=SimpleNamespace(sec=1, nanosec=10**9), frame_id='c'))
+    engine.submit(0, no_header)
+    engine.submit(0, bad_nanosec)
+    engine.submit_instances(0, SimpleNamespace(**{**vars(inst(101, 1.0)), 'header': None}))
+    engine.submit_reference(0, no_header)
+    engine.submit(0, mono(2, 2.0))
+    engine.submit_instances(0, inst(102, 2.0))
+    drain(engine)
+    assert stamps_of(published) == [2.0]  # the good pair still goes through
+    assert engine.status()['cameras'][0]['dropped_bad'] == 3  # labels and instances count; a reference only logs
+    for what in ('message', 'instance image', 'reference image'):
+        assert log.having(f'dropped a bad {what}'), what

@@ -57,6 +57,11 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (out * valid.unsqueeze(1)).float()
 
 
+def _with_edges(seg: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
+    """A label condition: the one-hot, and the boundary channel beside it when the model has one."""
+    return seg if edges is None else torch.cat((seg, edges), 1)
+
+
 def binomial_blur(x: torch.Tensor) -> torch.Tensor:
     """5x5 binomial low-pass ([1 4 6 4 1] / 16 each way, sigma 1 px), per channel, replicate borders: what
     stays of an image after the detail that a sub-pixel warp blurs is taken out. Four 2x2 box filters in a
@@ -277,7 +282,7 @@ class SVSGenerator(nn.Module):
         seg = labels if labels.dim() == 4 else one_hot(labels, n)
         b, _, h, w = seg.shape
         edges = self.edge_map(labels, seg, edges)
-        cond_in = seg if edges is None else torch.cat((seg, edges), 1)
+        cond_in = _with_edges(seg, edges)
         conds = self.semantic_encoder.conditions(cond_in)
         if prev_image is None:
             flow = warped = None
@@ -287,8 +292,7 @@ class SVSGenerator(nn.Module):
         else:
             prev_seg = prev_labels if prev_labels.dim() == 4 else one_hot(prev_labels, n)
             prev_edges = self.edge_map(prev_labels, prev_seg, prev_edges)
-            flow, logits = self.flow_net(prev_seg if prev_edges is None else torch.cat((prev_seg, prev_edges), 1),
-                                         cond_in)
+            flow, logits = self.flow_net(_with_edges(prev_seg, prev_edges), cond_in)
             occlusion = torch.sigmoid(logits)
             warped = self._warp(prev_image, flow)
             skips = self.fusion(self.image_encoder(warped), occlusion.to(warped.dtype))
@@ -326,10 +330,7 @@ class SVSGenerator(nn.Module):
         prev_seg = (prev_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
         edges = self.edge_map(labels, seg, edges)
         prev_edges = self.edge_map(prev_labels, prev_seg, prev_edges)
-        if edges is not None:
-            seg_in, prev_in = torch.cat((seg, edges), 1), torch.cat((prev_seg, prev_edges), 1)
-        else:
-            seg_in, prev_in = seg, prev_seg
+        seg_in, prev_in = _with_edges(seg, edges), _with_edges(prev_seg, prev_edges)
         conds = self.semantic_encoder.conditions(seg_in)
         flow, logits = self.flow_net(prev_in, seg_in)
         occlusion = torch.maximum(torch.sigmoid(logits), first_frame[:, None, None, None].to(logits.dtype))

@@ -377,3 +377,9 @@ def test_class_colours_start_at_the_training_datas_class_means(synthetic_root, t
     expected = torch.from_numpy(baseline.means[:19].astype("float32")) / 127.5 - 1
     torch.testing.assert_close(torch.tanh(weight[seen]), expected[seen].clamp(-0.95, 0.95), atol=1e-5, rtol=0)
     assert not weight[~seen].any()  # a class the data never shows starts at no colour of its own
+    # and the decoder's own colour starts at zero: step 0's first-frame output is the class-mean painting
+    labels = trainer.dataset[0]["labels"][:1]
+    with torch.no_grad():
+        painted = trainer.G.eval()(labels).image[0]
+    valid = labels[0] < 19
+    torch.testing.assert_close(painted[:, valid], torch.tanh(weight[labels[0][valid]]).t(), atol=1e-6, rtol=0)

@@ -253,6 +253,11 @@ class SVSGenerator(nn.Module):
         self.class_colour = nn.Conv2d(n + e, 3, 1, bias=False) if cfg.class_colour else None
         if self.class_colour is not None:
             nn.init.zeros_(self.class_colour.weight)
+            # and the decoder's colour starts at zero, so that step 0 paints exactly the class colours (the
+            # trainer starts them at the data's class means): training adds detail to a crisp painting
+            # instead of first unlearning a random blur over it
+            nn.init.zeros_(self.to_rgb[1].weight)
+            nn.init.zeros_(self.to_rgb[1].bias)
         # carry_refine: a residual over the composite from the finest decoder features, zero at the start
         # so the carry is exact until the decoder learns what to correct (blur, drift) where OC says visible
         self.refine = None

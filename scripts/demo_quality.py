@@ -24,7 +24,8 @@ import torch
 from svsgan_core.data.datasets import build_dataset
 from svsgan_core.data.synthetic import generate_sequence
 from svsgan_core.inference import VideoSynthesizer
-from svsgan_core.metrics.pixels import ClassMeanBaseline, laplacian_variance
+from svsgan_core.commands.eval import _fit_class_means  # the class-mean baseline as `svsgan eval` fits it
+from svsgan_core.metrics.pixels import laplacian_variance
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENE = {"seed": 1, "frames": 60}  # scripts/make_demo_bag.py's defaults
@@ -55,12 +56,10 @@ def main() -> int:
         outs[mode] = np.stack([synth.step(lab) for lab in labels])
         result[mode] = scores(outs[mode], real)
     if args.train_data:
-        base = ClassMeanBaseline()
         data = build_dataset("synthetic", str(args.train_data), size=(h, w), seq_len=12, label_space="cityscapes",
                              augment=False, random_clips=False)
-        for i in range(len(data)):
-            item = data[i]
-            base.fit(((item["images"] + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(), item["labels"].numpy())
+        base = _fit_class_means((((item["images"] + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(),
+                                 item["labels"].numpy()) for item in (data[i] for i in range(len(data))))
         result["class_mean"] = scores(base.paint(labels), real)
     print(json.dumps(result, indent=2))
     if args.sheet:

@@ -12,7 +12,7 @@ checkpoint and writes to --out (default ./demo_output):
 
 Reference mode (the default when the bag has an RGB camera): each sequence starts from the camera
 frame with the semantic frame's stamp, as `svsgan convert --map SOURCE:TARGET:REFERENCE` and the
-node's reference_topic do, and the model carries it on. The camera is the one carla-ros-bridge
+node's reference_topic do, and the model goes on from it. The camera is the one carla-ros-bridge
 names beside the semantic camera (.../semantic_segmentation_X/image -> .../rgb_X/image, or its
 /compressed), as in the bundled bag; --reference-topic names another, --no-reference runs
 first-frame mode (the model draws the first frame from the labels alone).

@@ -25,7 +25,7 @@ from svsgan_core.data.datasets import build_dataset
 from svsgan_core.data.synthetic import generate_sequence
 from svsgan_core.inference import VideoSynthesizer
 from svsgan_core.commands.eval import _fit_class_means  # the class-mean baseline as `svsgan eval` fits it
-from svsgan_core.metrics.pixels import laplacian_variance
+from svsgan_core.metrics.pixels import l1_per_frame, sharpness_per_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENE = {"seed": 1, "frames": 60}  # scripts/make_demo_bag.py's defaults
@@ -33,8 +33,7 @@ SHEET_FRAMES = (0, 12, 24, 36, 48, 59)
 
 
 def scores(out: np.ndarray, real: np.ndarray) -> dict:
-    l1 = np.abs(out.astype(np.float32) - real.astype(np.float32)).mean(axis=(1, 2, 3)) / 255
-    sharp = laplacian_variance(out) / np.maximum(laplacian_variance(real), 1e-9)
+    l1, sharp = l1_per_frame(out, real), sharpness_per_frame(out, real)
     return {"l1_frames_1_59": round(float(l1[1:].mean()), 4), "l1_frames_30_59": round(float(l1[30:].mean()), 4),
             "sharpness_mean": round(float(sharp[1:].mean()), 2), "sharpness_min": round(float(sharp[1:].min()), 2),
             "l1_at_1_5_10_20_30_45_59": [round(float(l1[k]), 3) for k in (1, 5, 10, 20, 30, 45, 59)]}

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
@@ -538,3 +539,31 @@ def test_extraction_pairs_by_stamp_splits_sequences_and_loads_in_the_dataset_cla
                      "--max-dt", "0.002", "--no-progress"]) == 1  # 3 ms apart: nothing pairs
     assert not (tmp_path / "none").exists()
     assert digest(src) == before
+
+
+def test_a_damaged_mcap_whose_chunk_unpacks_past_its_declared_size_is_diagnosed_without_unpacking_it(tmp_path, synth):
+    """The diagnosis of a bag rosbags cannot open walks its chunks; a chunk that declares 64 bytes but
+    holds 64 MiB of zstd zeros (a decompression bomb) is reported as damage, and the walk never holds
+    more than the declared size of it."""
+    import tracemalloc
+
+    from backports import zstd
+
+    bomb = zstd.compress(bytes(64 << 20))
+    compression = b"zstd"
+    body = (struct.pack("<QQQI", 0, 0, 64, 0) + struct.pack("<I", len(compression)) + compression
+            + struct.pack("<Q", len(bomb)) + bomb)
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "in.mcap").write_bytes(b"\x89MCAP0\r\n" + struct.pack("<BQ", 0x06, len(body)) + body)  # no footer
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as err:
+            convert_bag(src, tmp_path / "out", synth, convert_options(), progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "corrupt or truncated" in str(err.value) and "unpacks to more than the 64 bytes it declares" in str(err.value), \
+        str(err.value)
+    assert peak < 16 << 20, peak
+    assert not (tmp_path / "out").exists()

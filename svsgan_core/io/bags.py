@@ -14,6 +14,7 @@ the type store of its ROS distribution (metadata `ros_distro`, else Humble, or t
 """
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import shutil
@@ -316,8 +317,16 @@ def _scan_db3(path: Path) -> str | None:
 
 
 def _scan_mcap(path: Path) -> str | None:
-    """Walk the records of an MCAP file until they stop making sense."""
-    data = path.read_bytes()
+    """Walk the records of an MCAP file until they stop making sense (mapped, not read: a bag can be
+    larger than memory)."""
+    with open(path, "rb") as f:
+        if f.read(8) != _MCAP_MAGIC:
+            return None
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _walk_mcap(data)
+
+
+def _walk_mcap(data) -> str | None:
     tally = _Tally()
     channels: dict[int, str] = {}
 
@@ -347,17 +356,16 @@ def _scan_mcap(path: Path) -> str | None:
                 cid, _, log_time = struct.unpack_from("<HIQ", buf, body)
                 tally.add(channels.get(cid, f"<unknown channel {cid}>"), log_time)
             elif op == 0x06 and top:
+                (declared,) = struct.unpack_from("<Q", buf, body + 16)
                 (n,) = struct.unpack_from("<I", buf, body + 28)
-                compression = buf[body + 32: body + 32 + n].decode()
+                compression = bytes(buf[body + 32: body + 32 + n]).decode()
                 (size,) = struct.unpack_from("<Q", buf, body + 32 + n)
-                raw = _decompress(buf[body + 40 + n: body + 40 + n + size], compression)
+                raw = _decompress(buf[body + 40 + n: body + 40 + n + size], compression, declared)
                 walk(raw, 0, len(raw), False)
             pos = body + length
         if top:
             raise _Damage("the file ends without its summary and footer (was the recording interrupted?)")
 
-    if data[:8] != _MCAP_MAGIC:
-        return None
     try:
         walk(data, 8, len(data), True)
     except (_Damage, struct.error, ValueError, LookupError) as exc:
@@ -365,20 +373,36 @@ def _scan_mcap(path: Path) -> str | None:
     return None
 
 
-def _decompress(data: bytes, compression: str) -> bytes:
+#: the most a chunk may declare uncompressed for the diagnosis to unpack it (writers use 1-32 MiB)
+MAX_CHUNK_BYTES = 1 << 30
+
+
+def _decompress(data, compression: str, declared: int) -> bytes:
+    """A chunk's records, at most the `declared` uncompressed size: a damaged or hostile chunk that
+    unpacks to more (a decompression bomb) is damage, found without unpacking it all."""
+    if declared > MAX_CHUNK_BYTES:
+        raise _Damage(f"a chunk declares {declared} bytes uncompressed (more than {MAX_CHUNK_BYTES})")
     if not compression:
-        return data
+        return bytes(data)
     if compression == "zstd":
         try:
             from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
         except ImportError:
             from backports import zstd
-        return zstd.decompress(data)
-    if compression == "lz4":
+        unpack = zstd.ZstdDecompressor().decompress
+    elif compression == "lz4":
         import lz4.frame
 
-        return lz4.frame.decompress(data)
-    raise ValueError(f"unknown chunk compression {compression!r}")
+        unpack = lz4.frame.LZ4FrameDecompressor().decompress
+    else:
+        raise ValueError(f"unknown chunk compression {compression!r}")
+    try:
+        raw = unpack(bytes(data), max_length=declared + 1)
+    except Exception as exc:  # noqa: BLE001 - each library has its own error type for broken data
+        raise _Damage(f"a {compression} chunk cannot be unpacked ({type(exc).__name__}: {exc})") from None
+    if len(raw) > declared:
+        raise _Damage(f"a {compression} chunk unpacks to more than the {declared} bytes it declares")
+    return raw
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         "photorealistic, temporally coherent frames. Run `svsgan demo` to see it work.",
     )
     parser.add_argument("--version", action="version", version=f"svsgan {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of any error; also after the command, or SVSGAN_DEBUG=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """`prog`: the name a wrapper runs one command under (`convert_bag`), for its usage line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    debug_first = bool(argv) and argv[0] == "--debug"  # `svsgan --debug train ...` as well as `svsgan train ... --debug`
+    if debug_first:
+        argv = argv[1:]
     if argv and argv[0] == "--version":
         parser.parse_args(argv[:1])  # prints the version and exits
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"svsgan {name}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last net: one line for the user's errors, a report for bugs
-        return report_error(f"svsgan {name}", exc, args.debug or debug_requested())
+        return report_error(f"svsgan {name}", exc, debug_first or args.debug or debug_requested())
 
 
 def report_error(prog: str, exc: Exception, debug: bool = False) -> int:

@@ -487,7 +487,7 @@ def test_expected_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch,
 
     monkeypatch.setattr(info, 'run', fail)
     one_line(capsys, main(['info', 'tiny']), f'svsgan info: error: {part}')
-    for args, env_value in ((['info', 'tiny', '--debug'], ''), (['info', 'tiny'], '1')):
+    for args, env_value in ((['info', 'tiny', '--debug'], ''), (['--debug', 'info', 'tiny'], ''), (['info', 'tiny'], '1')):
         monkeypatch.setenv('SVSGAN_DEBUG', env_value)
         assert main(args) == 1
         err = capsys.readouterr().err

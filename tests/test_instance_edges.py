@@ -64,7 +64,10 @@ def test_a_checkpoint_from_before_issue_24_computes_exactly_its_recorded_frames_
     recorded = np.load(PRE_ISSUE24 / "frames.npz")
     frames = record.run(PRE_ISSUE24 / "checkpoint")
     assert frames.shape == recorded["frames"].shape == (8, 32, 64, 3)
-    np.testing.assert_array_equal(frames, recorded["frames"])
+    # exact on the torch this was recorded with; another build (CUDA wheel, other CPU kernels) may round a
+    # few pixels one level the other way, where a change of the knob-off path moves many by far more
+    diff = np.abs(frames.astype(np.int16) - recorded["frames"].astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (int(diff.max()), float((diff > 0).mean()))
     pytest.importorskip("onnxruntime")
     from svsgan_core.runtime.export import cached_onnx
 

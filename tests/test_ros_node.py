@@ -164,7 +164,17 @@ class RosEnv:
         return self.spawn([sys.executable, str(DRIVER), config], 'driver')
 
     def close(self):
+        """SIGINT first, so each process's Fast DDS removes its shared-memory segments from /dev/shm
+        (a killed one leaves them behind, run after run); SIGKILL what is still up after 10 s."""
         for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        for proc in self.procs:
+            try:
+                proc.popen.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
             proc.kill()
         if self.holder is not None:
             self.holder.kill()

@@ -6,6 +6,7 @@ the model run directly through transformers rather than against fixed pictures.
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import cv2
@@ -52,6 +53,47 @@ def save_mask2former(folder, names, num_queries: int, seed: int = 8):
         use_pretrained_backbone=False, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     model = transformers.Mask2FormerForUniversalSegmentation(config).eval()
     model.save_pretrained(folder)
+    return model
+
+
+def save_oneformer(folder, names, num_queries: int, seed: int = 0):
+    """A OneFormer on the same width-8 Swin, plus the processor it needs to be told its task: an offline image
+    processor (no class_info_file, so nothing fetches shi-labs/oneformer_demo) and a CLIP tokenizer on a
+    byte-level vocabulary written here, its lengths those of the config; id2label = `names`."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    torch.manual_seed(seed)
+    backbone = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
+                                       num_heads=[1, 1, 1, 1], window_size=2,
+                                       out_features=["stage1", "stage2", "stage3", "stage4"])
+    chars = sorted(ByteLevel.alphabet())
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    # OneFormer feeds the raw token ids to an MLP; in byte order "semantic" and "panoptic" are near-equal
+    # numbers, which a random net can hardly tell apart, so the ids are shuffled
+    vocab = dict(zip(tokens, np.random.default_rng(seed).permutation(len(tokens)).tolist()))
+    length = 24  # tokens of "the task is panoptic", one per character, fit
+    config = transformers.OneFormerConfig(
+        backbone_config=backbone, conv_dim=32, mask_dim=32, hidden_dim=32, encoder_feedforward_dim=32,
+        dim_feedforward=32, encoder_layers=1, decoder_layers=2, query_dec_layers=1, num_attention_heads=2,
+        num_queries=num_queries, task_seq_len=length, text_encoder_context_length=length, text_encoder_width=32,
+        text_encoder_num_layers=1, text_encoder_vocab_size=len(vocab), use_pretrained_backbone=False,
+        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    model = transformers.OneFormerForUniversalSegmentation(config).eval()
+    with torch.no_grad():  # spread the decoder, queries and classifier: else every query gives the same class
+        decoder = model.model.transformer_module
+        for p in decoder.parameters():
+            if p.dim() > 1:
+                p.mul_(3)
+        decoder.queries_embedder.weight.mul_(30)
+        decoder.decoder.class_embed.weight.mul_(10)
+    model.save_pretrained(folder)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")  # no merges: every character is a token
+    tokenizer = transformers.CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+    image_processor = transformers.OneFormerImageProcessor(num_labels=len(names))
+    processor = transformers.OneFormerProcessor(image_processor, tokenizer, max_seq_length=length,
+                                                task_seq_length=length)
+    processor.save_pretrained(folder)
     return model
 
 
@@ -293,6 +335,68 @@ def test_mask2former_queries_become_the_semantic_map_transformers_computes(tmp_p
     np.testing.assert_array_equal(labels, np.array(label_map_by_name(CITYSCAPES, "kitti360"))[np.stack(expected)])
 
 
+def oneformer_run(model, folder, images, task):
+    """The OneFormer model called directly, told `task` by the processor saved beside it."""
+    processor = transformers.OneFormerProcessor.from_pretrained(folder, local_files_only=True)
+    tokens = processor(images=list(images), task_inputs=[task] * len(images), return_tensors="pt")["task_inputs"]
+    with torch.no_grad():
+        return model(pixel_values=torch.from_numpy(imagenet_pixels(images)), task_inputs=tokens)
+
+
+def test_oneformer_is_told_the_semantic_task_and_gives_the_map_transformers_computes(tmp_path):
+    """OneFormer reads its task from text tokens made by its processor: the labels are those of "the task is
+    semantic" (a panoptic run gives another map), as transformers' own post-processing computes them."""
+    model = save_oneformer(tmp_path / "oneformer", CITYSCAPES, num_queries=6)
+    images = random_images(2, 64, 96, seed=8)
+    labels = Segmenter(tmp_path / "oneformer", label_space="kitti360").predict(images)
+
+    maps = {}
+    for task in ("semantic", "panoptic"):
+        out = oneformer_run(model, tmp_path / "oneformer", images, task)
+        h, w = out.masks_queries_logits.shape[-2:]
+        semantic = transformers.OneFormerImageProcessor().post_process_semantic_segmentation(out, [(h, w)] * 2)
+        maps[task] = np.stack([cv2.resize(s.numpy().astype(np.int32), (96, 64), interpolation=cv2.INTER_NEAREST)
+                               for s in semantic])
+    np.testing.assert_array_equal(labels, np.array(label_map_by_name(CITYSCAPES, "kitti360"))[maps["semantic"]])
+    assert len(np.unique(labels)) > 2
+    assert (maps["panoptic"] != maps["semantic"]).mean() > 0.1  # so a mixed-up task cannot pass
+
+
+def test_a_processor_folder_of_transformers_5_gives_its_own_normalisation(tmp_path):
+    """transformers 5's processor.save_pretrained keeps the image processor's mean and std inside
+    processor_config.json (no preprocessor_config.json): the loader reads them there, not ImageNet's."""
+    from svsgan_core.metrics.miou import _load_transformers
+
+    folder = tmp_path / "oneformer"
+    save_oneformer(folder, ["road", "car", "person"], num_queries=3)
+    spec_file = folder / "processor_config.json"
+    spec = json.loads(spec_file.read_text())
+    assert not (folder / "preprocessor_config.json").exists() and "image_mean" in spec["image_processor"]
+    spec["image_processor"].update(image_mean=[0.25, 0.5, 0.75], image_std=[0.5, 0.25, 0.125])
+    spec_file.write_text(json.dumps(spec))
+    *_, mean, std = _load_transformers(str(folder), "cpu")
+    assert (list(mean), list(std)) == ([0.25, 0.5, 0.75], [0.5, 0.25, 0.125])
+
+
+def test_oneformer_without_its_tokenizer_is_one_clear_error(tmp_path, capsys):
+    """Without its tokenizer OneFormer cannot be told its task: a folder with the weights only, or with the image
+    processor but no tokenizer (transformers then makes an empty vocabulary that gives every task the same
+    tokens, so the labels would be silently wrong) is a CheckpointError that says what to save."""
+    model = save_oneformer(tmp_path / "full", ["road", "car", "person"], num_queries=3)
+    model.save_pretrained(tmp_path / "weights_only")
+    model.save_pretrained(tmp_path / "no_tokenizer")
+    transformers.OneFormerImageProcessor(num_labels=3).save_pretrained(tmp_path / "no_tokenizer")
+    for folder in ("weights_only", "no_tokenizer"):
+        with pytest.raises(CheckpointError, match=r"needs its processor \(tokenizer\) saved beside it"):
+            Segmenter(tmp_path / folder, label_space="cityscapes")
+    write_png(tmp_path / "frames" / "000000.png", random_images(1)[0])
+    assert main(["pseudo-label", str(tmp_path / "frames"), str(tmp_path / "out"), "--segmenter",
+                 str(tmp_path / "no_tokenizer"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "processor.save_pretrained" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
 # -- instance maps from panoptic segmenters (issue 24) ---------------------------------------------------
 
 PANOPTIC_NAMES = ["road", "car", "person", "sky", "building"]  # ids 0..4; 5 is "no object"
@@ -422,3 +526,41 @@ def test_instances_auto_on_off_and_layout_paths(tmp_path, mask2former, segformer
     write_png(tmp_path / "k" / "data_2d_raw" / "d" / "image_00" / "data_rect" / "0000000007.png", images[0])
     [job] = kitti360_jobs(tmp_path / "k", tmp_path / "k" / "data_2d_semantics" / "train", "image_00", True)
     assert job.instance == tmp_path / "k" / "data_2d_semantics" / "train" / "d" / "image_00" / "instance" / "0000000007.png"
+
+
+def test_oneformer_instance_maps_come_from_its_panoptic_task(tmp_path, capsys):
+    """`--instances on` with a OneFormer folder: its objects come from the same network told "the task is
+    panoptic", and the maps written hold transformers' panoptic segments of that run (things, numbered 1, 2, ...)."""
+    from svsgan_core.data.labels import thing_ids
+    from svsgan_core.data.layouts import read_instances
+    from svsgan_core.metrics.miou import MASK_THRESHOLD, OBJECT_THRESHOLD, OVERLAP_THRESHOLD
+
+    model = save_oneformer(tmp_path / "oneformer", PANOPTIC_NAMES, num_queries=7)
+    images = random_images(2, 64, 96, seed=2)
+    for i in range(2):
+        write_png(tmp_path / "drive" / "s" / "images" / f"{i:06d}.png", images[i])
+    assert main(["pseudo-label", str(tmp_path / "drive"), str(tmp_path / "out"), "--segmenter",
+                 str(tmp_path / "oneformer"), "--instances", "on", "--no-progress", "--device", "cpu"]) == 0
+    assert "and 2 instance maps" in capsys.readouterr().out
+
+    space = np.array(label_map_by_name(PANOPTIC_NAMES, "cityscapes"))
+    things = {k for k, v in enumerate(space) if v in thing_ids("cityscapes")}
+
+    def objects(task):
+        out = oneformer_run(model, tmp_path / "oneformer", images, task)
+        found = transformers.OneFormerImageProcessor().post_process_panoptic_segmentation(
+            out, OBJECT_THRESHOLD, MASK_THRESHOLD, OVERLAP_THRESHOLD, label_ids_to_fuse=set(range(len(PANOPTIC_NAMES))) - things)
+        maps = []
+        for image in found:
+            segments = np.zeros(image["segmentation"].shape, np.int32)
+            for k, s in enumerate([s for s in image["segments_info"] if s["label_id"] in things], start=1):
+                segments[image["segmentation"].numpy() == s["id"]] = k
+            maps.append(cv2.resize(segments, (96, 64), interpolation=cv2.INTER_NEAREST))
+        return np.stack(maps)
+
+    expected = objects("panoptic")
+    assert expected.max() > 0 and (expected != objects("semantic")).mean() > 0.05  # so a mixed-up task cannot pass
+    for i, segments in enumerate(expected):
+        labels = read_label(tmp_path / "out" / "s" / "labels" / f"{i:06d}.png")
+        ids = read_instances(tmp_path / "out" / "s" / "instances" / f"{i:06d}.png")
+        np.testing.assert_array_equal(ids, np.where(segments > 0, labels.astype(np.int32) * 1000 + segments, labels))

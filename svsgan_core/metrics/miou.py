@@ -340,11 +340,15 @@ def _load_transformers(folder: str, device: str):
     id2label = {int(k): v for k, v in (config.id2label or {}).items()}
     names = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]
     mean = std = None
-    processor_file = os.path.join(folder, "preprocessor_config.json")
-    if os.path.isfile(processor_file):
-        with open(processor_file) as f:
-            spec = json.load(f)
-        mean, std = spec.get("image_mean"), spec.get("image_std")
+    # an image processor's own file, or (transformers 5's processor.save_pretrained) the processor's, inside it
+    for processor_file in (os.path.join(folder, n) for n in ("preprocessor_config.json", "processor_config.json")):
+        if os.path.isfile(processor_file):
+            with open(processor_file) as f:
+                spec = json.load(f)
+            spec = spec.get("image_processor", spec) if isinstance(spec, dict) else {}
+            mean, std = spec.get("image_mean"), spec.get("image_std")
+            if mean is not None:
+                break
     task_inputs = _oneformer_task_inputs(folder) if config.model_type == "oneformer" else None
     panoptic_task = [None]  # OneFormer's "panoptic" task tokens, made on first use
 
@@ -373,13 +377,21 @@ def _load_transformers(folder: str, device: str):
 
 
 def _oneformer_task_inputs(folder: str, task: str = "semantic"):
-    """OneFormer is told its task in text; the tokenised "the task is <task>" comes from its processor."""
+    """OneFormer is told its task in text; the tokenised "the task is <task>" comes from its processor. With
+    an image processor but no tokenizer saved, transformers still makes a processor, on an empty vocabulary
+    that gives every task the same tokens: refused too, as the network could not be told its task."""
     import transformers
 
+    tasks = [task] + [t for t in ("semantic", "instance", "panoptic") if t != task]
     try:
         processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
-        return processor(images=np.zeros((32, 32, 3), np.uint8), task_inputs=[task],
-                         return_tensors="pt")["task_inputs"]
+        tokens = processor(images=[np.zeros((32, 32, 3), np.uint8)] * len(tasks), task_inputs=tasks,
+                           return_tensors="pt")["task_inputs"]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: "
                               f"processor.save_pretrained({folder!r}) ({exc})") from None
+    if any(torch.equal(tokens[0], other) for other in tokens[1:]):
+        raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: its "
+                              f"tokenizer gives the tasks {', '.join(tasks)} the same tokens (no vocabulary "
+                              f"saved?); processor.save_pretrained({folder!r})")
+    return tokens[:1]

@@ -397,6 +397,20 @@ def test_oneformer_without_its_tokenizer_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_oneformer_processor_of_another_task_length_is_one_clear_error(tmp_path):
+    """A processor saved from another OneFormer makes task tokens of another length than this model reads:
+    said when the folder is loaded, not a matrix-shape traceback in the first batch."""
+    folder = tmp_path / "oneformer"
+    save_oneformer(folder, ["road", "car", "person"], num_queries=3)
+    spec_file = folder / "processor_config.json"
+    spec = json.loads(spec_file.read_text())
+    assert spec["task_seq_length"] == 24
+    spec["task_seq_length"] = 30
+    spec_file.write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError, match=r"makes 30 task tokens but the model reads 24"):
+        Segmenter(folder, label_space="cityscapes")
+
+
 # -- instance maps from panoptic segmenters (issue 24) ---------------------------------------------------
 
 PANOPTIC_NAMES = ["road", "car", "person", "sky", "building"]  # ids 0..4; 5 is "no object"

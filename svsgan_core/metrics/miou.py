@@ -349,14 +349,15 @@ def _load_transformers(folder: str, device: str):
             mean, std = spec.get("image_mean"), spec.get("image_std")
             if mean is not None:
                 break
-    task_inputs = _oneformer_task_inputs(folder) if config.model_type == "oneformer" else None
+    task_inputs = (_oneformer_task_inputs(folder, "semantic", config.task_seq_len)
+                   if config.model_type == "oneformer" else None)
     panoptic_task = [None]  # OneFormer's "panoptic" task tokens, made on first use
 
     def panoptic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         extra = {}
         if config.model_type == "oneformer":  # the same network, told to find objects
             if panoptic_task[0] is None:
-                panoptic_task[0] = _oneformer_task_inputs(folder, "panoptic")
+                panoptic_task[0] = _oneformer_task_inputs(folder, "panoptic", config.task_seq_len)
             extra = {"task_inputs": panoptic_task[0].to(device).expand(len(x), -1)}
         with torch.inference_mode():
             out = model(pixel_values=torch.from_numpy(x).to(device), **extra)
@@ -376,7 +377,7 @@ def _load_transformers(folder: str, device: str):
     return run, panoptic if config.model_type in MASK_CLASSIFIERS else None, names, mean, std
 
 
-def _oneformer_task_inputs(folder: str, task: str = "semantic"):
+def _oneformer_task_inputs(folder: str, task: str, length: int):
     """OneFormer is told its task in text; the tokenised "the task is <task>" comes from its processor. With
     an image processor but no tokenizer saved, transformers still makes a processor, on an empty vocabulary
     that gives every task the same tokens: refused too, as the network could not be told its task."""
@@ -394,4 +395,8 @@ def _oneformer_task_inputs(folder: str, task: str = "semantic"):
         raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: its "
                               f"tokenizer gives the tasks {', '.join(tasks)} the same tokens (no vocabulary "
                               f"saved?); processor.save_pretrained({folder!r})")
+    if tokens.shape[-1] != length:
+        raise CheckpointError(f"OneFormer in {folder!r}: its processor makes {tokens.shape[-1]} task tokens but the "
+                              f"model reads {length} (task_seq_len): save the processor that belongs to this model "
+                              f"beside it, processor.save_pretrained({folder!r})")
     return tokens[:1]

@@ -251,6 +251,20 @@ def impossible_checkpoint(env, folder: Path, change: dict) -> Path:
     return folder
 
 
+def test_an_impossible_training_model_is_refused_before_data_or_run_dir(tmp_path, monkeypatch, capsys):
+    """A training config's model is checked as a checkpoint's is, first: a mistyped size is one line with
+    the numbers, before the data is read (here it does not even exist) and before the run folder is made."""
+    monkeypatch.delenv('SVSGAN_MAX_MODEL_GIB', raising=False)
+    run_dir = tmp_path / 'run'
+    rc = main(['train', '--config', str(REPO / 'training' / 'configs' / 'synthetic_cpu.yaml'),
+               '--set', 'model.overrides.height=8192', '--set', 'model.overrides.width=16384',
+               '--set', f'data.root={tmp_path / "no_data"}', '--run-dir', str(run_dir)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and 'Traceback' not in err, err
+    assert "the training config's model" in err and 'of activations per frame at 16384x8192' in err, err
+    assert not run_dir.exists()
+
+
 @pytest.mark.parametrize('case', IMPOSSIBLE)
 def test_impossible_networks_are_refused_with_the_numbers_in_little_memory(env, tmp_path, case):
     """Each tried to allocate gigabytes (2.5-4.7 GB peak) before failing with a traceback."""

@@ -37,6 +37,7 @@ from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from ..metrics.pixels import ClassMeanBaseline
 from ..models.config import PRECISIONS, ModelConfig
 from ..models.generator import valid_ids
+from ..runtime import preflight
 from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
 from . import distributed
 from .ema import EMA
@@ -95,6 +96,9 @@ class Trainer:
         self.device = self.info.device
         self.run_dir = Path(run_dir)
         self.cfg: ModelConfig = opts.model.config()
+        # a typo (height: 40960, a channel width of 1e6) would allocate gigabytes before failing; training
+        # needs more than this one-frame inference estimate, so passing it is necessary, not sufficient
+        preflight.check(self.cfg, "the training config's model (model.preset + model.overrides)")
         self.schedule = Schedule(opts.schedule)
         self.amp_dtype = None
         if opts.optim.precision != "fp32":

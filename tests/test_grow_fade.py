@@ -189,3 +189,32 @@ def binomial_blur_ref(x):
     from svsgan_core.models.generator import binomial_blur
 
     return binomial_blur(x)
+
+
+@torch.no_grad()
+def test_a_checkpoint_from_before_the_composite_loads_with_the_code_it_was_trained_with(tmp_path):
+    """A config.yaml without occlusion_composite was written before the knobs existed, when the skips were
+    normalised with the decoder features and the output had no composite: it loads as that, not with
+    today's defaults (which would composite the warped frame over its output)."""
+    import yaml
+
+    from svsgan_core.runtime.checkpoint import load_generator, save_checkpoint
+
+    torch.manual_seed(0)
+    old = SVSGenerator(_with(normalise_skips=True, occlusion_composite=False)).eval()
+    save_checkpoint(tmp_path / "old", old)
+    cfg_file = tmp_path / "old" / "config.yaml"
+    data = yaml.safe_load(cfg_file.read_text())
+    for key in ("normalise_skips", "occlusion_composite", "carry_refine", "detail_from_decoder", "warp_mode",
+                "class_colour", "instance_edges"):  # none of these existed then
+        del data["model"][key]
+    cfg_file.write_text(yaml.safe_dump(data))
+    loaded = load_generator(tmp_path / "old").eval()
+    assert (loaded.cfg.normalise_skips, loaded.cfg.occlusion_composite) == (True, False)
+    labels = torch.randint(0, 19, (1, 32, 64))
+    prev_image = torch.rand(1, 3, 32, 64) * 2 - 1
+    args = (labels, labels.roll(2, 2), prev_image)  # continuing mode: the composite would show here
+    torch.testing.assert_close(loaded(*args).image, old(*args).image, rtol=0, atol=1e-6)
+    # a config that names the keys keeps its own values
+    save_checkpoint(tmp_path / "new", SVSGenerator(_tiny()))
+    assert load_generator(tmp_path / "new").cfg.occlusion_composite is True

@@ -79,7 +79,7 @@ def _read_config_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, A
     if data.get("version", 0) > VERSION:
         raise CheckpointError(f"{cfg_path} has format version {data['version']}; this svsgan reads up to {VERSION}")
     try:
-        cfg = ModelConfig.from_dict(data["model"])
+        cfg = ModelConfig.from_dict(_with_legacy_defaults(data["model"]))
     except (InputError, TypeError) as exc:
         raise CheckpointError(f"{cfg_path}: invalid model configuration: {exc}") from None
     size = (cfg.height, cfg.width)
@@ -95,6 +95,26 @@ def _read_config_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, A
     if isinstance(fade, bool) or not isinstance(fade, (int, float)) or not 0.0 <= fade <= 1.0:
         raise CheckpointError(f"{cfg_path}: fade must be a number in [0, 1] (the grown block's blend), got {fade!r}")
     return cfg, dict(data.get("meta") or {}), float(fade)
+
+
+# Keys a model config gained after checkpoints were written whose default is not what the code did before
+# the key existed. Every later key was added with the old behaviour as its default.
+_BEFORE_KEY = {
+    # before the occlusion map balanced carried and generated content (one commit added both): the skips
+    # were normalised with the decoder features and the output had no composite
+    "occlusion_composite": {"normalise_skips": True, "occlusion_composite": False},
+}
+
+
+def _with_legacy_defaults(model: Any) -> Any:
+    """A checkpoint's model config with the behaviour its code had for the keys it predates."""
+    if not isinstance(model, dict):
+        return model
+    legacy = {}
+    for key, values in _BEFORE_KEY.items():
+        if key not in model:
+            legacy.update(values)
+    return {**legacy, **model}
 
 
 def read_weights(path: str | os.PathLike, name: str = GENERATOR_NAME) -> dict[str, torch.Tensor]:

@@ -349,16 +349,12 @@ def _load_transformers(folder: str, device: str):
             mean, std = spec.get("image_mean"), spec.get("image_std")
             if mean is not None:
                 break
-    task_inputs = (_oneformer_task_inputs(folder, "semantic", config.task_seq_len)
-                   if config.model_type == "oneformer" else None)
-    panoptic_task = [None]  # OneFormer's "panoptic" task tokens, made on first use
+    # OneFormer's task tokens, "semantic" for the labels and "panoptic" (the same network told to find objects)
+    tasks = _oneformer_task_inputs(folder, config.task_seq_len) if config.model_type == "oneformer" else None
+    task_inputs = None if tasks is None else tasks["semantic"]
 
     def panoptic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        extra = {}
-        if config.model_type == "oneformer":  # the same network, told to find objects
-            if panoptic_task[0] is None:
-                panoptic_task[0] = _oneformer_task_inputs(folder, "panoptic", config.task_seq_len)
-            extra = {"task_inputs": panoptic_task[0].to(device).expand(len(x), -1)}
+        extra = {} if tasks is None else {"task_inputs": tasks["panoptic"].to(device).expand(len(x), -1)}
         with torch.inference_mode():
             out = model(pixel_values=torch.from_numpy(x).to(device), **extra)
         return out.class_queries_logits.float().cpu().numpy(), out.masks_queries_logits.float().cpu().numpy()
@@ -377,21 +373,22 @@ def _load_transformers(folder: str, device: str):
     return run, panoptic if config.model_type in MASK_CLASSIFIERS else None, names, mean, std
 
 
-def _oneformer_task_inputs(folder: str, task: str, length: int):
-    """OneFormer is told its task in text; the tokenised "the task is <task>" comes from its processor. With
-    an image processor but no tokenizer saved, transformers still makes a processor, on an empty vocabulary
-    that gives every task the same tokens: refused too, as the network could not be told its task."""
+def _oneformer_task_inputs(folder: str, length: int) -> dict[str, torch.Tensor]:
+    """OneFormer is told its task in text: the tokenised "the task is <task>" for each of its tasks (1 x length),
+    from its processor. With an image processor but no tokenizer saved, transformers still makes a processor,
+    on an empty vocabulary that gives every task the same tokens: refused too, as the network could not be
+    told its task."""
     import transformers
 
-    tasks = [task] + [t for t in ("semantic", "instance", "panoptic") if t != task]
+    tasks = ("semantic", "instance", "panoptic")
     try:
         processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
-        tokens = processor(images=[np.zeros((32, 32, 3), np.uint8)] * len(tasks), task_inputs=tasks,
+        tokens = processor(images=[np.zeros((32, 32, 3), np.uint8)] * len(tasks), task_inputs=list(tasks),
                            return_tensors="pt")["task_inputs"]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: "
                               f"processor.save_pretrained({folder!r}) ({exc})") from None
-    if any(torch.equal(tokens[0], other) for other in tokens[1:]):
+    if len(torch.unique(tokens, dim=0)) < len(tasks):
         raise CheckpointError(f"OneFormer in {folder!r} needs its processor (tokenizer) saved beside it: its "
                               f"tokenizer gives the tasks {', '.join(tasks)} the same tokens (no vocabulary "
                               f"saved?); processor.save_pretrained({folder!r})")
@@ -399,4 +396,4 @@ def _oneformer_task_inputs(folder: str, task: str, length: int):
         raise CheckpointError(f"OneFormer in {folder!r}: its processor makes {tokens.shape[-1]} task tokens but the "
                               f"model reads {length} (task_seq_len): save the processor that belongs to this model "
                               f"beside it, processor.save_pretrained({folder!r})")
-    return tokens[:1]
+    return {task: tokens[k: k + 1] for k, task in enumerate(tasks)}

@@ -358,7 +358,7 @@ def _walk_mcap(data) -> str | None:
             elif op == 0x06 and top:
                 (declared,) = struct.unpack_from("<Q", buf, body + 16)
                 (n,) = struct.unpack_from("<I", buf, body + 28)
-                compression = bytes(buf[body + 32: body + 32 + n]).decode()
+                compression = buf[body + 32: body + 32 + n].decode()
                 (size,) = struct.unpack_from("<Q", buf, body + 32 + n)
                 raw = _decompress(buf[body + 40 + n: body + 40 + n + size], compression, declared)
                 walk(raw, 0, len(raw), False)
@@ -377,13 +377,13 @@ def _walk_mcap(data) -> str | None:
 MAX_CHUNK_BYTES = 1 << 30
 
 
-def _decompress(data, compression: str, declared: int) -> bytes:
+def _decompress(data: bytes, compression: str, declared: int) -> bytes:
     """A chunk's records, at most the `declared` uncompressed size: a damaged or hostile chunk that
     unpacks to more (a decompression bomb) is damage, found without unpacking it all."""
     if declared > MAX_CHUNK_BYTES:
         raise _Damage(f"a chunk declares {declared} bytes uncompressed (more than {MAX_CHUNK_BYTES})")
     if not compression:
-        return bytes(data)
+        return data
     if compression == "zstd":
         try:
             from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
@@ -397,7 +397,7 @@ def _decompress(data, compression: str, declared: int) -> bytes:
     else:
         raise ValueError(f"unknown chunk compression {compression!r}")
     try:
-        raw = unpack(bytes(data), max_length=declared + 1)
+        raw = unpack(data, max_length=declared + 1)
     except Exception as exc:  # noqa: BLE001 - each library has its own error type for broken data
         raise _Damage(f"a {compression} chunk cannot be unpacked ({type(exc).__name__}: {exc})") from None
     if len(raw) > declared:

@@ -97,24 +97,13 @@ def _read_config_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, A
     return cfg, dict(data.get("meta") or {}), float(fade)
 
 
-# Keys a model config gained after checkpoints were written whose default is not what the code did before
-# the key existed. Every later key was added with the old behaviour as its default.
-_BEFORE_KEY = {
-    # before the occlusion map balanced carried and generated content (one commit added both): the skips
-    # were normalised with the decoder features and the output had no composite
-    "occlusion_composite": {"normalise_skips": True, "occlusion_composite": False},
-}
-
-
 def _with_legacy_defaults(model: Any) -> Any:
-    """A checkpoint's model config with the behaviour its code had for the keys it predates."""
-    if not isinstance(model, dict):
-        return model
-    legacy = {}
-    for key, values in _BEFORE_KEY.items():
-        if key not in model:
-            legacy.update(values)
-    return {**legacy, **model}
+    """A checkpoint's model config with the behaviour its code had for the keys it predates. Every key was
+    added with the old behaviour as its default except the two one commit added together: before them the
+    skips were normalised with the decoder features and the output had no composite."""
+    if isinstance(model, dict) and "occlusion_composite" not in model:
+        return {"normalise_skips": True, "occlusion_composite": False, **model}
+    return model
 
 
 def read_weights(path: str | os.PathLike, name: str = GENERATOR_NAME) -> dict[str, torch.Tensor]:

@@ -55,7 +55,11 @@ def test_dynamic_batch_of_cameras_matches_pytorch(exported):
 
 def test_first_frame_flag_is_the_first_frame_mode_per_camera(exported):
     """One batch may mix a camera that starts (flag 1) with one that continues (flag 0)."""
-    g, path = exported
+    assert_mixed_batch_matches(*exported)
+
+
+def assert_mixed_batch_matches(g, path):
+    """Camera 0 starts (flag 1), camera 1 continues: each matches its own PyTorch forward."""
     gen = folded_copy(g)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     lab = torch.from_numpy(np.stack([labels(1), labels(2)]).astype(np.int64))
@@ -68,6 +72,23 @@ def test_first_frame_flag_is_the_first_frame_mode_per_camera(exported):
         cont = gen(lab[1:], prev_lab[1:], prev_img[1:]).image
     assert np.abs(out[:1] - first.numpy()).max() < 1e-4
     assert np.abs(out[1:] - cont.numpy()).max() < 1e-4
+
+
+def test_a_class_palette_model_exports_with_the_same_inputs_and_matches_per_camera(tmp_path):
+    """The palette is computed from inputs the graph already has (I_{i-1}, S_{i-1}, first_frame), so the
+    graph's signature is unchanged and a mixed batch matches PyTorch camera by camera."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    g = SVSGenerator(dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True,
+                                         occlusion_composite=False))
+    torch.nn.init.normal_(g.class_colour.weight, std=1.0)
+    torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)  # a trained decoder's residual, not zero
+    path = export_onnx(g, tmp_path / "palette.onnx")
+    inputs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()
+    assert [i.name for i in inputs] == ["prev_image", "prev_labels", "labels", "first_frame"]
+    assert max(compare_with_pytorch(g, path, frames=4, batch=2, seed=2)) < 1e-3
+    assert_mixed_batch_matches(g, path)
 
 
 def test_out_of_range_ids_are_all_zero_like_one_hot(exported):

@@ -145,6 +145,37 @@ def test_class_colour_paints_each_class_with_a_crisp_edge():
 
 
 @torch.no_grad()
+def test_class_palette_starts_each_class_at_its_mean_colour_in_the_previous_frame():
+    """With the decoder's own output silenced: a class the previous frame shows takes its mean colour
+    there; a class it lacks, or shows on too few pixels to trust, and every class of a starting camera keep
+    the learnt colour. step() (the exported graph) does the same per camera of a mixed batch."""
+    from svsgan_core.errors import InputError
+    from svsgan_core.models.generator import PALETTE_MIN_PIXELS
+
+    with pytest.raises(InputError, match="class_colour"):
+        _with(class_palette=True)
+    torch.manual_seed(0)
+    g = SVSGenerator(_with(class_colour=True, class_palette=True, occlusion_composite=False)).eval()
+    learnt = torch.linspace(-1.5, 1.5, 19 * 3).view(19, 3)
+    g.class_colour.weight.copy_(learnt.t()[:, :, None, None])
+    labels = torch.full((1, 32, 64), 3, dtype=torch.long)
+    labels[:, :, 40:] = 7
+    labels[:, :2, :2] = 9
+    prev_labels = torch.full((1, 32, 64), 3, dtype=torch.long)
+    prev_labels[:, 0, : PALETTE_MIN_PIXELS - 1] = 9  # one pixel short of a trusted mean
+    prev = torch.rand(1, 3, 32, 64) * 1.8 - 0.9
+    out = g(labels, prev_labels, prev).image
+    torch.testing.assert_close(out[0, :, 10, 5], prev[0][:, prev_labels[0] == 3].mean(1), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[0, :, 10, 50], torch.tanh(learnt[7]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tanh(learnt[9]), rtol=0, atol=1e-6)
+    first = g(labels).image
+    torch.testing.assert_close(first[0, :, 10, 5], torch.tanh(learnt[3]), rtol=0, atol=1e-6)
+    both = g.step(prev.repeat(2, 1, 1, 1), prev_labels.repeat(2, 1, 1), labels.repeat(2, 1, 1), torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(both[0], out[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(both[1], first[0], rtol=0, atol=1e-5)
+
+
+@torch.no_grad()
 def test_detail_from_decoder_keeps_the_carried_colours_and_the_generated_detail():
     """OC = 0, zero flow: the output's low frequencies are the previous frame's, its high frequencies the
     decoder's, so a blurred previous frame comes out with the decoder's detail instead of staying blurred."""

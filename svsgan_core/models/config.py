@@ -53,6 +53,9 @@ class ModelConfig:
     detail_from_decoder: bool = False  # with the composite: its low frequencies, the decoder output's high ones
     warp_mode: str = "bilinear"  # how WI_{i-1} samples I_{i-1}: bilinear | bicubic (less blur per frame)
     class_colour: bool = False  # + a per-class colour (1x1 conv of the one-hot) before to_rgb's tanh: crisp class edges
+    # with class_colour: a class present in I_{i-1} takes its mean colour there instead of the learnt one, so
+    # the reference's colours reach every later frame without the flow (models/generator.py, issue 23)
+    class_palette: bool = False
     # + a binary instance-boundary map (pix2pixHD; data/instances.boundary_map) beside the one-hot wherever the
     # labels condition a network: flow net, semantic encoder, SPADE, class colour, both discriminators (issue 24)
     instance_edges: bool = False
@@ -91,6 +94,8 @@ class ModelConfig:
             raise InputError(f"height x width {self.height}x{self.width} must be divisible by {fdiv} for the flow net")
         if self.num_classes < 1:
             raise InputError("num_classes must be positive")
+        if self.class_palette and not self.class_colour:
+            raise InputError("class_palette replaces class_colour's learnt colours: set class_colour: true with it")
         if self.warp_mode not in WARP_MODES:
             raise InputError(f"warp_mode must be one of {', '.join(WARP_MODES)}, not {self.warp_mode!r}")
 

@@ -28,6 +28,12 @@ to its level beside the occlusion channel (the encoder features blur a one-pixel
 levels; the direct channel keeps it at every level), and the class colour (S_i, E_i). Callers without
 instance ids leave `edges` out and get the semantic edges of the labels, so every caller still works;
 with the knob off no layer changes and edges passed in are ignored.
+
+Class palette (`ModelConfig.class_palette`, with `class_colour`; not in the paper): the colour a class starts
+from before the decoder's residual is its mean colour in I_{i-1} wherever that frame shows the class, the
+learnt class colour otherwise (and always in first-frame mode). From a real reference frame the scene's own
+colours (this street's facade, not the training set's average one) then reach every later frame through the
+chain of generated frames, with no flow to drift or blur; the warped skips still carry the detail.
 """
 from __future__ import annotations
 
@@ -60,6 +66,20 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 def _with_edges(seg: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
     """A label condition: the one-hot, and the boundary channel beside it when the model has one."""
     return seg if edges is None else torch.cat((seg, edges), 1)
+
+
+PALETTE_MIN_PIXELS = 16  # fewer pixels of a class in I_{i-1} than this: its mean is noise, keep the learnt colour
+
+
+def class_palette(image: torch.Tensor, seg: torch.Tensor,
+                  min_pixels: int = PALETTE_MIN_PIXELS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's mean colour in `image` (Bx3xHxW) under the one-hot `seg` (BxNxHxW), in fp32:
+    (means BxNx3, known BxN: 1 where the class covers at least `min_pixels` pixels)."""
+    seg, image = seg.float(), image.float()
+    counts = seg.sum((2, 3))
+    sums = torch.bmm(seg.flatten(2), image.flatten(2).transpose(1, 2))
+    means = sums / counts.clamp_min(1.0).unsqueeze(-1)
+    return means, (counts >= min_pixels).float()
 
 
 def binomial_blur(x: torch.Tensor) -> torch.Tensor:
@@ -301,7 +321,9 @@ class SVSGenerator(nn.Module):
             occlusion = torch.sigmoid(logits)
             warped = self._warp(prev_image, flow)
             skips = self.fusion(self.image_encoder(warped), occlusion.to(warped.dtype))
-            return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped, logits)
+            palette = class_palette(prev_image, prev_seg) if self.cfg.class_palette else None
+            return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges, palette), flow, occlusion, warped,
+                                   logits)
         return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped)
 
     def edge_map(self, labels: torch.Tensor, seg: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor | None:
@@ -340,7 +362,11 @@ class SVSGenerator(nn.Module):
         flow, logits = self.flow_net(prev_in, seg_in)
         occlusion = torch.maximum(torch.sigmoid(logits), first_frame[:, None, None, None].to(logits.dtype))
         skips = self.fusion(self.image_encoder(self._warp(prev_image, flow)), occlusion.to(prev_image.dtype))
-        return self.decode(conds, skips, occlusion, seg, edges)
+        palette = None
+        if self.cfg.class_palette:  # a starting camera has no previous frame: its learnt colours
+            means, known = class_palette(prev_image, prev_seg)
+            palette = (means, known * (1.0 - first_frame.to(known.dtype)).unsqueeze(1))
+        return self.decode(conds, skips, occlusion, seg, edges, palette)
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """WI_{i-1}; bicubic may overshoot, so it is clamped back to the image range."""
@@ -348,11 +374,13 @@ class SVSGenerator(nn.Module):
         return out if self.cfg.warp_mode == "bilinear" else out.clamp(-1.0, 1.0)
 
     def decode(self, conds: list[torch.Tensor], skips: list[torch.Tensor], occlusion: torch.Tensor,
-               seg: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
+               seg: torch.Tensor, edges: torch.Tensor | None = None,
+               palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Pyramid 3, shared by forward() and step().
 
         skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1};
-        seg: S_i one-hot (BxNxHxW), for the per-class colour; edges: E_i (Bx1xHxW, `edge_map`) or None.
+        seg: S_i one-hot (BxNxHxW), for the per-class colour; edges: E_i (Bx1xHxW, `edge_map`) or None;
+        palette: `class_palette` of I_{i-1} (`cfg.class_palette`), or None for the learnt colours alone.
         """
         L = self.cfg.levels
         occlusion = occlusion.to(conds[0].dtype)
@@ -374,7 +402,7 @@ class SVSGenerator(nn.Module):
         if self.class_colour is None:
             image = self.to_rgb(x)
         else:
-            image = torch.tanh(self.to_rgb[1](self.to_rgb[0](x)) + self.class_colour(seg))
+            image = torch.tanh(self.to_rgb[1](self.to_rgb[0](x)) + self._colour(seg, palette))
         if previous_stage is not None:
             image = torch.lerp(previous_stage, image, float(self.fade))
         if self.cfg.occlusion_composite:
@@ -387,6 +415,20 @@ class SVSGenerator(nn.Module):
             if self.refine is not None:
                 image = (image + self.refine(x)).clamp(-1.0, 1.0)
         return image
+
+    def _colour(self, seg: torch.Tensor, palette: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """The pre-tanh colour of every pixel: the learnt class colour, or where `palette` knows the class
+        the previous frame's mean colour for it (atanh, so that step 0's tanh paints exactly that mean)."""
+        base = self.class_colour(seg)
+        if palette is None:
+            return base
+        means, known = palette
+        n = self.cfg.num_classes
+        learnt = self.class_colour.weight[:, :n, 0, 0].t().float()  # N x 3
+        m = means.clamp(-0.99, 0.99)
+        atanh = 0.5 * torch.log((1.0 + m) / (1.0 - m))  # torch.atanh has no ONNX export
+        delta = known.unsqueeze(-1) * (atanh - learnt)
+        return base + torch.einsum("bnc,bnhw->bchw", delta, seg[:, :n].float()).to(base.dtype)
 
     @torch.no_grad()
     def grow(self, img_channels: int | None = None, sem_channels: int | None = None, fade: bool = True) -> None:

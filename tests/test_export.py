@@ -80,7 +80,7 @@ def test_a_class_palette_model_exports_with_the_same_inputs_and_matches_per_came
     import dataclasses
 
     torch.manual_seed(0)
-    g = SVSGenerator(dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True,
+    g = SVSGenerator(dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True, palette_cells=16,
                                          occlusion_composite=False))
     torch.nn.init.normal_(g.class_colour.weight, std=1.0)
     torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)  # a trained decoder's residual, not zero

@@ -176,6 +176,29 @@ def test_class_palette_starts_each_class_at_its_mean_colour_in_the_previous_fram
 
 
 @torch.no_grad()
+def test_a_local_class_palette_keeps_each_side_of_the_street_its_own_colour():
+    """palette_cells > 0: a class painted two colours in I_{i-1} (two facades) starts each side of S_i
+    from its own side's colour; where the window holds none of a class, the whole frame's mean."""
+    torch.manual_seed(0)
+    g = SVSGenerator(_with(class_colour=True, class_palette=True, palette_cells=16, occlusion_composite=False,
+                           height=64, width=128)).eval()
+    labels = torch.zeros(1, 64, 128, dtype=torch.long)
+    labels[:, 28:36, :8] = 5  # class 5 at the far left now ...
+    prev_labels = torch.zeros(1, 64, 128, dtype=torch.long)
+    prev_labels[:, 28:36, 120:] = 5  # ... only at the far right before: no local evidence, its frame mean
+    prev = torch.zeros(1, 3, 64, 128)
+    prev[:, 0, :, :64], prev[:, 2, :, 64:] = 0.8, -0.6
+    prev[:, 1][prev_labels == 5] = 0.5
+    out = g(labels, prev_labels, prev).image[0]
+    torch.testing.assert_close(out[:, 10, 2], torch.tensor([0.8, 0.0, 0.0]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(out[:, 10, 125], torch.tensor([0.0, 0.0, -0.6]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(out[:, 30, 3], torch.tensor([0.0, 0.5, -0.6]), rtol=0, atol=1e-4)
+    g.cfg.palette_cells = 0  # the whole frame's means: both sides the same colour
+    flat = g(labels, prev_labels, prev).image[0]
+    torch.testing.assert_close(flat[:, 10, 2], flat[:, 10, 125], rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
 def test_detail_from_decoder_keeps_the_carried_colours_and_the_generated_detail():
     """OC = 0, zero flow: the output's low frequencies are the previous frame's, its high frequencies the
     decoder's, so a blurred previous frame comes out with the decoder's detail instead of staying blurred."""

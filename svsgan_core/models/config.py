@@ -56,6 +56,7 @@ class ModelConfig:
     # with class_colour: a class present in I_{i-1} takes its mean colour there instead of the learnt one, so
     # the reference's colours reach every later frame without the flow (models/generator.py, issue 23)
     class_palette: bool = False
+    palette_cells: int = 0  # > 0: local means over 5x5 cells of a grid this many cells wide (0: whole-frame means)
     # + a binary instance-boundary map (pix2pixHD; data/instances.boundary_map) beside the one-hot wherever the
     # labels condition a network: flow net, semantic encoder, SPADE, class colour, both discriminators (issue 24)
     instance_edges: bool = False
@@ -74,7 +75,7 @@ class ModelConfig:
             if kind is list:
                 ok = isinstance(value, list) and all(type(v) is int and v >= 1 for v in value)
             else:  # bool, int (at least 1; flow_res_blocks may be 0) or str, exactly
-                least = 0 if f.name == "flow_res_blocks" else 1
+                least = 0 if f.name in ("flow_res_blocks", "palette_cells") else 1
                 ok = type(value) is kind and (kind is not int or value >= least)
             if not ok:
                 raise InputError(f"{f.name} must be {_KINDS[kind]}, got {value!r}")

@@ -68,18 +68,37 @@ def _with_edges(seg: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
     return seg if edges is None else torch.cat((seg, edges), 1)
 
 
-PALETTE_MIN_PIXELS = 16  # fewer pixels of a class in I_{i-1} than this: its mean is noise, keep the learnt colour
+PALETTE_MIN_PIXELS = 16  # fewer pixels of a class than this in I_{i-1} (or the window): its mean is noise
+PALETTE_WINDOW_CELLS = 5  # the local palette's window, in cells of its grid
 
 
-def class_palette(image: torch.Tensor, seg: torch.Tensor,
+def class_palette(image: torch.Tensor, prev_seg: torch.Tensor, seg: torch.Tensor, cells: int = 0,
                   min_pixels: int = PALETTE_MIN_PIXELS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each class's mean colour in `image` (Bx3xHxW) under the one-hot `seg` (BxNxHxW), in fp32:
-    (means BxNx3, known BxN: 1 where the class covers at least `min_pixels` pixels)."""
-    seg, image = seg.float(), image.float()
-    counts = seg.sum((2, 3))
-    sums = torch.bmm(seg.flatten(2), image.flatten(2).transpose(1, 2))
-    means = sums / counts.clamp_min(1.0).unsqueeze(-1)
-    return means, (counts >= min_pixels).float()
+    """The colour each pixel of S_i (one-hot `seg`, BxNxHxW) starts from: its class's mean colour in
+    `image` (I_{i-1}, Bx3xHxW) under `prev_seg`, in fp32. With `cells` > 0 the mean is local: over a window
+    of PALETTE_WINDOW_CELLS cells of a grid `cells` across the width (a street's two facades keep their
+    own colours), the whole frame's mean where the window holds too little of the class.
+    Returns (colour Bx3xHxW, known Bx1xHxW: 0 where I_{i-1} cannot say, the learnt colour's pixels)."""
+    prev_seg, seg, image = prev_seg.float(), seg.float(), image.float()
+    b, n, h, w = seg.shape
+    counts = prev_seg.sum((2, 3))
+    means = torch.bmm(prev_seg.flatten(2), image.flatten(2).transpose(1, 2)) / counts.clamp_min(1.0).unsqueeze(-1)
+    known = (counts >= min_pixels).float()
+    colour = torch.einsum("bnc,bnhw->bchw", means * known.unsqueeze(-1), seg)
+    known_px = torch.einsum("bn,bnhw->bhw", known, seg).unsqueeze(1)
+    if cells <= 0:
+        return colour, known_px
+    cell = max(1, w // cells)
+    x = torch.cat(((prev_seg.unsqueeze(2) * image.unsqueeze(1)).flatten(1, 2), prev_seg), 1)
+    x = F.avg_pool2d(x, cell, cell, ceil_mode=True)
+    x = F.avg_pool2d(x, PALETTE_WINDOW_CELLS, 1, PALETTE_WINDOW_CELLS // 2)
+    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    sums, share = x[:, : 3 * n].view(b, n, 3, h, w), x[:, 3 * n:]
+    own = (share * seg).sum(1, keepdim=True)  # the window's share of this pixel's class
+    local = (sums * seg.unsqueeze(2)).sum(1) / own.clamp_min(1e-6)
+    # a ramp, not a threshold: a pixel count at the threshold must not flip between runtimes' roundings
+    trusted = (own * (float(PALETTE_WINDOW_CELLS * cell) ** 2 / min_pixels)).clamp(0.0, 1.0)
+    return trusted * local + (1.0 - trusted) * colour, torch.maximum(trusted, known_px)
 
 
 def binomial_blur(x: torch.Tensor) -> torch.Tensor:
@@ -321,7 +340,7 @@ class SVSGenerator(nn.Module):
             occlusion = torch.sigmoid(logits)
             warped = self._warp(prev_image, flow)
             skips = self.fusion(self.image_encoder(warped), occlusion.to(warped.dtype))
-            palette = class_palette(prev_image, prev_seg) if self.cfg.class_palette else None
+            palette = class_palette(prev_image, prev_seg, seg, self.cfg.palette_cells) if self.cfg.class_palette else None
             return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges, palette), flow, occlusion, warped,
                                    logits)
         return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped)
@@ -364,8 +383,8 @@ class SVSGenerator(nn.Module):
         skips = self.fusion(self.image_encoder(self._warp(prev_image, flow)), occlusion.to(prev_image.dtype))
         palette = None
         if self.cfg.class_palette:  # a starting camera has no previous frame: its learnt colours
-            means, known = class_palette(prev_image, prev_seg)
-            palette = (means, known * (1.0 - first_frame.to(known.dtype)).unsqueeze(1))
+            colour, known = class_palette(prev_image, prev_seg, seg, self.cfg.palette_cells)
+            palette = (colour, known * (1.0 - first_frame.to(known.dtype)).view(-1, 1, 1, 1))
         return self.decode(conds, skips, occlusion, seg, edges, palette)
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -380,7 +399,7 @@ class SVSGenerator(nn.Module):
 
         skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1};
         seg: S_i one-hot (BxNxHxW), for the per-class colour; edges: E_i (Bx1xHxW, `edge_map`) or None;
-        palette: `class_palette` of I_{i-1} (`cfg.class_palette`), or None for the learnt colours alone.
+        palette: `class_palette` of I_{i-1} for S_i (`cfg.class_palette`), or None for the learnt colours alone.
         """
         L = self.cfg.levels
         occlusion = occlusion.to(conds[0].dtype)
@@ -422,13 +441,12 @@ class SVSGenerator(nn.Module):
         base = self.class_colour(seg)
         if palette is None:
             return base
-        means, known = palette
+        colour, known = palette
         n = self.cfg.num_classes
-        learnt = self.class_colour.weight[:, :n, 0, 0].t().float()  # N x 3
-        m = means.clamp(-0.99, 0.99)
+        learnt = torch.einsum("cn,bnhw->bchw", self.class_colour.weight[:, :n, 0, 0].float(), seg[:, :n].float())
+        m = colour.clamp(-0.99, 0.99)
         atanh = 0.5 * torch.log((1.0 + m) / (1.0 - m))  # torch.atanh has no ONNX export
-        delta = known.unsqueeze(-1) * (atanh - learnt)
-        return base + torch.einsum("bnc,bnhw->bchw", delta, seg[:, :n].float()).to(base.dtype)
+        return base + (known * (atanh - learnt)).to(base.dtype)
 
     @torch.no_grad()
     def grow(self, img_channels: int | None = None, sem_channels: int | None = None, fade: bool = True) -> None:

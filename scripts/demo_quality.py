@@ -24,7 +24,7 @@ import torch
 from svsgan_core.data.datasets import build_dataset
 from svsgan_core.data.synthetic import generate_sequence
 from svsgan_core.inference import VideoSynthesizer
-from svsgan_core.commands.eval import _fit_class_means  # the class-mean baseline as `svsgan eval` fits it
+from svsgan_core.metrics.pixels import ClassMeanBaseline  # the class-mean baseline as `svsgan eval` fits it
 from svsgan_core.metrics.pixels import l1_per_frame, sharpness_per_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def main() -> int:
     if args.train_data:
         data = build_dataset("synthetic", str(args.train_data), size=(h, w), seq_len=12, label_space="cityscapes",
                              augment=False, random_clips=False)
-        base = _fit_class_means((((item["images"] + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(),
+        base = ClassMeanBaseline.fitted((((item["images"] + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(),
                                  item["labels"].numpy()) for item in (data[i] for i in range(len(data))))
         result["class_mean"] = scores(base.paint(labels), real)
     print(json.dumps(result, indent=2))

@@ -267,20 +267,6 @@ def generate(synth, real: np.ndarray, labels: np.ndarray, first_frame: str, inst
     return real[skip:], fake, labels[skip:], seconds
 
 
-def _fit_class_means(sequences) -> "ClassMeanBaseline":
-    """sequences: (real T x H x W x 3, labels T x H x W) pairs."""
-    from ..metrics.pixels import ClassMeanBaseline
-
-    baseline = ClassMeanBaseline()
-    for real, labels in sequences:
-        if labels is None:
-            raise InputError("the class-mean baseline needs label maps (folder mode: --labels DIR)")
-        if real.shape[1:3] != labels.shape[1:3]:
-            labels = np.stack([cv2.resize(lab, real.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for lab in labels])
-        baseline.fit(real, labels)
-    return baseline
-
-
 def _contact_numbers(text: str) -> list[int]:
     try:
         numbers = [int(n) for n in text.split(",") if n.strip()]
@@ -401,15 +387,17 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline:
         from dataclasses import replace
 
+        from ..metrics.pixels import ClassMeanBaseline
+
         base_options = replace(options, metrics=[m for m in metrics if m not in ("fps", "carry")])
         for kind in dict.fromkeys(args.baseline):
             if ckpt_mode:
                 source_args = args if not args.baseline_data else argparse.Namespace(
                     **{**vars(args), "data": args.baseline_data, "kind": "auto", "max_sequences": None,
                        "sequences": args.baseline_sequences})
-                fitted = _fit_class_means((r, lab) for _, r, lab, *_ in _dataset_sequences(source_args, synth, log))
+                fitted = ClassMeanBaseline.fitted((r, lab) for _, r, lab, *_ in _dataset_sequences(source_args, synth, log))
             else:
-                fitted = _fit_class_means((r, lab) for _, r, _, lab, _ in _folder_sequences(args, log))
+                fitted = ClassMeanBaseline.fitted((r, lab) for _, r, _, lab, _ in _folder_sequences(args, log))
             baselines[kind] = (fitted, Evaluator(base_options, log=log, networks_from=evaluator))
     if ckpt_mode and "carry" in metrics:
         from ..metrics.carry import CarryProbe

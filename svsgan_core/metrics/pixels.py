@@ -65,6 +65,20 @@ class ClassMeanBaseline:
         for c in range(3):
             self.sums[:, c] += np.bincount(ids, weights=images[..., c].reshape(-1), minlength=256)
 
+    @classmethod
+    def fitted(cls, sequences) -> "ClassMeanBaseline":
+        """Fit on (real T x H x W x 3 uint8, labels T x H' x W') pairs; label maps of another size are
+        resized to their frames (nearest), as `svsgan eval` reads them."""
+        baseline = cls()
+        for real, labels in sequences:
+            if labels is None:
+                raise InputError("the class-mean baseline needs label maps (folder mode: --labels DIR)")
+            if real.shape[1:3] != labels.shape[1:3]:
+                labels = np.stack([cv2.resize(lab, real.shape[2:0:-1], interpolation=cv2.INTER_NEAREST)
+                                   for lab in labels])
+            baseline.fit(real, labels)
+        return baseline
+
     @property
     def means(self) -> np.ndarray:
         if self.counts.sum() == 0:

@@ -469,6 +469,19 @@ def test_object_segments_follow_mask2formers_panoptic_inference():
     assert len(np.unique(ours[:6, :8])) == 2 and (ours[:6, :4] != ours[:6, 4:8]).all()  # the cars stay apart
 
 
+def test_object_segments_take_mask_logits_far_beyond_float32_exp_range():
+    """Real panoptic heads emit mask logits in the hundreds; a sigmoid through exp overflowed (a
+    RuntimeWarning per image) where the same masks saturated should give the same segments."""
+    import warnings
+
+    from svsgan_core.metrics.miou import _object_segments
+
+    class_logits, mask_logits = crafted_queries()  # mask logits +-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loud = _object_segments(class_logits, mask_logits * 20.0, lambda c: c in {1, 2})
+    np.testing.assert_array_equal(loud, _object_segments(class_logits, mask_logits, lambda c: c in {1, 2}))
+
 @pytest.fixture(scope="module")
 def mask2former(tmp_path_factory):
     folder = tmp_path_factory.mktemp("m2f_panoptic")

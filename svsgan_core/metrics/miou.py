@@ -269,7 +269,8 @@ def _object_segments(class_logits: np.ndarray, mask_logits: np.ndarray, is_thing
     segments = np.zeros(mask_logits.shape[1:], np.int32)
     if not keep.size:
         return segments
-    masks = 1.0 / (1.0 + np.exp(-mask_logits[keep].astype(np.float32))) * scores[keep, None, None].astype(np.float32)
+    # sigmoid as (1 + tanh(x / 2)) / 2: no overflow in exp for mask logits beyond +-88 (float32)
+    masks = 0.5 * (1.0 + np.tanh(0.5 * mask_logits[keep].astype(np.float32))) * scores[keep, None, None].astype(np.float32)
     winner = masks.argmax(0)
     count = 0
     for k, query in enumerate(keep):

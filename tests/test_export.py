@@ -1,5 +1,7 @@
 """ONNX export of the per-frame step: matches PyTorch, one graph for both modes, streams like VideoSynthesizer."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -59,24 +61,31 @@ def test_first_frame_flag_is_the_first_frame_mode_per_camera(exported):
 
 
 def assert_mixed_batch_matches(g, path):
-    """Camera 0 starts (flag 1), camera 1 continues: each matches its own PyTorch forward."""
+    """Camera 0 starts (flag 1), camera 1 continues: each matches its own PyTorch forward (a class
+    palette's anchor frame is not the previous one, so the graph must take the anchor it is given)."""
     gen = folded_copy(g)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     lab = torch.from_numpy(np.stack([labels(1), labels(2)]).astype(np.int64))
     prev_lab = torch.from_numpy(np.stack([labels(3), labels(4)]).astype(np.int64))
     prev_img = torch.rand(2, 3, 64, 128) * 2 - 1
-    out = sess.run(["image"], {"prev_image": prev_img.numpy(), "prev_labels": prev_lab.numpy(),
-                               "labels": lab.numpy(), "first_frame": np.array([1, 0], np.float32)})[0]
+    feeds = {"prev_image": prev_img.numpy(), "prev_labels": prev_lab.numpy(), "labels": lab.numpy(),
+             "first_frame": np.array([1, 0], np.float32)}
+    anchor = {}
+    if g.cfg.class_palette:
+        anchor = {"anchor_image": torch.rand(2, 3, 64, 128) * 2 - 1,
+                  "anchor_labels": torch.from_numpy(np.stack([labels(5), labels(6)]).astype(np.int64))}
+        feeds.update({k: v.numpy() for k, v in anchor.items()})
+    out = sess.run(["image"], feeds)[0]
     with torch.no_grad():
         first = gen(lab[:1]).image
-        cont = gen(lab[1:], prev_lab[1:], prev_img[1:]).image
+        cont = gen(lab[1:], prev_lab[1:], prev_img[1:], **{k: v[1:] for k, v in anchor.items()}).image
     assert np.abs(out[:1] - first.numpy()).max() < 1e-4
     assert np.abs(out[1:] - cont.numpy()).max() < 1e-4
 
 
-def test_a_class_palette_model_exports_with_the_same_inputs_and_matches_per_camera(tmp_path):
-    """The palette is computed from inputs the graph already has (I_{i-1}, S_{i-1}, first_frame), so the
-    graph's signature is unchanged and a mixed batch matches PyTorch camera by camera."""
+def test_a_class_palette_model_exports_with_its_anchor_inputs_and_matches_per_camera(tmp_path):
+    """The palette's source frame (the stream's first) is two more graph inputs, after the contract's
+    four; a mixed batch matches PyTorch camera by camera, and trtexec gets a shape for each input."""
     import dataclasses
 
     torch.manual_seed(0)
@@ -86,10 +95,77 @@ def test_a_class_palette_model_exports_with_the_same_inputs_and_matches_per_came
     torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)  # a trained decoder's residual, not zero
     path = export_onnx(g, tmp_path / "palette.onnx")
     inputs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()
-    assert [i.name for i in inputs] == ["prev_image", "prev_labels", "labels", "first_frame"]
+    assert [i.name for i in inputs] == ["prev_image", "prev_labels", "labels", "first_frame", "anchor_image",
+                                        "anchor_labels"]
     assert max(compare_with_pytorch(g, path, frames=4, batch=2, seed=2)) < 1e-3
     assert_mixed_batch_matches(g, path)
+    assert "anchor_image:4x3x64x128,anchor_labels:4x64x128" in trtexec_command(path, "g.plan", g.cfg, max_batch=4)
 
+
+
+def test_a_class_palette_stream_takes_its_colours_from_its_first_frame(tmp_path):
+    """Fed back from I_{i-1} over a long stream, palette colours drift through the model's own outputs;
+    a stream anchors them to its first frame (here the reference), in PyTorch and in the graph alike."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    g = SVSGenerator(dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True, palette_cells=16,
+                                         occlusion_composite=False)).eval()
+    torch.nn.init.normal_(g.class_colour.weight, std=1.0)
+    torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)
+    ref = (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
+    labs = [labels(k % 2) for k in range(5)]  # two layouts in turn, both seen in the reference's
+    synth = VideoSynthesizer(g)
+    synth.reset(reference_image=ref)
+    got = [synth.step(lab) for lab in labs]
+    np.testing.assert_array_equal(got[0], ref)
+    ids = [torch.from_numpy(lab.astype(np.int64))[None] for lab in labs]
+    first = torch.from_numpy(ref).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    anchored = previous = first
+    with torch.no_grad():
+        for k in range(1, 5):
+            anchored_next = g(ids[k], ids[k - 1], anchored, anchor_image=first, anchor_labels=ids[0]).image
+            previous = g(ids[k], ids[k - 1], previous).image  # the palette of I_{i-1}, as in training
+            want = ((anchored_next.clamp(-1, 1) + 1) * 127.5).round().byte()[0].permute(1, 2, 0).numpy()
+            assert np.abs(got[k].astype(int) - want).max() <= 1, k
+            anchored = anchored_next
+    assert (anchored - previous).abs().max().item() > 0.05  # the anchor matters: the previous frame's palette differs
+    onnx = OnnxSynthesizer(export_onnx(g, tmp_path / "palette.onnx"))
+    onnx.reset(reference_image=ref)
+    for k, lab in enumerate(labs):
+        assert np.abs(onnx.step(lab).astype(int) - got[k]).max() <= 2, k
+
+
+def test_a_cached_graph_without_the_inputs_its_model_needs_is_exported_again(tmp_path, monkeypatch, capsys):
+    """A graph cached by an older svsgan (a class palette model's before its anchor inputs) must not be
+    fed: onnxruntime would refuse the inputs mid-stream. The synthesizer checks the graph's inputs
+    against its model's when it loads, and the cache exports the graph again."""
+    import dataclasses
+    import hashlib
+
+    import onnx
+
+    from svsgan_core.runtime.checkpoint import save_checkpoint
+    from svsgan_core.runtime.export import META_KEY, cached_onnx
+
+    monkeypatch.setenv("SVSGAN_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True, occlusion_composite=False)
+    torch.manual_seed(0)
+    g = SVSGenerator(cfg).eval()
+    save_checkpoint(tmp_path / "ckpt", g)
+    out = cached_onnx(tmp_path / "ckpt")
+    stale = onnx.load(str(export_onnx(SVSGenerator(dataclasses.replace(cfg, class_palette=False)), tmp_path / "old.onnx")))
+    next(p for p in stale.metadata_props if p.key == META_KEY).value = json.dumps(cfg.to_dict())
+    onnx.save(stale, str(out))
+    out.with_name(out.name + ".sha256").write_text(hashlib.sha256(out.read_bytes()).hexdigest())
+    with pytest.raises(InputError, match="export it again"):
+        OnnxSynthesizer(out)
+    capsys.readouterr()
+    synth = OnnxSynthesizer.from_checkpoint(tmp_path / "ckpt")
+    assert "could not be loaded" in capsys.readouterr().err
+    synth.reset(reference_image=np.zeros((64, 128, 3), np.uint8))
+    for k in range(3):
+        assert synth.step(labels(k)).shape == (64, 128, 3)
 
 def test_out_of_range_ids_are_all_zero_like_one_hot(exported):
     g, path = exported

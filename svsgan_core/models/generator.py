@@ -30,10 +30,13 @@ instance ids leave `edges` out and get the semantic edges of the labels, so ever
 with the knob off no layer changes and edges passed in are ignored.
 
 Class palette (`ModelConfig.class_palette`, with `class_colour`; not in the paper): the colour a class starts
-from before the decoder's residual is its mean colour in I_{i-1} wherever that frame shows the class, the
-learnt class colour otherwise (and always in first-frame mode). From a real reference frame the scene's own
-colours (this street's facade, not the training set's average one) then reach every later frame through the
-chain of generated frames, with no flow to drift or blur; the warped skips still carry the detail.
+from before the decoder's residual is its mean colour in a source frame wherever that frame shows the class,
+the learnt class colour otherwise (and always in first-frame mode). Training takes the source to be I_{i-1};
+a stream (`step`, the synthesizer, the exported graph) anchors it to the sequence's first frame, the real
+reference or the first generated frame, given as `anchor_image` / `anchor_labels`. The scene's own colours
+(this street's facade, not the training set's average one) then reach every later frame with no flow to
+drift or blur, and no loop through the model's own outputs to drift either: fed back from I_{i-1} over 30
+frames, colours ran off to black and white holes (docs/training.md, "a class palette").
 """
 from __future__ import annotations
 
@@ -318,10 +321,12 @@ class SVSGenerator(nn.Module):
 
     def forward(self, labels: torch.Tensor, prev_labels: torch.Tensor | None = None,
                 prev_image: torch.Tensor | None = None, edges: torch.Tensor | None = None,
-                prev_edges: torch.Tensor | None = None) -> GeneratorOutput:
+                prev_edges: torch.Tensor | None = None, anchor_image: torch.Tensor | None = None,
+                anchor_labels: torch.Tensor | None = None) -> GeneratorOutput:
         """labels, prev_labels: BxHxW ids (or BxNxHxW one-hot); prev_image: Bx3xHxW in [-1, 1] or None;
         edges, prev_edges: their boundary maps, Bx1xHxW or BxHxW (0/1, any dtype), or None for the labels'
-        own edges. Used only with `cfg.instance_edges`."""
+        own edges. Used only with `cfg.instance_edges`. anchor_image, anchor_labels: the frame the class
+        palette is taken from (`cfg.class_palette` only; None: I_{i-1}, as in training)."""
         n = self.cfg.num_classes
         seg = labels if labels.dim() == 4 else one_hot(labels, n)
         b, _, h, w = seg.shape
@@ -340,7 +345,13 @@ class SVSGenerator(nn.Module):
             occlusion = torch.sigmoid(logits)
             warped = self._warp(prev_image, flow)
             skips = self.fusion(self.image_encoder(warped), occlusion.to(warped.dtype))
-            palette = class_palette(prev_image, prev_seg, seg, self.cfg.palette_cells) if self.cfg.class_palette else None
+            palette = None
+            if self.cfg.class_palette:
+                source, source_seg = prev_image, prev_seg
+                if anchor_image is not None:
+                    source = anchor_image
+                    source_seg = anchor_labels if anchor_labels.dim() == 4 else one_hot(anchor_labels, n)
+                palette = class_palette(source, source_seg, seg, self.cfg.palette_cells)
             return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges, palette), flow, occlusion, warped,
                                    logits)
         return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped)
@@ -361,7 +372,8 @@ class SVSGenerator(nn.Module):
 
     def step(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
              first_frame: torch.Tensor, edges: torch.Tensor | None = None,
-             prev_edges: torch.Tensor | None = None) -> torch.Tensor:
+             prev_edges: torch.Tensor | None = None, anchor_image: torch.Tensor | None = None,
+             anchor_labels: torch.Tensor | None = None) -> torch.Tensor:
         """One frame of a stream with the first-frame mode as an input: the graph that export writes.
 
         labels, prev_labels: BxHxW int ids; first_frame: B, 1 where a sequence starts. First-frame mode
@@ -370,6 +382,8 @@ class SVSGenerator(nn.Module):
         Ids become one-hot by one comparison with 0..N-1, so ids outside [0, N) give all-zero pixels as
         `one_hot` does. edges, prev_edges (Bx1xHxW float, `cfg.instance_edges` only): the boundary maps,
         inputs of the graph like the labels (None: the labels' own edges, outside a graph).
+        anchor_image (Bx3xHxW), anchor_labels (BxHxW ids): the stream's first frame, the class palette's
+        source (`cfg.class_palette` only; None: I_{i-1}).
         """
         class_ids = torch.arange(self.cfg.num_classes, device=labels.device).view(1, -1, 1, 1)
         seg = (labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
@@ -383,7 +397,10 @@ class SVSGenerator(nn.Module):
         skips = self.fusion(self.image_encoder(self._warp(prev_image, flow)), occlusion.to(prev_image.dtype))
         palette = None
         if self.cfg.class_palette:  # a starting camera has no previous frame: its learnt colours
-            colour, known = class_palette(prev_image, prev_seg, seg, self.cfg.palette_cells)
+            source, source_seg = prev_image, prev_seg
+            if anchor_image is not None:
+                source, source_seg = anchor_image, (anchor_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
+            colour, known = class_palette(source, source_seg, seg, self.cfg.palette_cells)
             palette = (colour, known * (1.0 - first_frame.to(known.dtype)).view(-1, 1, 1, 1))
         return self.decode(conds, skips, occlusion, seg, edges, palette)
 
@@ -399,7 +416,7 @@ class SVSGenerator(nn.Module):
 
         skips: the gated ImageEncoder output, one map per level and last (1 - OC) * WI_{i-1};
         seg: S_i one-hot (BxNxHxW), for the per-class colour; edges: E_i (Bx1xHxW, `edge_map`) or None;
-        palette: `class_palette` of I_{i-1} for S_i (`cfg.class_palette`), or None for the learnt colours alone.
+        palette: `class_palette` of its source frame for S_i (`cfg.class_palette`), or None for the learnt colours alone.
         """
         L = self.cfg.levels
         occlusion = occlusion.to(conds[0].dtype)

@@ -10,10 +10,14 @@ Graph contract (opset >= 17; one graph serves both the first frame and the frame
              edges        float32  Bx1xHxW  the current frame's boundary map, 0/1 (data.instances.boundary_map
                                             of the labels and instance ids at this H x W)
              prev_edges   float32  Bx1xHxW  the previous frame's (ignored on a first frame)
+    and, only for a model with a class palette (ModelConfig.class_palette):
+             anchor_image  float32 Bx3xHxW  the sequence's first frame (the reference, or the first output)
+             anchor_labels int64   BxHxW    its label map (both ignored on a first frame)
     output   image        float32  Bx3xHxW  the new frame in [-1, 1]; feed it back as prev_image
 
 The boundary maps are inputs, not computed in the graph, because they come from instance ids the graph
 never sees; a model without the channel has exactly the four inputs above, as before (`graph_inputs`).
+The anchor is an input for the same reason prev_image is: the stream, not the graph, holds state.
 
 B (cameras) is dynamic; H and W are fixed at export time (`--resolution`), which lets TensorRT and
 onnxruntime plan every convolution once.
@@ -55,6 +59,8 @@ from .checkpoint import (CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_gener
 
 INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
 EDGE_INPUTS = ("edges", "prev_edges")  # instance_edges models only
+ANCHOR_INPUTS = ("anchor_image", "anchor_labels")  # class_palette models only
+LABEL_INPUTS = ("prev_labels", "labels", "anchor_labels")  # int64 ids; every other input is float32
 OUTPUTS = ("image",)
 DEFAULT_OPSET = 17
 META_KEY = "svsgan.config"
@@ -67,16 +73,23 @@ class GeneratorStep(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
-                first_frame: torch.Tensor, edges: torch.Tensor | None = None,
-                prev_edges: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator.step(prev_image, prev_labels, labels, first_frame, edges, prev_edges)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The inputs in `graph_inputs` order."""
+        return self.generator.step(**dict(zip(graph_inputs(self.generator.cfg), inputs)))
 
 
 def graph_inputs(cfg: ModelConfig) -> tuple[str, ...]:
     """The step graph's input names for a model: the four of the contract, + the boundary maps with
-    an instance-edge channel."""
-    return INPUTS + (EDGE_INPUTS if cfg.instance_edges else ())
+    an instance-edge channel, + the palette's anchor frame with a class palette."""
+    return INPUTS + (EDGE_INPUTS if cfg.instance_edges else ()) + (ANCHOR_INPUTS if cfg.class_palette else ())
+
+
+def input_dims(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Each graph input's shape without the batch dimension."""
+    h, w = cfg.height, cfg.width
+    dims = {"prev_image": (3, h, w), "prev_labels": (h, w), "labels": (h, w), "first_frame": (),
+            "edges": (1, h, w), "prev_edges": (1, h, w), "anchor_image": (3, h, w), "anchor_labels": (h, w)}
+    return {name: dims[name] for name in graph_inputs(cfg)}
 
 
 def folded_copy(generator: nn.Module, cfg: ModelConfig | None = None) -> nn.Module:
@@ -127,12 +140,9 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, resolution: st
     cfg = resolution_config(generator.cfg, resolution)
     gen = folded_copy(generator, cfg)
     step = GeneratorStep(gen).eval()
-    h, w = cfg.height, cfg.width
-    args = (torch.zeros(1, 3, h, w), torch.zeros(1, h, w, dtype=torch.int64),
-            torch.zeros(1, h, w, dtype=torch.int64), torch.ones(1))
     inputs = graph_inputs(cfg)
-    if cfg.instance_edges:
-        args += (torch.zeros(1, 1, h, w), torch.zeros(1, 1, h, w))
+    args = tuple(torch.zeros(1, *dims, dtype=torch.int64 if name in LABEL_INPUTS else torch.float32)
+                 for name, dims in input_dims(cfg).items())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch"} for name in inputs + OUTPUTS} if dynamic_batch else None
@@ -265,9 +275,10 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
 
     folder = checkpoint_dir(checkpoint)
     cfg, _ = read_config(folder)  # a bad or impossible config is refused before hashing or exporting anything
-    # a model with the instance-edge channel has a graph with two more inputs: its own key prefix (the
-    # keys of every other checkpoint, and so their cached graphs, stay what they were)
-    contract = "-instance-edges" if cfg.instance_edges else ""
+    # a model with the instance-edge channel or a class palette has a graph with more inputs: its own key
+    # prefix (the keys of every other checkpoint, and so their cached graphs, stay what they were; a
+    # palette graph cached before the anchor inputs existed is not reused)
+    contract = ("-instance-edges" if cfg.instance_edges else "") + ("-palette-anchor" if cfg.class_palette else "")
     digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}{contract}-opset{opset}-{resolution}".encode())
     for name in (CONFIG_NAME, GENERATOR_NAME):
         file = folder / name
@@ -339,19 +350,25 @@ def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: 
         return boundary_map(lab, lab * 1000 + bands).unsqueeze(1).float() if cfg.instance_edges else None
 
     prev_image, prev_labels, diffs = torch.zeros(batch, 3, cfg.height, cfg.width), labels, []
+    anchor_image, anchor_labels = prev_image, labels  # a class palette's source: frame 0, once it exists
     edges = prev_edges = edge_maps(labels)
     with torch.inference_mode():
         for k in range(frames):
             first = k == 0
             ref = (gen(labels, edges=edges) if first else
-                   gen(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges)).image
+                   gen(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges,
+                       anchor_image=anchor_image, anchor_labels=anchor_labels)).image
             feeds = {"prev_image": prev_image.numpy(), "prev_labels": prev_labels.numpy(), "labels": labels.numpy(),
                      "first_frame": np.full(batch, float(first), np.float32)}
             if edges is not None:
                 feeds.update(edges=edges.numpy(), prev_edges=prev_edges.numpy())
+            if cfg.class_palette:
+                feeds.update(anchor_image=anchor_image.numpy(), anchor_labels=anchor_labels.numpy())
             got = sess.run(["image"], feeds)[0]
             diffs.append(float(np.abs(got - ref.numpy()).max()))
             prev_image, prev_labels, prev_edges = ref, labels, edges
+            if first:
+                anchor_image, anchor_labels = ref, labels
             labels = torch.roll(labels, shifts=(k % 3) - 1, dims=2)
             edges = edge_maps(labels)
     return diffs
@@ -362,11 +379,8 @@ def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: 
 def trtexec_command(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, cfg: ModelConfig,
                     max_batch: int = 4, fp16: bool = True) -> str:
     """The trtexec line that builds an engine from an exported step graph (TensorRT >= 10: int64 inputs)."""
-    h, w = cfg.height, cfg.width
-
     def shapes(b: int) -> str:
-        edges = f",edges:{b}x1x{h}x{w},prev_edges:{b}x1x{h}x{w}" if cfg.instance_edges else ""
-        return f"prev_image:{b}x3x{h}x{w},prev_labels:{b}x{h}x{w},labels:{b}x{h}x{w},first_frame:{b}{edges}"
+        return ",".join(f"{name}:" + "x".join(map(str, (b, *dims))) for name, dims in input_dims(cfg).items())
 
     parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}", f"--minShapes={shapes(1)}",
              f"--optShapes={shapes(1)}", f"--maxShapes={shapes(max_batch)}"]
@@ -398,12 +412,8 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, engine_path: str | os.Pa
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
-    h, w = cfg.height, cfg.width
     profile = builder.create_optimization_profile()
-    dims_of = {"prev_image": (3, h, w), "prev_labels": (h, w), "labels": (h, w), "first_frame": (),
-               "edges": (1, h, w), "prev_edges": (1, h, w)}
-    for name in graph_inputs(cfg):
-        dims = dims_of[name]
+    for name, dims in input_dims(cfg).items():
         profile.set_shape(name, (1, *dims), (1, *dims), (max_batch, *dims))
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)

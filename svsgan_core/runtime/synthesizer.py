@@ -31,21 +31,25 @@ from ..models.config import PRECISIONS, ModelConfig, preset
 from ..models.generator import SVSGenerator
 from .backend import Settings, apply, pick_backend, resolve, uses_cuda_graphs
 from .checkpoint import load_generator, prepare_for_inference
-from .export import available_providers, cached_onnx, drop_cache_entry, read_onnx_config
+from .export import available_providers, cached_onnx, drop_cache_entry, graph_inputs, read_onnx_config
 
 
 @dataclass
 class Stream:
-    """One camera's sequence state: nothing but the previous frame and label map."""
+    """One camera's sequence state: the previous frame and label map, and the first ones (a class
+    palette's anchor)."""
 
     prev_image: torch.Tensor | None = None  # 1x3xHxW in [-1, 1], model resolution
     prev_labels: torch.Tensor | None = None  # 1xHxW int64, model resolution
     prev_edges: torch.Tensor | None = None  # 1x1xHxW float32 boundary map (instance_edges models only)
+    anchor_image: torch.Tensor | None = None  # frame 0 (the reference or the first output), like prev_image
+    anchor_labels: torch.Tensor | None = None  # its label map
     pending_reference: np.ndarray | None = field(default=None, repr=False)
     frames: int = 0
 
     def clear(self) -> None:
         self.prev_image = self.prev_labels = self.prev_edges = self.pending_reference = None
+        self.anchor_image = self.anchor_labels = None
         self.frames = 0
 
 
@@ -149,8 +153,9 @@ class VideoSynthesizer:
             if s.pending_reference is not None:
                 ref = s.pending_reference
                 s.pending_reference = None
-                s.prev_image = self._rgb_to_tensor(ref)
+                s.prev_image = s.anchor_image = self._rgb_to_tensor(ref)
                 s.prev_labels, s.prev_edges = labels[i], edges[i]
+                s.anchor_labels = labels[i]
                 s.frames = 1
                 out[i] = self._fit(ref, label_maps[i].shape[:2])
             elif s.prev_image is None:
@@ -167,25 +172,37 @@ class VideoSynthesizer:
             if self.cfg.instance_edges:
                 edge = torch.cat([edges[i] for i in group])
                 prev_edge = torch.cat([streams[i].prev_edges for i in group]) if with_prev else None
-            images = self._generate(lab, prev_lab, prev_img, edge, prev_edge)
+            anchor_img = anchor_lab = None
+            if with_prev and self.cfg.class_palette:
+                anchor_img = torch.cat([streams[i].anchor_image for i in group])
+                anchor_lab = torch.cat([streams[i].anchor_labels for i in group])
+            images = self._generate(lab, prev_lab, prev_img, edge, prev_edge, anchor_img, anchor_lab)
             rgb = self._to_uint8(images)
             for j, i in enumerate(group):
                 s = streams[i]
                 s.prev_image = images[j:j + 1]
                 s.prev_labels, s.prev_edges = labels[i], edges[i]
+                if not with_prev:
+                    s.anchor_image, s.anchor_labels = s.prev_image, labels[i]
                 s.frames += 1
                 out[i] = self._fit(rgb[j], label_maps[i].shape[:2])
         return out  # type: ignore[return-value]
 
     # -- internals --------------------------------------------------------------------------------
-    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None) -> torch.Tensor:
+    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
+                  anchor_labels=None) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
         if prev_image is not None and self.channels_last:
             prev_image = prev_image.contiguous(memory_format=torch.channels_last)
         if self._copy_outputs and hasattr(torch.compiler, "cudagraph_mark_step_begin"):  # torch >= 2.2
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            if edges is None:
+            if anchor_image is not None:  # a class palette model (cfg.class_palette)
+                if self.channels_last:
+                    anchor_image = anchor_image.contiguous(memory_format=torch.channels_last)
+                image = self.generator(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges,
+                                       anchor_image=anchor_image, anchor_labels=anchor_labels).image
+            elif edges is None:
                 image = self.generator(labels, prev_labels, prev_image).image
             else:
                 image = self.generator(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges).image
@@ -292,6 +309,10 @@ class OnnxSynthesizer(VideoSynthesizer):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.providers = available_providers(providers)
         self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
+        names, want = [i.name for i in self.session.get_inputs()], list(graph_inputs(self.cfg))
+        if names != want:  # a graph written by another svsgan version for this model
+            raise InputError(f"{self.path} takes inputs {', '.join(names)}, but this svsgan feeds a graph of its "
+                             f"model {', '.join(want)}: export it again (svsgan export)")
         self.settings = Settings("onnxruntime:" + ",".join(self.providers), "fp32", False, None)
 
     @classmethod
@@ -308,10 +329,12 @@ class OnnxSynthesizer(VideoSynthesizer):
             drop_cache_entry(out, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
             return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
 
-    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None) -> torch.Tensor:
+    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
+                  anchor_labels=None) -> torch.Tensor:
         b, (h, w) = labels.shape[0], self.resolution
         if prev_image is None:
             prev_image, prev_labels, prev_edges = torch.zeros(b, 3, h, w), labels, edges
+            anchor_image, anchor_labels = prev_image, labels  # ignored on a first frame, but inputs
             first = np.ones(b, np.float32)
         else:
             first = np.zeros(b, np.float32)
@@ -321,4 +344,7 @@ class OnnxSynthesizer(VideoSynthesizer):
         if edges is not None:  # the graph of an instance_edges model (export.graph_inputs)
             feeds["edges"] = edges.float().contiguous().numpy()
             feeds["prev_edges"] = prev_edges.float().contiguous().numpy()
+        if self.cfg.class_palette:  # the graph of a class palette model
+            feeds["anchor_image"] = anchor_image.float().contiguous().numpy()
+            feeds["anchor_labels"] = anchor_labels.contiguous().numpy()
         return torch.from_numpy(self.session.run(["image"], feeds)[0])

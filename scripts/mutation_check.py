@@ -710,6 +710,32 @@ MUTATIONS += [
         "        if _done(job) and not overwrite:", "        if job.label.is_file() and not overwrite:",
         (f"{PSEUDO}::test_panoptic_pseudo_labels_write_instance_maps_the_datasets_read",),
         "a rerun keeps a labelled frame whose instance map is missing: it never gets one"),
+    Mutation(
+        "mask_sigmoid_overflows", "svsgan_core/metrics/miou.py",
+        "masks = 0.5 * (1.0 + np.tanh(0.5 * mask_logits[keep].astype(np.float32)))",
+        "masks = 1.0 / (1.0 + np.exp(-mask_logits[keep].astype(np.float32)))",
+        (f"{PSEUDO}::test_object_segments_take_mask_logits_far_beyond_float32_exp_range",),
+        "mask logits in the hundreds overflow exp: a RuntimeWarning per panoptic image"),
+]
+
+# issue 23: the class palette anchored to a stream's first frame
+EXPORT = "tests/test_export.py"
+MUTATIONS += [
+    Mutation(
+        "palette_not_anchored", "svsgan_core/runtime/synthesizer.py",
+        "            if with_prev and self.cfg.class_palette:", "            if False:",
+        (f"{EXPORT}::test_a_class_palette_stream_takes_its_colours_from_its_first_frame",),
+        "a stream takes the palette from its last output again: colours drift to black and white holes"),
+    Mutation(
+        "onnx_anchor_is_previous", "svsgan_core/runtime/synthesizer.py",
+        'feeds["anchor_image"] = anchor_image.float()', 'feeds["anchor_image"] = prev_image.float()',
+        (f"{EXPORT}::test_a_class_palette_stream_takes_its_colours_from_its_first_frame",),
+        "onnxruntime streams feed the previous frame as the anchor: the graph path drifts where PyTorch does not"),
+    Mutation(
+        "stale_graph_inputs_accepted", "svsgan_core/runtime/synthesizer.py",
+        "        if names != want:  # a graph written", "        if False:  # a graph written",
+        (f"{EXPORT}::test_a_cached_graph_without_the_inputs_its_model_needs_is_exported_again",),
+        "a cached graph of an older svsgan is fed inputs it lacks: onnxruntime fails mid-stream"),
 ]
 
 

@@ -36,7 +36,7 @@ a stream (`step`, the synthesizer, the exported graph) anchors it to the sequenc
 reference or the first generated frame, given as `anchor_image` / `anchor_labels`. The scene's own colours
 (this street's facade, not the training set's average one) then reach every later frame with no flow to
 drift or blur, and no loop through the model's own outputs to drift either: fed back from I_{i-1} over 30
-frames, colours ran off to black and white holes (docs/training.md, "a class palette").
+frames, colours ran off to black and white holes (docs/training.md, "The class palette").
 """
 from __future__ import annotations
 

@@ -83,16 +83,22 @@ def assert_mixed_batch_matches(g, path):
     assert np.abs(out[1:] - cont.numpy()).max() < 1e-4
 
 
-def test_a_class_palette_model_exports_with_its_anchor_inputs_and_matches_per_camera(tmp_path):
-    """The palette's source frame (the stream's first) is two more graph inputs, after the contract's
-    four; a mixed batch matches PyTorch camera by camera, and trtexec gets a shape for each input."""
+def palette_model():
+    """A tiny local class palette model whose colours and decoder residual are not zero (as trained)."""
     import dataclasses
 
     torch.manual_seed(0)
     g = SVSGenerator(dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True, palette_cells=16,
-                                         occlusion_composite=False))
+                                         occlusion_composite=False)).eval()
     torch.nn.init.normal_(g.class_colour.weight, std=1.0)
-    torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)  # a trained decoder's residual, not zero
+    torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)
+    return g
+
+
+def test_a_class_palette_model_exports_with_its_anchor_inputs_and_matches_per_camera(tmp_path):
+    """The palette's source frame (the stream's first) is two more graph inputs, after the contract's
+    four; a mixed batch matches PyTorch camera by camera, and trtexec gets a shape for each input."""
+    g = palette_model()
     path = export_onnx(g, tmp_path / "palette.onnx")
     inputs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()
     assert [i.name for i in inputs] == ["prev_image", "prev_labels", "labels", "first_frame", "anchor_image",
@@ -106,13 +112,7 @@ def test_a_class_palette_model_exports_with_its_anchor_inputs_and_matches_per_ca
 def test_a_class_palette_stream_takes_its_colours_from_its_first_frame(tmp_path):
     """Fed back from I_{i-1} over a long stream, palette colours drift through the model's own outputs;
     a stream anchors them to its first frame (here the reference), in PyTorch and in the graph alike."""
-    import dataclasses
-
-    torch.manual_seed(0)
-    g = SVSGenerator(dataclasses.replace(preset("tiny"), class_colour=True, class_palette=True, palette_cells=16,
-                                         occlusion_composite=False)).eval()
-    torch.nn.init.normal_(g.class_colour.weight, std=1.0)
-    torch.nn.init.normal_(g.to_rgb[1].weight, std=0.05)
+    g = palette_model()
     ref = (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
     labs = [labels(k % 2) for k in range(5)]  # two layouts in turn, both seen in the reference's
     synth = VideoSynthesizer(g)

@@ -197,15 +197,14 @@ class VideoSynthesizer:
         if self._copy_outputs and hasattr(torch.compiler, "cudagraph_mark_step_begin"):  # torch >= 2.2
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            if anchor_image is not None:  # a class palette model (cfg.class_palette)
+            extra = {}  # only the inputs this model's forward takes beyond the contract's
+            if edges is not None:  # an instance_edges model
+                extra.update(edges=edges, prev_edges=prev_edges)
+            if anchor_image is not None:  # a class palette model
                 if self.channels_last:
                     anchor_image = anchor_image.contiguous(memory_format=torch.channels_last)
-                image = self.generator(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges,
-                                       anchor_image=anchor_image, anchor_labels=anchor_labels).image
-            elif edges is None:
-                image = self.generator(labels, prev_labels, prev_image).image
-            else:
-                image = self.generator(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges).image
+                extra.update(anchor_image=anchor_image, anchor_labels=anchor_labels)
+            image = self.generator(labels, prev_labels, prev_image, **extra).image
         # a CUDA-graph replay overwrites its output buffer: the stream keeps its own copy
         return image.clone() if self._copy_outputs and image.dtype == torch.float32 else image.float()
 

@@ -738,6 +738,45 @@ MUTATIONS += [
         "a cached graph of an older svsgan is fed inputs it lacks: onnxruntime fails mid-stream"),
 ]
 
+# issue 24: the class palette with objects (palette_instances)
+OBJECTS = "tests/test_palette_objects.py"
+MUTATIONS += [
+    Mutation(
+        "object_colour_ignored", "svsgan_core/models/generator.py",
+        "    return own_known * own + (1.0 - own_known) * colour, torch.maximum(known, own_known)",
+        "    return colour, known",
+        (f"{OBJECTS}::test_each_touching_car_starts_at_its_own_colour_in_the_source_frame",
+         f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx"),
+        "the slots are computed but every object still takes its class's colour: touching cars stay one blob"),
+    Mutation(
+        "slots_any_class", "svsgan_core/data/instances.py",
+        "        several = classes[per_class > 1]", "        several = classes",
+        (f"{OBJECTS}::test_palette_slots_follow_objects_by_id_and_leave_one_segment_classes_to_the_class_palette",),
+        "stuff (one segment per class) takes slots: the budget goes to the road, not the cars"),
+    Mutation(
+        "slots_unmatched_taken", "svsgan_core/data/instances.py",
+        "        found = segments[at] == key.flatten()", "        found = torch.ones_like(at, dtype=torch.bool)",
+        (f"{OBJECTS}::test_palette_slots_follow_objects_by_id_and_leave_one_segment_classes_to_the_class_palette",),
+        "an object the source frame does not show takes its nearest key's slot: a new car gets another car's colour"),
+    Mutation(
+        "stream_slots_dropped", "svsgan_core/runtime/synthesizer.py",
+        "                extra.update(slots=slots, source_slots=anchor_slots)", "                pass",
+        (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
+        "a PyTorch stream never gives G the slots: objects get their colours in training only"),
+    Mutation(
+        "onnx_slots_zero", "svsgan_core/runtime/synthesizer.py",
+        '            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()',
+        '            feeds["slots"] = feeds["anchor_slots"] = np.zeros_like(labels.numpy())',
+        (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
+        "onnxruntime streams feed no slots: the CPU default path (svsgan eval) paints class colours only"),
+    Mutation(
+        "train_without_ids", "svsgan_core/train/trainer.py",
+        "            outs = self.loss.generate(labels, c0, c1, prev, edges, instances)",
+        "            outs = self.loss.generate(labels, c0, c1, prev, edges)",
+        (f"{OBJECTS}::test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_it",),
+        "training never gives G the slots: it learns to correct class colours, then meets object colours in streams"),
+]
+
 
 def copy_tree(files: list[str], src: Path, dst: Path) -> None:
     for rel in files:

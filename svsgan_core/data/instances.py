@@ -118,3 +118,39 @@ def boundary_map(labels: Any, instances: Any = None) -> Any:
     if tuple(instances.shape) != tuple(labels.shape):
         raise InputError(f"instance ids {tuple(instances.shape)} and labels {tuple(labels.shape)} differ in shape")
     return edges | instance_edges(instances)
+
+
+def palette_slots(source_labels: Any, source_ids: Any, labels: Any, ids: Any, slots: int) -> tuple[Any, Any]:
+    """Which objects of a palette's source frame give their own colour, and where they are now.
+
+    Every (label, instance id) pair is a segment. In the source frame (I_{i-1}, or a stream's first frame)
+    the segments of classes drawn as more than one segment there, largest first, get slots 1..`slots`;
+    returns (the source frame's slot map, the current frame's) as BxHxW int64 torch tensors, 0 where a
+    pixel has no slot: a class of one segment (stuff, or a frame without instance ids, whose ids are its
+    labels) is what the class palette already paints, and an object the source frame does not show has no
+    colour there. Ids must be persistent over time (CARLA's, make-synthetic's) for a slot to follow its
+    object. Inputs: BxHxW label maps and instance ids (torch, any integer type).
+    """
+    import torch
+
+    b = labels.shape[0]
+    out_source = torch.zeros(source_labels.shape, dtype=torch.int64, device=labels.device)
+    out = torch.zeros(labels.shape, dtype=torch.int64, device=labels.device)
+    if slots <= 0:
+        return out_source, out
+    for i in range(b):
+        src_key = (source_labels[i].long() << 32) | (source_ids[i].long() & 0xFFFFFFFF)
+        key = (labels[i].long() << 32) | (ids[i].long() & 0xFFFFFFFF)
+        segments, where, size = torch.unique(src_key.flatten(), return_inverse=True, return_counts=True)
+        classes, per_class = torch.unique(segments >> 32, return_counts=True)
+        several = classes[per_class > 1]
+        eligible = torch.isin(segments >> 32, several) & (segments >= 0)
+        order = torch.argsort(torch.where(eligible, size, torch.zeros_like(size)), descending=True, stable=True)
+        chosen = order[: slots][eligible[order[: slots]]]
+        table = torch.zeros(len(segments), dtype=torch.int64, device=labels.device)
+        table[chosen] = torch.arange(1, len(chosen) + 1, device=labels.device)
+        out_source[i] = table[where].view(src_key.shape)
+        at = torch.searchsorted(segments, key.flatten()).clamp_max(len(segments) - 1)
+        found = segments[at] == key.flatten()
+        out[i] = torch.where(found, table[at], torch.zeros_like(at)).view(key.shape)
+    return out_source, out

@@ -57,6 +57,9 @@ class ModelConfig:
     # the reference's colours reach every later frame without the flow (models/generator.py, issue 23)
     class_palette: bool = False
     palette_cells: int = 0  # > 0: local means over 5x5 cells of a grid this many cells wide (0: whole-frame means)
+    # > 0: with class_palette, up to this many objects of the palette's source frame (by instance id) start at their
+    # own mean colour there, so two touching cars keep two colours (issue 24; 0: class colours only)
+    palette_instances: int = 0
     # + a binary instance-boundary map (pix2pixHD; data/instances.boundary_map) beside the one-hot wherever the
     # labels condition a network: flow net, semantic encoder, SPADE, class colour, both discriminators (issue 24)
     instance_edges: bool = False
@@ -75,7 +78,7 @@ class ModelConfig:
             if kind is list:
                 ok = isinstance(value, list) and all(type(v) is int and v >= 1 for v in value)
             else:  # bool, int (at least 1; flow_res_blocks may be 0) or str, exactly
-                least = 0 if f.name in ("flow_res_blocks", "palette_cells") else 1
+                least = 0 if f.name in ("flow_res_blocks", "palette_cells", "palette_instances") else 1
                 ok = type(value) is kind and (kind is not int or value >= least)
             if not ok:
                 raise InputError(f"{f.name} must be {_KINDS[kind]}, got {value!r}")
@@ -97,6 +100,8 @@ class ModelConfig:
             raise InputError("num_classes must be positive")
         if self.class_palette and not self.class_colour:
             raise InputError("class_palette replaces class_colour's learnt colours: set class_colour: true with it")
+        if self.palette_instances and not self.class_palette:
+            raise InputError("palette_instances gives objects their own palette colour: set class_palette: true with it")
         if self.warp_mode not in WARP_MODES:
             raise InputError(f"warp_mode must be one of {', '.join(WARP_MODES)}, not {self.warp_mode!r}")
 

@@ -37,6 +37,10 @@ reference or the first generated frame, given as `anchor_image` / `anchor_labels
 (this street's facade, not the training set's average one) then reach every later frame with no flow to
 drift or blur, and no loop through the model's own outputs to drift either: fed back from I_{i-1} over 30
 frames, colours ran off to black and white holes (docs/training.md, "The class palette").
+With `ModelConfig.palette_instances` the palette also knows objects: every object of the source frame
+(a class there drawn as several instance ids, `data.instances.palette_slots`) starts at its own mean
+colour wherever the same id is in S_i, so two touching cars keep the reference's two colours and the
+seam between them (issue 24); the slots are two more inputs, computed outside the graph from the ids.
 """
 from __future__ import annotations
 
@@ -102,6 +106,19 @@ def class_palette(image: torch.Tensor, prev_seg: torch.Tensor, seg: torch.Tensor
     # a ramp, not a threshold: a pixel count at the threshold must not flip between runtimes' roundings
     trusted = (own * (float(PALETTE_WINDOW_CELLS * cell) ** 2 / min_pixels)).clamp(0.0, 1.0)
     return trusted * local + (1.0 - trusted) * colour, torch.maximum(trusted, known_px)
+
+
+def object_palette(palette: tuple[torch.Tensor, torch.Tensor], image: torch.Tensor, source_slots: torch.Tensor,
+                   slots: torch.Tensor, seg: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`class_palette`'s (colour, known) with every object that has a slot (`data.instances.palette_slots`:
+    BxHxW ids 0..count, 0 = none) in both its source frame and S_i painted its own mean colour there
+    instead of its class's: two touching cars of one class keep their two colours (issue 24)."""
+    ids = torch.arange(1, count + 1, device=slots.device).view(1, -1, 1, 1)
+    source_onehot = (source_slots.unsqueeze(1) == ids).to(image.dtype)
+    onehot = (slots.unsqueeze(1) == ids).to(image.dtype) * seg.sum(1, keepdim=True).clamp_max(1.0)
+    own, own_known = class_palette(image, source_onehot, onehot)
+    colour, known = palette
+    return own_known * own + (1.0 - own_known) * colour, torch.maximum(known, own_known)
 
 
 def binomial_blur(x: torch.Tensor) -> torch.Tensor:
@@ -322,11 +339,14 @@ class SVSGenerator(nn.Module):
     def forward(self, labels: torch.Tensor, prev_labels: torch.Tensor | None = None,
                 prev_image: torch.Tensor | None = None, edges: torch.Tensor | None = None,
                 prev_edges: torch.Tensor | None = None, anchor_image: torch.Tensor | None = None,
-                anchor_labels: torch.Tensor | None = None) -> GeneratorOutput:
+                anchor_labels: torch.Tensor | None = None, slots: torch.Tensor | None = None,
+                source_slots: torch.Tensor | None = None) -> GeneratorOutput:
         """labels, prev_labels: BxHxW ids (or BxNxHxW one-hot); prev_image: Bx3xHxW in [-1, 1] or None;
         edges, prev_edges: their boundary maps, Bx1xHxW or BxHxW (0/1, any dtype), or None for the labels'
         own edges. Used only with `cfg.instance_edges`. anchor_image, anchor_labels: the frame the class
-        palette is taken from (`cfg.class_palette` only; None: I_{i-1}, as in training)."""
+        palette is taken from (`cfg.class_palette` only; None: I_{i-1}, as in training). slots,
+        source_slots: `data.instances.palette_slots` of S_i and of the palette's source frame
+        (`cfg.palette_instances` only; None: class colours alone)."""
         n = self.cfg.num_classes
         seg = labels if labels.dim() == 4 else one_hot(labels, n)
         b, _, h, w = seg.shape
@@ -352,6 +372,8 @@ class SVSGenerator(nn.Module):
                     source = anchor_image
                     source_seg = anchor_labels if anchor_labels.dim() == 4 else one_hot(anchor_labels, n)
                 palette = class_palette(source, source_seg, seg, self.cfg.palette_cells)
+                if self.cfg.palette_instances and slots is not None:
+                    palette = object_palette(palette, source, source_slots, slots, seg, self.cfg.palette_instances)
             return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges, palette), flow, occlusion, warped,
                                    logits)
         return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped)
@@ -373,7 +395,8 @@ class SVSGenerator(nn.Module):
     def step(self, prev_image: torch.Tensor, prev_labels: torch.Tensor, labels: torch.Tensor,
              first_frame: torch.Tensor, edges: torch.Tensor | None = None,
              prev_edges: torch.Tensor | None = None, anchor_image: torch.Tensor | None = None,
-             anchor_labels: torch.Tensor | None = None) -> torch.Tensor:
+             anchor_labels: torch.Tensor | None = None, slots: torch.Tensor | None = None,
+             anchor_slots: torch.Tensor | None = None) -> torch.Tensor:
         """One frame of a stream with the first-frame mode as an input: the graph that export writes.
 
         labels, prev_labels: BxHxW int ids; first_frame: B, 1 where a sequence starts. First-frame mode
@@ -383,7 +406,8 @@ class SVSGenerator(nn.Module):
         `one_hot` does. edges, prev_edges (Bx1xHxW float, `cfg.instance_edges` only): the boundary maps,
         inputs of the graph like the labels (None: the labels' own edges, outside a graph).
         anchor_image (Bx3xHxW), anchor_labels (BxHxW ids): the stream's first frame, the class palette's
-        source (`cfg.class_palette` only; None: I_{i-1}).
+        source (`cfg.class_palette` only; None: I_{i-1}). slots, anchor_slots (BxHxW int64,
+        `cfg.palette_instances` only): `data.instances.palette_slots` of S_i and of the anchor frame.
         """
         class_ids = torch.arange(self.cfg.num_classes, device=labels.device).view(1, -1, 1, 1)
         seg = (labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
@@ -401,6 +425,9 @@ class SVSGenerator(nn.Module):
             if anchor_image is not None:
                 source, source_seg = anchor_image, (anchor_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
             colour, known = class_palette(source, source_seg, seg, self.cfg.palette_cells)
+            if self.cfg.palette_instances and slots is not None:
+                colour, known = object_palette((colour, known), source, anchor_slots, slots, seg,
+                                               self.cfg.palette_instances)
             palette = (colour, known * (1.0 - first_frame.to(known.dtype)).view(-1, 1, 1, 1))
         return self.decode(conds, skips, occlusion, seg, edges, palette)
 

@@ -13,6 +13,9 @@ Graph contract (opset >= 17; one graph serves both the first frame and the frame
     and, only for a model with a class palette (ModelConfig.class_palette):
              anchor_image  float32 Bx3xHxW  the sequence's first frame (the reference, or the first output)
              anchor_labels int64   BxHxW    its label map (both ignored on a first frame)
+    and, only for a class palette with objects (ModelConfig.palette_instances):
+             slots         int64   BxHxW    data.instances.palette_slots of this frame: 0 = class colour,
+             anchor_slots  int64   BxHxW    k = the anchor frame's k-th object (its own mean colour)
     output   image        float32  Bx3xHxW  the new frame in [-1, 1]; feed it back as prev_image
 
 The boundary maps are inputs, not computed in the graph, because they come from instance ids the graph
@@ -49,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.instances import boundary_map
+from ..data.instances import boundary_map, palette_slots
 from ..errors import CheckpointError, InputError
 from ..io.bags import pid_alive
 from ..models.config import ModelConfig
@@ -60,7 +63,8 @@ from .checkpoint import (CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_gener
 INPUTS = ("prev_image", "prev_labels", "labels", "first_frame")
 EDGE_INPUTS = ("edges", "prev_edges")  # instance_edges models only
 ANCHOR_INPUTS = ("anchor_image", "anchor_labels")  # class_palette models only
-LABEL_INPUTS = ("prev_labels", "labels", "anchor_labels")  # int64 ids; every other input is float32
+SLOT_INPUTS = ("slots", "anchor_slots")  # palette_instances models only
+LABEL_INPUTS = ("prev_labels", "labels", "anchor_labels") + SLOT_INPUTS  # int64 ids; every other input is float32
 OUTPUTS = ("image",)
 DEFAULT_OPSET = 17
 META_KEY = "svsgan.config"
@@ -80,15 +84,18 @@ class GeneratorStep(nn.Module):
 
 def graph_inputs(cfg: ModelConfig) -> tuple[str, ...]:
     """The step graph's input names for a model: the four of the contract, + the boundary maps with
-    an instance-edge channel, + the palette's anchor frame with a class palette."""
-    return INPUTS + (EDGE_INPUTS if cfg.instance_edges else ()) + (ANCHOR_INPUTS if cfg.class_palette else ())
+    an instance-edge channel, + the palette's anchor frame with a class palette, + the palette's object
+    slots with palette_instances."""
+    return (INPUTS + (EDGE_INPUTS if cfg.instance_edges else ()) + (ANCHOR_INPUTS if cfg.class_palette else ())
+            + (SLOT_INPUTS if cfg.palette_instances else ()))
 
 
 def input_dims(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Each graph input's shape without the batch dimension."""
     h, w = cfg.height, cfg.width
     dims = {"prev_image": (3, h, w), "prev_labels": (h, w), "labels": (h, w), "first_frame": (),
-            "edges": (1, h, w), "prev_edges": (1, h, w), "anchor_image": (3, h, w), "anchor_labels": (h, w)}
+            "edges": (1, h, w), "prev_edges": (1, h, w), "anchor_image": (3, h, w), "anchor_labels": (h, w),
+            "slots": (h, w), "anchor_slots": (h, w)}
     return {name: dims[name] for name in graph_inputs(cfg)}
 
 
@@ -278,7 +285,8 @@ def cached_onnx(checkpoint: str | os.PathLike, resolution: str | tuple[int, int]
     # a model with the instance-edge channel or a class palette has a graph with more inputs: its own key
     # prefix (the keys of every other checkpoint, and so their cached graphs, stay what they were; a
     # palette graph cached before the anchor inputs existed is not reused)
-    contract = ("-instance-edges" if cfg.instance_edges else "") + ("-palette-anchor" if cfg.class_palette else "")
+    contract = (("-instance-edges" if cfg.instance_edges else "") + ("-palette-anchor" if cfg.class_palette else "")
+                + ("-palette-objects" if cfg.palette_instances else ""))
     digest = hashlib.sha256(f"svsgan-step-v{EXPORT_VERSION}{contract}-opset{opset}-{resolution}".encode())
     for name in (CONFIG_NAME, GENERATOR_NAME):
         file = folder / name
@@ -334,7 +342,8 @@ def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: 
     comparison would measure how an autoregressive model amplifies float rounding, not the export.
     Frame 0 runs PyTorch's first-frame mode against the graph's first_frame=1. A graph with boundary-map
     inputs gets those of the labels and of instance ids that split every class region into vertical
-    bands (touching same-class objects), PyTorch the same maps.
+    bands (touching same-class objects), PyTorch the same maps; a graph with palette slots the slots of
+    those ids against frame 0's.
     """
     import onnxruntime as ort
 
@@ -349,21 +358,31 @@ def compare_with_pytorch(generator: nn.Module, path: str | os.PathLike, frames: 
     def edge_maps(lab: torch.Tensor) -> torch.Tensor | None:
         return boundary_map(lab, lab * 1000 + bands).unsqueeze(1).float() if cfg.instance_edges else None
 
+    def slot_maps(lab: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not cfg.palette_instances:
+            return {}
+        anchor_slots, slots = palette_slots(anchor_labels, anchor_labels * 1000 + bands, lab, lab * 1000 + bands,
+                                            cfg.palette_instances)
+        return {"slots": slots, "anchor_slots": anchor_slots}
+
     prev_image, prev_labels, diffs = torch.zeros(batch, 3, cfg.height, cfg.width), labels, []
     anchor_image, anchor_labels = prev_image, labels  # a class palette's source: frame 0, once it exists
     edges = prev_edges = edge_maps(labels)
     with torch.inference_mode():
         for k in range(frames):
             first = k == 0
+            slots = slot_maps(labels)
             ref = (gen(labels, edges=edges) if first else
                    gen(labels, prev_labels, prev_image, edges=edges, prev_edges=prev_edges,
-                       anchor_image=anchor_image, anchor_labels=anchor_labels)).image
+                       anchor_image=anchor_image, anchor_labels=anchor_labels, slots=slots.get("slots"),
+                       source_slots=slots.get("anchor_slots"))).image
             feeds = {"prev_image": prev_image.numpy(), "prev_labels": prev_labels.numpy(), "labels": labels.numpy(),
                      "first_frame": np.full(batch, float(first), np.float32)}
             if edges is not None:
                 feeds.update(edges=edges.numpy(), prev_edges=prev_edges.numpy())
             if cfg.class_palette:
                 feeds.update(anchor_image=anchor_image.numpy(), anchor_labels=anchor_labels.numpy())
+            feeds.update({name: v.numpy() for name, v in slots.items()})
             got = sess.run(["image"], feeds)[0]
             diffs.append(float(np.abs(got - ref.numpy()).max()))
             prev_image, prev_labels, prev_edges = ref, labels, edges

@@ -12,6 +12,11 @@ made here at the model's resolution: the label map and the instance ids (``step(
 are resized nearest-neighbour first and the edges drawn on the result, never resized themselves (a
 resized two-pixel line would thin, thicken or vanish with the scale). Without ids the map is the label
 map's own edges. Models without the channel ignore the ids.
+
+A class palette with objects (`ModelConfig.palette_instances`) keeps the stream's first frame's instance
+ids beside its anchor: every later frame's objects that the first frame shows (the same id) start at
+their own colour there (`data.instances.palette_slots`). Ids must be persistent over time, as CARLA's
+are; frames without ids get the class colours.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.instances import boundary_map, compact_ids
+from ..data.instances import boundary_map, compact_ids, palette_slots
 from ..data.labels import get_label_space
 from ..errors import InputError, SvsganError
 from ..models.config import PRECISIONS, ModelConfig, preset
@@ -44,12 +49,13 @@ class Stream:
     prev_edges: torch.Tensor | None = None  # 1x1xHxW float32 boundary map (instance_edges models only)
     anchor_image: torch.Tensor | None = None  # frame 0 (the reference or the first output), like prev_image
     anchor_labels: torch.Tensor | None = None  # its label map
+    anchor_ids: torch.Tensor | None = None  # its instance ids, 1xHxW int64 (palette_instances models; None: none given)
     pending_reference: np.ndarray | None = field(default=None, repr=False)
     frames: int = 0
 
     def clear(self) -> None:
         self.prev_image = self.prev_labels = self.prev_edges = self.pending_reference = None
-        self.anchor_image = self.anchor_labels = None
+        self.anchor_image = self.anchor_labels = self.anchor_ids = None
         self.frames = 0
 
 
@@ -143,10 +149,12 @@ class VideoSynthesizer:
         if len({id(s) for s in streams}) != len(streams):
             raise InputError("step_batch got the same stream twice")
         labels = [self._labels_to_tensor(m) for m in label_maps]
+        ids: list[torch.Tensor | None] = [None] * len(labels)
+        if (self.cfg.instance_edges or self.cfg.palette_instances) and instances is not None:
+            ids = [self._instance_ids(instances[i], label_maps[i]) for i in range(len(labels))]
         edges: list[torch.Tensor | None] = [None] * len(labels)
         if self.cfg.instance_edges:
-            edges = [self._edges(labels[i], label_maps[i], None if instances is None else instances[i])
-                     for i in range(len(labels))]
+            edges = [boundary_map(labels[i], ids[i]).unsqueeze(1).float() for i in range(len(labels))]
         out: list[np.ndarray | None] = [None] * len(streams)
         first, cont = [], []
         for i, s in enumerate(streams):
@@ -155,7 +163,7 @@ class VideoSynthesizer:
                 s.pending_reference = None
                 s.prev_image = s.anchor_image = self._rgb_to_tensor(ref)
                 s.prev_labels, s.prev_edges = labels[i], edges[i]
-                s.anchor_labels = labels[i]
+                s.anchor_labels, s.anchor_ids = labels[i], ids[i]
                 s.frames = 1
                 out[i] = self._fit(ref, label_maps[i].shape[:2])
             elif s.prev_image is None:
@@ -172,25 +180,36 @@ class VideoSynthesizer:
             if self.cfg.instance_edges:
                 edge = torch.cat([edges[i] for i in group])
                 prev_edge = torch.cat([streams[i].prev_edges for i in group]) if with_prev else None
-            anchor_img = anchor_lab = None
+            anchor_img = anchor_lab = slots = anchor_slots = None
             if with_prev and self.cfg.class_palette:
                 anchor_img = torch.cat([streams[i].anchor_image for i in group])
                 anchor_lab = torch.cat([streams[i].anchor_labels for i in group])
-            images = self._generate(lab, prev_lab, prev_img, edge, prev_edge, anchor_img, anchor_lab)
+            if with_prev and self.cfg.palette_instances:
+                anchor_slots, slots = (torch.cat(x) for x in zip(*(self._slots(streams[i], labels[i], ids[i])
+                                                                   for i in group)))
+            images = self._generate(lab, prev_lab, prev_img, edge, prev_edge, anchor_img, anchor_lab, slots,
+                                    anchor_slots)
             rgb = self._to_uint8(images)
             for j, i in enumerate(group):
                 s = streams[i]
                 s.prev_image = images[j:j + 1]
                 s.prev_labels, s.prev_edges = labels[i], edges[i]
                 if not with_prev:
-                    s.anchor_image, s.anchor_labels = s.prev_image, labels[i]
+                    s.anchor_image, s.anchor_labels, s.anchor_ids = s.prev_image, labels[i], ids[i]
                 s.frames += 1
                 out[i] = self._fit(rgb[j], label_maps[i].shape[:2])
         return out  # type: ignore[return-value]
 
     # -- internals --------------------------------------------------------------------------------
+    def _slots(self, stream: Stream, labels: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the anchor's palette slots, this frame's): zeros, the class colours, where either has no ids."""
+        if ids is None or stream.anchor_ids is None:
+            zeros = torch.zeros_like(labels)
+            return zeros, zeros
+        return palette_slots(stream.anchor_labels, stream.anchor_ids, labels, ids, self.cfg.palette_instances)
+
     def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
-                  anchor_labels=None) -> torch.Tensor:
+                  anchor_labels=None, slots=None, anchor_slots=None) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
         if prev_image is not None and self.channels_last:
             prev_image = prev_image.contiguous(memory_format=torch.channels_last)
@@ -204,6 +223,8 @@ class VideoSynthesizer:
                 if self.channels_last:
                     anchor_image = anchor_image.contiguous(memory_format=torch.channels_last)
                 extra.update(anchor_image=anchor_image, anchor_labels=anchor_labels)
+            if slots is not None:  # a class palette with objects
+                extra.update(slots=slots, source_slots=anchor_slots)
             image = self.generator(labels, prev_labels, prev_image, **extra).image
         # a CUDA-graph replay overwrites its output buffer: the stream keeps its own copy
         return image.clone() if self._copy_outputs and image.dtype == torch.float32 else image.float()
@@ -236,23 +257,22 @@ class VideoSynthesizer:
         h, w = self.resolution
         return ids if ids.shape == (h, w) else cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    def _edges(self, labels: torch.Tensor, label_map: np.ndarray, instances: np.ndarray | None) -> torch.Tensor:
-        """1x1xHxW float32 boundary map at the model's resolution from the resized labels (1xHxW) and
-        instance ids (of the label map's input size), see the module doc."""
-        ids = None
-        if instances is not None:
-            arr = np.asarray(instances)
-            if arr.ndim == 3 and arr.shape[2] == 1:
-                arr = arr[:, :, 0]
-            shape = np.shape(label_map)[:2]
-            if arr.ndim != 2 or arr.shape != shape:
-                raise InputError(f"instance ids must be an HxW map of the label map's size {shape}, "
-                                 f"got shape {arr.shape}")
-            if not np.issubdtype(arr.dtype, np.integer):
-                raise InputError(f"instance ids must be integers, got dtype {arr.dtype}")
-            # renumbered 0..n-1 first (only equality matters), so ids of any range fit cv2's resize
-            ids = torch.from_numpy(self._resize_ids(compact_ids(arr)).astype(np.int64)).unsqueeze(0).to(labels.device)
-        return boundary_map(labels, ids).unsqueeze(1).float()
+    def _instance_ids(self, instances: np.ndarray, label_map: np.ndarray) -> torch.Tensor:
+        """1xHxW int64 instance ids at the model's resolution, resized as the label map is (same pixels),
+        values unchanged (a palette slot follows an object by its id from frame to frame)."""
+        arr = np.asarray(instances)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        shape = np.shape(label_map)[:2]
+        if arr.ndim != 2 or arr.shape != shape:
+            raise InputError(f"instance ids must be an HxW map of the label map's size {shape}, "
+                             f"got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(f"instance ids must be integers, got dtype {arr.dtype}")
+        if arr.shape != self.resolution:  # renumbered 0..n-1 for cv2's resize, then back to the ids
+            values = np.unique(arr)
+            arr = values[self._resize_ids(compact_ids(arr))]
+        return torch.from_numpy(arr.astype(np.int64)).unsqueeze(0).to(self.device)
 
     def _check_rgb(self, image: np.ndarray) -> np.ndarray:
         img = np.asarray(image)
@@ -329,11 +349,12 @@ class OnnxSynthesizer(VideoSynthesizer):
             return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
 
     def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
-                  anchor_labels=None) -> torch.Tensor:
+                  anchor_labels=None, slots=None, anchor_slots=None) -> torch.Tensor:
         b, (h, w) = labels.shape[0], self.resolution
         if prev_image is None:
             prev_image, prev_labels, prev_edges = torch.zeros(b, 3, h, w), labels, edges
             anchor_image, anchor_labels = prev_image, labels  # ignored on a first frame, but inputs
+            slots = anchor_slots = torch.zeros_like(labels)
             first = np.ones(b, np.float32)
         else:
             first = np.zeros(b, np.float32)
@@ -346,4 +367,6 @@ class OnnxSynthesizer(VideoSynthesizer):
         if self.cfg.class_palette:  # the graph of a class palette model
             feeds["anchor_image"] = anchor_image.float().contiguous().numpy()
             feeds["anchor_labels"] = anchor_labels.contiguous().numpy()
+        if self.cfg.palette_instances:  # the graph of a class palette with objects
+            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()
         return torch.from_numpy(self.session.run(["image"], feeds)[0])

@@ -13,7 +13,9 @@ them only through those wrappers, so DDP sees every forward whose gradients it r
 
 With `ModelConfig.instance_edges` every call also gets the frames' boundary maps (the batch's `edges`,
 B x T x 1 x H x W): G per frame and the previous frame's, D_I as its edge channel, D_V per window.
-Without the knob `edges` is None everywhere and every call is what it was.
+Without the knob `edges` is None everywhere and every call is what it was. With
+`ModelConfig.palette_instances` G also gets the palette slots of each frame and its previous one, from
+the clip's instance ids.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.instances import palette_slots
 from ..losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
 from ..losses.total import SVSGANLoss
 from ..models import VideoDiscriminators
@@ -137,17 +140,24 @@ class TrainingLoss:
         self.autocast = autocast
 
     def generate(self, labels: torch.Tensor, c0: int, c1: int, prev: torch.Tensor | None,
-                 edges: torch.Tensor | None = None) -> list[GeneratorOutput]:
-        """G on frames c0..c1-1, each from the previous generated frame, detached (no gradient through time)."""
+                 edges: torch.Tensor | None = None, instances: torch.Tensor | None = None) -> list[GeneratorOutput]:
+        """G on frames c0..c1-1, each from the previous generated frame, detached (no gradient through time).
+        instances: the clip's instance ids, B x T x H x W (`palette_instances` models only): the objects of
+        I_{i-1} that get their own palette colour in frame i."""
         outs = []
         with self.autocast():
             for i in range(c0, c1):
-                if edges is None:
-                    out = self.G(labels[:, i]) if prev is None else self.G(labels[:, i], labels[:, i - 1], prev)
-                elif prev is None:
-                    out = self.G(labels[:, i], edges=edges[:, i])
+                extra = {} if edges is None else {"edges": edges[:, i]}
+                if prev is None:
+                    out = self.G(labels[:, i], **extra)
                 else:
-                    out = self.G(labels[:, i], labels[:, i - 1], prev, edges=edges[:, i], prev_edges=edges[:, i - 1])
+                    if edges is not None:
+                        extra["prev_edges"] = edges[:, i - 1]
+                    if instances is not None:
+                        extra["source_slots"], extra["slots"] = palette_slots(
+                            labels[:, i - 1], instances[:, i - 1], labels[:, i], instances[:, i],
+                            unwrap(self.G).cfg.palette_instances)
+                    out = self.G(labels[:, i], labels[:, i - 1], prev, **extra)
                 outs.append(out)
                 prev = out.image.detach()
         return outs

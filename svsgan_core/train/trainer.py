@@ -111,8 +111,8 @@ class Trainer:
         self._sample_dataset = sample_dataset
         summary = getattr(self.dataset, "instance_summary", None)
         if self.info.is_main and summary:
-            print(f"svsgan train: {summary}" + ("" if self.cfg.instance_edges else
-                  " (the model has no instance-edge channel: model.overrides.instance_edges)"))
+            print(f"svsgan train: {summary}" + ("" if self.cfg.instance_edges or self.cfg.palette_instances else
+                  " (the model reads no instance ids: model.overrides.instance_edges, palette_instances)"))
 
         torch.manual_seed(opts.run.seed)
         self.G = SVSGenerator(self.cfg).to(self.device)
@@ -164,7 +164,9 @@ class Trainer:
     def _build_dataset(self, root: str, train: bool):
         options = dict(self.opts.data.options)
         # instance maps are read only for a model that conditions on them (data.options.with_instances wins)
-        options.setdefault("with_instances", self.cfg.instance_edges)
+        options.setdefault("with_instances", self.cfg.instance_edges or self.cfg.palette_instances > 0)
+        if self.cfg.palette_instances and options["with_instances"]:
+            options.setdefault("with_instance_ids", True)  # the objects' own palette colours need the ids
         if not train:
             options.update(augment=False, random_clips=False)
         return build_dataset(self.opts.data.kind, root, size=(self.cfg.height, self.cfg.width),
@@ -293,6 +295,7 @@ class Trainer:
         if self.cfg.instance_edges:  # B x T x 1 x H x W; a dataset without them: the labels' own edges
             edges = (batch["edges"].to(dev, non_blocking=True) if "edges" in batch
                      else boundary_map(labels).unsqueeze(2).float())
+        instances = batch["instances"].to(dev, non_blocking=True) if "instances" in batch else None
         t = labels.shape[1]
         for m in (self.G, self.D_I, self.D_V):
             m.train()
@@ -319,7 +322,7 @@ class Trainer:
                   ("D", None, (), self.opt_d, self.scaler_d))
         for c0 in range(start, t, self.opts.optim.frames_per_step):
             c1 = min(t, c0 + self.opts.optim.frames_per_step)
-            outs = self.loss.generate(labels, c0, c1, prev, edges)
+            outs = self.loss.generate(labels, c0, c1, prev, edges, instances)
             prev = outs[-1].image.detach()
             chunk = self.loss.chunk(outs, c0, images, labels, flow, conf, history, self.step, edges)
             for phase, trained, frozen, opt, scaler in phases:

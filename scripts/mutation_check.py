@@ -764,6 +764,12 @@ MUTATIONS += [
         (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
         "a PyTorch stream never gives G the slots: objects get their colours in training only"),
     Mutation(
+        "batch_none_ids_refused", "svsgan_core/runtime/synthesizer.py",
+        "            ids = [None if instances[i] is None else self._instance_ids(instances[i], label_maps[i])",
+        "            ids = [self._instance_ids(instances[i], label_maps[i])",
+        (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
+        "a batch mixing a camera with instance ids and one without fails: the node drops every frame of both"),
+    Mutation(
         "onnx_slots_zero", "svsgan_core/runtime/synthesizer.py",
         '            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()',
         '            feeds["slots"] = feeds["anchor_slots"] = np.zeros_like(labels.numpy())',

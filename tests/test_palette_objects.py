@@ -86,14 +86,14 @@ def test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx(t
     assert graph_inputs(g.cfg)[-2:] == ("slots", "anchor_slots")
     assert max(compare_with_pytorch(g, path, frames=3, batch=2)) < 1e-3
     torch_synth, onnx_synth = VideoSynthesizer(g), OnnxSynthesizer(path)
-    streams = {name: (synth, synth.stream()) for name, synth in
-               (("torch", torch_synth), ("onnx", onnx_synth), ("no ids", torch_synth))}
-    for synth, stream in streams.values():
+    s_torch, s_plain, s_onnx = torch_synth.stream(), torch_synth.stream(), onnx_synth.stream()
+    for synth, stream in ((torch_synth, s_torch), (torch_synth, s_plain), (onnx_synth, s_onnx)):
         synth.reset(reference_image=ref, stream=stream)
     for k in range(3):
         lab, inst = (np.roll(x, 2 * k, axis=1) for x in (labels.numpy().astype(np.uint8), ids))
-        out = {name: synth.step(lab, stream, instances=None if name == "no ids" else inst)
-               for name, (synth, stream) in streams.items()}
+        out = dict(zip(("torch", "no ids"),  # one batch, a camera with ids beside one without (the node's mix)
+                       torch_synth.step_batch([lab, lab], [s_torch, s_plain], instances=[inst, None])))
+        out["onnx"] = onnx_synth.step(lab, s_onnx, instances=inst)
         assert np.abs(out["torch"].astype(int) - out["onnx"]).max() <= 2, k
         if k == 0:
             continue  # the reference itself

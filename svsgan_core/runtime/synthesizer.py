@@ -151,7 +151,8 @@ class VideoSynthesizer:
         labels = [self._labels_to_tensor(m) for m in label_maps]
         ids: list[torch.Tensor | None] = [None] * len(labels)
         if (self.cfg.instance_edges or self.cfg.palette_instances) and instances is not None:
-            ids = [self._instance_ids(instances[i], label_maps[i]) for i in range(len(labels))]
+            ids = [None if instances[i] is None else self._instance_ids(instances[i], label_maps[i])
+                   for i in range(len(labels))]
         edges: list[torch.Tensor | None] = [None] * len(labels)
         if self.cfg.instance_edges:
             edges = [boundary_map(labels[i], ids[i]).unsqueeze(1).float() for i in range(len(labels))]

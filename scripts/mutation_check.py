@@ -770,6 +770,12 @@ MUTATIONS += [
         (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
         "a batch mixing a camera with instance ids and one without fails: the node drops every frame of both"),
     Mutation(
+        "samples_without_slots", "svsgan_core/train/trainer.py",
+        "                if instances is not None and generator.cfg.palette_instances:",
+        "                if False:",
+        (f"{OBJECTS}::test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_it",),
+        "a run's sample videos paint class colours only: they do not show what the model does"),
+    Mutation(
         "onnx_slots_zero", "svsgan_core/runtime/synthesizer.py",
         '            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()',
         '            feeds["slots"] = feeds["anchor_slots"] = np.zeros_like(labels.numpy())',

@@ -138,8 +138,12 @@ def test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_i
 
     monkeypatch.setattr(SVSGenerator, "forward", spy)
     trainer.train()
-    monkeypatch.setattr(SVSGenerator, "forward", forward)
     assert seen and -1 not in seen and max(seen) >= 2  # two or more of I_{i-1}'s objects have their colour
+    seen.clear()
+    item = trainer.sample_dataset()[0]  # the run's sample videos show the objects' colours too
+    trainer.generate(trainer.ema.model, item["labels"], item["images"][0], None, item["instances"])
+    assert seen and -1 not in seen and max(seen) >= 2
+    monkeypatch.setattr(SVSGenerator, "forward", forward)
     ckpt = tmp_path / "run" / "checkpoints" / "latest"
     assert read_config(ckpt)[0].palette_instances == 4
     calls = []

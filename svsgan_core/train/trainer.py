@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data.datasets import build_dataset
-from ..data.instances import boundary_map
+from ..data.instances import boundary_map, palette_slots
 from ..errors import CheckpointError, InputError
 from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
@@ -435,9 +435,9 @@ class Trainer:
     # -- samples -----------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, generator: torch.nn.Module, labels: torch.Tensor, reference: torch.Tensor | None,
-                 edges: torch.Tensor | None = None) -> torch.Tensor:
+                 edges: torch.Tensor | None = None, instances: torch.Tensor | None = None) -> torch.Tensor:
         """Autoregressive generation of a clip (T x H x W labels, T x 1 x H x W boundary maps or None for
-        the labels' own) -> T x 3 x H x W in [-1, 1]."""
+        the labels' own, T x H x W instance ids for a palette with objects) -> T x 3 x H x W in [-1, 1]."""
         frames, prev = [], None
         edge = (lambda i: None) if edges is None else (lambda i: edges[i:i + 1].to(self.device))
         for i in range(labels.shape[0]):
@@ -447,7 +447,12 @@ class Trainer:
             elif prev is None:
                 prev = generator(lab, edges=edge(i)).image
             else:
-                prev = generator(lab, labels[i - 1:i].to(self.device), prev, edges=edge(i), prev_edges=edge(i - 1)).image
+                prev_lab, extra = labels[i - 1:i].to(self.device), {}
+                if instances is not None and generator.cfg.palette_instances:
+                    extra["source_slots"], extra["slots"] = palette_slots(
+                        prev_lab, instances[i - 1:i].to(self.device), lab, instances[i:i + 1].to(self.device),
+                        generator.cfg.palette_instances)
+                prev = generator(lab, prev_lab, prev, edges=edge(i), prev_edges=edge(i - 1), **extra).image
             frames.append(prev[0].float().cpu())
         return torch.stack(frames)
 
@@ -462,11 +467,11 @@ class Trainer:
         except InputError:
             ds.set_sequence_length(max(2, min(self.schedule.seq_length(0), want)))
         item = ds[0]
-        images, labels, edges = item["images"], item["labels"], item.get("edges")
+        images, labels, edges, ids = item["images"], item["labels"], item.get("edges"), item.get("instances")
         gen = self.ema.model
         with self._autocast():
-            with_ref = self.generate(gen, labels, images[0], edges)
-            first = self.generate(gen, labels, None, edges)
+            with_ref = self.generate(gen, labels, images[0], edges, ids)
+            first = self.generate(gen, labels, None, edges, ids)
         video = side_by_side(labels.numpy(), self.cfg.label_space, to_uint8(with_ref), to_uint8(first),
                              to_uint8(images))
         return write_video(self.run_dir / "samples" / f"step-{self.step:07d}.mp4", video)

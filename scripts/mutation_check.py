@@ -776,6 +776,11 @@ MUTATIONS += [
         (f"{OBJECTS}::test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_it",),
         "a run's sample videos paint class colours only: they do not show what the model does"),
     Mutation(
+        "ids_renumbered_per_frame", "svsgan_core/runtime/synthesizer.py",
+        "            arr = values[self._resize_ids(compact_ids(arr))]", "            arr = self._resize_ids(compact_ids(arr))",
+        (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
+        "ids renumbered per frame before the resize: a car entering with a smaller id shifts the others' slots"),
+    Mutation(
         "onnx_slots_zero", "svsgan_core/runtime/synthesizer.py",
         '            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()',
         '            feeds["slots"] = feeds["anchor_slots"] = np.zeros_like(labels.numpy())',

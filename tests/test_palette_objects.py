@@ -69,7 +69,7 @@ def test_each_touching_car_starts_at_its_own_colour_in_the_source_frame():
 
 def test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx(tmp_path, one_thread):
     """A reference with two differently coloured touching cars, ids given at twice the model's size (resized
-    with the labels, their values kept): later frames draw each car in its own colour in PyTorch and in the
+    with the labels, their values kept, so a car entering with a smaller id changes nothing): later frames draw each car in its own colour in PyTorch and in the
     exported graph alike; without ids the stream paints one class colour across the seam."""
     pytest.importorskip("onnxruntime")
     from svsgan_core.runtime.export import compare_with_pytorch, export_onnx, graph_inputs
@@ -91,6 +91,9 @@ def test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx(t
         synth.reset(reference_image=ref, stream=stream)
     for k in range(3):
         lab, inst = (np.roll(x, 2 * k, axis=1) for x in (labels.numpy().astype(np.uint8), ids))
+        if k:  # a third car drives in with a smaller id: the others' ranks among the frame's ids change
+            inst[lab == CAR] = np.where(np.arange(128)[None].repeat(64, 0)[lab == CAR] >= 110 + 2 * k, 50,
+                                        inst[lab == CAR])
         out = dict(zip(("torch", "no ids"),  # one batch, a camera with ids beside one without (the node's mix)
                        torch_synth.step_batch([lab, lab], [s_torch, s_plain], instances=[inst, None])))
         out["onnx"] = onnx_synth.step(lab, s_onnx, instances=inst)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import InputError
 
@@ -131,8 +132,6 @@ def palette_slots(source_labels: Any, source_ids: Any, labels: Any, ids: Any, sl
     colour there. Ids must be persistent over time (CARLA's, make-synthetic's) for a slot to follow its
     object. Inputs: BxHxW label maps and instance ids (torch, any integer type).
     """
-    import torch
-
     b = labels.shape[0]
     out_source = torch.zeros(source_labels.shape, dtype=torch.int64, device=labels.device)
     out = torch.zeros(labels.shape, dtype=torch.int64, device=labels.device)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from svsgan_core.cli import main
-from svsgan_core.data.instances import palette_slots
+from svsgan_core.data.instances import PaletteObjects, palette_slots
 from svsgan_core.errors import InputError
 from svsgan_core.models import SVSGenerator
 from svsgan_core.models.config import ModelConfig
@@ -150,15 +150,15 @@ def test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_i
     ckpt = tmp_path / "run" / "checkpoints" / "latest"
     assert read_config(ckpt)[0].palette_instances == 4
     calls = []
-    real_slots = palette_slots
+    find = PaletteObjects.find
 
-    def count(*args):
+    def count(self, *args):
         calls.append(1)
-        return real_slots(*args)
+        return find(self, *args)
 
-    monkeypatch.setattr("svsgan_core.runtime.synthesizer.palette_slots", count)
+    monkeypatch.setattr(PaletteObjects, "find", count)
     assert main(["eval", "--checkpoint", str(ckpt), "--data", str(data), "--sequence-length", "4",
                  "--metrics", "boundary,l1", "--out", str(tmp_path / "eval"), "--no-progress"]) == 0
-    assert calls  # the stream computed slots from the data's ids
+    assert calls  # the stream found the first frame's objects in the data's ids
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
     assert metrics["boundary_pairs"] > 0 and 0 < metrics["l1"] < 2

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.instances import boundary_map, compact_ids, palette_slots
+from ..data.instances import PaletteObjects, boundary_map, compact_ids
 from ..data.labels import get_label_space
 from ..errors import InputError, SvsganError
 from ..models.config import PRECISIONS, ModelConfig, preset
@@ -49,13 +49,13 @@ class Stream:
     prev_edges: torch.Tensor | None = None  # 1x1xHxW float32 boundary map (instance_edges models only)
     anchor_image: torch.Tensor | None = None  # frame 0 (the reference or the first output), like prev_image
     anchor_labels: torch.Tensor | None = None  # its label map
-    anchor_ids: torch.Tensor | None = None  # its instance ids, 1xHxW int64 (palette_instances models; None: none given)
+    anchor_objects: PaletteObjects | None = None  # its objects with a palette slot (palette_instances; None: no ids)
     pending_reference: np.ndarray | None = field(default=None, repr=False)
     frames: int = 0
 
     def clear(self) -> None:
         self.prev_image = self.prev_labels = self.prev_edges = self.pending_reference = None
-        self.anchor_image = self.anchor_labels = self.anchor_ids = None
+        self.anchor_image = self.anchor_labels = self.anchor_objects = None
         self.frames = 0
 
 
@@ -164,7 +164,7 @@ class VideoSynthesizer:
                 s.pending_reference = None
                 s.prev_image = s.anchor_image = self._rgb_to_tensor(ref)
                 s.prev_labels, s.prev_edges = labels[i], edges[i]
-                s.anchor_labels, s.anchor_ids = labels[i], ids[i]
+                s.anchor_labels, s.anchor_objects = labels[i], self._objects(labels[i], ids[i])
                 s.frames = 1
                 out[i] = self._fit(ref, label_maps[i].shape[:2])
             elif s.prev_image is None:
@@ -196,18 +196,25 @@ class VideoSynthesizer:
                 s.prev_image = images[j:j + 1]
                 s.prev_labels, s.prev_edges = labels[i], edges[i]
                 if not with_prev:
-                    s.anchor_image, s.anchor_labels, s.anchor_ids = s.prev_image, labels[i], ids[i]
+                    s.anchor_image, s.anchor_labels = s.prev_image, labels[i]
+                    s.anchor_objects = self._objects(labels[i], ids[i])
                 s.frames += 1
                 out[i] = self._fit(rgb[j], label_maps[i].shape[:2])
         return out  # type: ignore[return-value]
 
     # -- internals --------------------------------------------------------------------------------
+    def _objects(self, labels: torch.Tensor, ids: torch.Tensor | None) -> PaletteObjects | None:
+        """A first frame's objects with a palette slot, kept by its stream (palette_instances models)."""
+        if ids is None or not self.cfg.palette_instances:
+            return None
+        return PaletteObjects.of(labels, ids, self.cfg.palette_instances)
+
     def _slots(self, stream: Stream, labels: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(the anchor's palette slots, this frame's): zeros, the class colours, where either has no ids."""
-        if ids is None or stream.anchor_ids is None:
+        if ids is None or stream.anchor_objects is None:
             zeros = torch.zeros_like(labels)
             return zeros, zeros
-        return palette_slots(stream.anchor_labels, stream.anchor_ids, labels, ids, self.cfg.palette_instances)
+        return stream.anchor_objects.source_slots, stream.anchor_objects.find(labels, ids)
 
     def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
                   anchor_labels=None, slots=None, anchor_slots=None) -> torch.Tensor:

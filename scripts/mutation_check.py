@@ -749,12 +749,12 @@ MUTATIONS += [
          f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx"),
         "the slots are computed but every object still takes its class's colour: touching cars stay one blob"),
     Mutation(
-        "slots_any_class", "svsgan_core/data/instances.py",
+        "slots_any_class", "svsgan_core/models/generator.py",
         "classes[per_class > 1]", "classes",
         (f"{OBJECTS}::test_palette_slots_follow_objects_by_id_and_leave_one_segment_classes_to_the_class_palette",),
         "stuff (one segment per class) takes slots: the budget goes to the road, not the cars"),
     Mutation(
-        "slots_unmatched_taken", "svsgan_core/data/instances.py",
+        "slots_unmatched_taken", "svsgan_core/models/generator.py",
         "        found = self.keys[at] == key", "        found = torch.ones_like(at, dtype=torch.bool)",
         (f"{OBJECTS}::test_palette_slots_follow_objects_by_id_and_leave_one_segment_classes_to_the_class_palette",),
         "an object the source frame does not show takes its nearest key's slot: a new car gets another car's colour"),

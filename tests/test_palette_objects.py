@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from svsgan_core.cli import main
-from svsgan_core.data.instances import PaletteObjects, palette_slots
 from svsgan_core.errors import InputError
 from svsgan_core.models import SVSGenerator
+from svsgan_core.models.generator import PaletteObjects, palette_slots
 from svsgan_core.models.config import ModelConfig
 
 from test_instance_edges import CAR, MICRO, ROAD, two_cars

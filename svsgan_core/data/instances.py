@@ -13,10 +13,9 @@ slicing, ``!=`` and ``|`` are used.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 
@@ -119,59 +118,3 @@ def boundary_map(labels: Any, instances: Any = None) -> Any:
     if tuple(instances.shape) != tuple(labels.shape):
         raise InputError(f"instance ids {tuple(instances.shape)} and labels {tuple(labels.shape)} differ in shape")
     return edges | instance_edges(instances)
-
-
-def _segment_keys(labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """One int64 per pixel for its (label, instance id) pair: a segment."""
-    return (labels.long() << 32) | (ids.long() & 0xFFFFFFFF)
-
-
-class PaletteObjects(NamedTuple):
-    """The objects of one palette source frame that get their own colour (`palette_slots`): its segments'
-    sorted keys, each key's slot (0: none) and the frame's own slot map. A stream keeps its first frame's,
-    so each later frame costs one lookup (`find`), no sort and no device-to-host sync."""
-
-    keys: torch.Tensor
-    slot_of_key: torch.Tensor
-    source_slots: torch.Tensor
-
-    @classmethod
-    def of(cls, labels: torch.Tensor, ids: torch.Tensor, slots: int) -> "PaletteObjects":
-        """labels, ids: one frame (any shape, the same); `slots`: how many objects at most."""
-        key = _segment_keys(labels, ids)
-        keys, where, size = torch.unique(key.flatten(), return_inverse=True, return_counts=True)
-        classes, per_class = torch.unique(keys >> 32, return_counts=True)
-        eligible = torch.isin(keys >> 32, classes[per_class > 1]) & (keys >= 0)
-        order = torch.argsort(torch.where(eligible, size, torch.zeros_like(size)), descending=True, stable=True)
-        chosen = order[: slots][eligible[order[: slots]]]
-        slot_of_key = torch.zeros(len(keys), dtype=torch.int64, device=keys.device)
-        slot_of_key[chosen] = torch.arange(1, len(chosen) + 1, device=keys.device)
-        return cls(keys, slot_of_key, slot_of_key[where].view(key.shape))
-
-    def find(self, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """The slot map of another frame: each pixel's segment's slot in the source frame, 0 if it has none."""
-        key = _segment_keys(labels, ids).flatten()
-        at = torch.searchsorted(self.keys, key).clamp_max(len(self.keys) - 1)
-        found = self.keys[at] == key
-        return torch.where(found, self.slot_of_key[at], torch.zeros_like(at)).view(labels.shape)
-
-
-def palette_slots(source_labels: Any, source_ids: Any, labels: Any, ids: Any, slots: int) -> tuple[Any, Any]:
-    """Which objects of a palette's source frame give their own colour, and where they are now.
-
-    Every (label, instance id) pair is a segment. In the source frame (I_{i-1}, or a stream's first frame)
-    the segments of classes drawn as more than one segment there, largest first, get slots 1..`slots`;
-    returns (the source frame's slot map, the current frame's) as BxHxW int64 torch tensors, 0 where a
-    pixel has no slot: a class of one segment (stuff, or a frame without instance ids, whose ids are its
-    labels) is what the class palette already paints, and an object the source frame does not show has no
-    colour there. Ids must be persistent over time (CARLA's, make-synthetic's) for a slot to follow its
-    object. Inputs: BxHxW label maps and instance ids (torch, any integer type).
-    """
-    if slots <= 0:
-        zeros = torch.zeros(labels.shape, dtype=torch.int64, device=labels.device)
-        return torch.zeros_like(zeros), zeros
-    pairs = []
-    for i in range(labels.shape[0]):
-        objects = PaletteObjects.of(source_labels[i], source_ids[i], slots)
-        pairs.append((objects.source_slots, objects.find(labels[i], ids[i])))
-    return tuple(torch.stack(x) for x in zip(*pairs))

@@ -38,7 +38,7 @@ reference or the first generated frame, given as `anchor_image` / `anchor_labels
 drift or blur, and no loop through the model's own outputs to drift either: fed back from I_{i-1} over 30
 frames, colours ran off to black and white holes (docs/training.md, "The class palette").
 With `ModelConfig.palette_instances` the palette also knows objects: every object of the source frame
-(a class there drawn as several instance ids, `data.instances.palette_slots`) starts at its own mean
+(a class there drawn as several instance ids, `palette_slots`) starts at its own mean
 colour wherever the same id is in S_i, so two touching cars keep the reference's two colours and the
 seam between them (issue 24); the slots are two more inputs, computed outside the graph from the ids.
 """
@@ -108,9 +108,65 @@ def class_palette(image: torch.Tensor, prev_seg: torch.Tensor, seg: torch.Tensor
     return trusted * local + (1.0 - trusted) * colour, torch.maximum(trusted, known_px)
 
 
+def _segment_keys(labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """One int64 per pixel for its (label, instance id) pair: a segment."""
+    return (labels.long() << 32) | (ids.long() & 0xFFFFFFFF)
+
+
+class PaletteObjects(NamedTuple):
+    """The objects of one palette source frame that get their own colour (`palette_slots`): its segments'
+    sorted keys, each key's slot (0: none) and the frame's own slot map. A stream keeps its first frame's,
+    so each later frame costs one lookup (`find`), no sort and no device-to-host sync."""
+
+    keys: torch.Tensor
+    slot_of_key: torch.Tensor
+    source_slots: torch.Tensor
+
+    @classmethod
+    def of(cls, labels: torch.Tensor, ids: torch.Tensor, slots: int) -> "PaletteObjects":
+        """labels, ids: one frame (any shape, the same); `slots`: how many objects at most."""
+        key = _segment_keys(labels, ids)
+        keys, where, size = torch.unique(key.flatten(), return_inverse=True, return_counts=True)
+        classes, per_class = torch.unique(keys >> 32, return_counts=True)
+        eligible = torch.isin(keys >> 32, classes[per_class > 1]) & (keys >= 0)
+        order = torch.argsort(torch.where(eligible, size, torch.zeros_like(size)), descending=True, stable=True)
+        chosen = order[: slots][eligible[order[: slots]]]
+        slot_of_key = torch.zeros(len(keys), dtype=torch.int64, device=keys.device)
+        slot_of_key[chosen] = torch.arange(1, len(chosen) + 1, device=keys.device)
+        return cls(keys, slot_of_key, slot_of_key[where].view(key.shape))
+
+    def find(self, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The slot map of another frame: each pixel's segment's slot in the source frame, 0 if it has none."""
+        key = _segment_keys(labels, ids).flatten()
+        at = torch.searchsorted(self.keys, key).clamp_max(len(self.keys) - 1)
+        found = self.keys[at] == key
+        return torch.where(found, self.slot_of_key[at], torch.zeros_like(at)).view(labels.shape)
+
+
+def palette_slots(source_labels: torch.Tensor, source_ids: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which objects of a palette's source frame give their own colour, and where they are now.
+
+    Every (label, instance id) pair is a segment. In the source frame (I_{i-1}, or a stream's first frame)
+    the segments of classes drawn as more than one segment there, largest first, get slots 1..`slots`;
+    returns (the source frame's slot map, the current frame's) as BxHxW int64 torch tensors, 0 where a
+    pixel has no slot: a class of one segment (stuff, or a frame without instance ids, whose ids are its
+    labels) is what the class palette already paints, and an object the source frame does not show has no
+    colour there. Ids must be persistent over time (CARLA's, make-synthetic's) for a slot to follow its
+    object. Inputs: BxHxW label maps and instance ids (torch, any integer type).
+    """
+    if slots <= 0:
+        zeros = torch.zeros(labels.shape, dtype=torch.int64, device=labels.device)
+        return torch.zeros_like(zeros), zeros
+    pairs = []
+    for i in range(labels.shape[0]):
+        objects = PaletteObjects.of(source_labels[i], source_ids[i], slots)
+        pairs.append((objects.source_slots, objects.find(labels[i], ids[i])))
+    return tuple(torch.stack(x) for x in zip(*pairs))
+
+
 def object_palette(palette: tuple[torch.Tensor, torch.Tensor], image: torch.Tensor, source_slots: torch.Tensor,
                    slots: torch.Tensor, seg: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`class_palette`'s (colour, known) with every object that has a slot (`data.instances.palette_slots`:
+    """`class_palette`'s (colour, known) with every object that has a slot (`palette_slots`:
     BxHxW ids 0..count, 0 = none) in both its source frame and S_i painted its own mean colour there
     instead of its class's: two touching cars of one class keep their two colours (issue 24)."""
     ids = torch.arange(1, count + 1, device=slots.device).view(1, -1, 1, 1)
@@ -345,7 +401,7 @@ class SVSGenerator(nn.Module):
         edges, prev_edges: their boundary maps, Bx1xHxW or BxHxW (0/1, any dtype), or None for the labels'
         own edges. Used only with `cfg.instance_edges`. anchor_image, anchor_labels: the frame the class
         palette is taken from (`cfg.class_palette` only; None: I_{i-1}, as in training). slots,
-        source_slots: `data.instances.palette_slots` of S_i and of the palette's source frame
+        source_slots: `palette_slots` of S_i and of the palette's source frame
         (`cfg.palette_instances` only; None: class colours alone)."""
         n = self.cfg.num_classes
         seg = labels if labels.dim() == 4 else one_hot(labels, n)
@@ -407,7 +463,7 @@ class SVSGenerator(nn.Module):
         inputs of the graph like the labels (None: the labels' own edges, outside a graph).
         anchor_image (Bx3xHxW), anchor_labels (BxHxW ids): the stream's first frame, the class palette's
         source (`cfg.class_palette` only; None: I_{i-1}). slots, anchor_slots (BxHxW int64,
-        `cfg.palette_instances` only): `data.instances.palette_slots` of S_i and of the anchor frame.
+        `cfg.palette_instances` only): `palette_slots` of S_i and of the anchor frame.
         """
         class_ids = torch.arange(self.cfg.num_classes, device=labels.device).view(1, -1, 1, 1)
         seg = (labels.unsqueeze(1) == class_ids).to(prev_image.dtype)

@@ -14,7 +14,7 @@ Graph contract (opset >= 17; one graph serves both the first frame and the frame
              anchor_image  float32 Bx3xHxW  the sequence's first frame (the reference, or the first output)
              anchor_labels int64   BxHxW    its label map (both ignored on a first frame)
     and, only for a class palette with objects (ModelConfig.palette_instances):
-             slots         int64   BxHxW    data.instances.palette_slots of this frame: 0 = class colour,
+             slots         int64   BxHxW    models.generator.palette_slots of this frame: 0 = class colour,
              anchor_slots  int64   BxHxW    k = the anchor frame's k-th object (its own mean colour)
     output   image        float32  Bx3xHxW  the new frame in [-1, 1]; feed it back as prev_image
 
@@ -52,11 +52,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.instances import boundary_map, palette_slots
+from ..data.instances import boundary_map
 from ..errors import CheckpointError, InputError
 from ..io.bags import pid_alive
 from ..models.config import ModelConfig
-from ..models.generator import SVSGenerator
+from ..models.generator import SVSGenerator, palette_slots
 from .checkpoint import (CONFIG_NAME, GENERATOR_NAME, checkpoint_dir, load_generator, prepare_for_inference,
                          read_config)
 

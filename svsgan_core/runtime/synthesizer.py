@@ -15,7 +15,7 @@ map's own edges. Models without the channel ignore the ids.
 
 A class palette with objects (`ModelConfig.palette_instances`) keeps the stream's first frame's instance
 ids beside its anchor: every later frame's objects that the first frame shows (the same id) start at
-their own colour there (`data.instances.palette_slots`). Ids must be persistent over time, as CARLA's
+their own colour there (`models.generator.palette_slots`). Ids must be persistent over time, as CARLA's
 are; frames without ids get the class colours.
 """
 from __future__ import annotations
@@ -29,11 +29,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.instances import PaletteObjects, boundary_map, compact_ids
+from ..data.instances import boundary_map, compact_ids
 from ..data.labels import get_label_space
 from ..errors import InputError, SvsganError
 from ..models.config import PRECISIONS, ModelConfig, preset
-from ..models.generator import SVSGenerator
+from ..models.generator import PaletteObjects, SVSGenerator
 from .backend import Settings, apply, pick_backend, resolve, uses_cuda_graphs
 from .checkpoint import load_generator, prepare_for_inference
 from .export import available_providers, cached_onnx, drop_cache_entry, graph_inputs, read_onnx_config

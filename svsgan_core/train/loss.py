@@ -26,11 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.instances import palette_slots
 from ..losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
 from ..losses.total import SVSGANLoss
 from ..models import VideoDiscriminators
-from ..models.generator import GeneratorOutput
+from ..models.generator import GeneratorOutput, palette_slots
 from . import distributed
 
 

@@ -30,13 +30,13 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data.datasets import build_dataset
-from ..data.instances import boundary_map, palette_slots
+from ..data.instances import boundary_map
 from ..errors import CheckpointError, InputError
 from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from ..metrics.pixels import ClassMeanBaseline
 from ..models.config import PRECISIONS, ModelConfig
-from ..models.generator import valid_ids
+from ..models.generator import palette_slots, valid_ids
 from ..runtime import preflight
 from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
 from . import distributed

@@ -143,7 +143,8 @@ class PaletteObjects(NamedTuple):
         return torch.where(found, self.slot_of_key[at], torch.zeros_like(at)).view(labels.shape)
 
 
-def palette_slots(source_labels: torch.Tensor, source_ids: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+def palette_slots(source_labels: torch.Tensor, source_ids: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor,
+                  slots: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Which objects of a palette's source frame give their own colour, and where they are now.
 
     Every (label, instance id) pair is a segment. In the source frame (I_{i-1}, or a stream's first frame)

@@ -209,7 +209,8 @@ class VideoSynthesizer:
             return None
         return PaletteObjects.of(labels, ids, self.cfg.palette_instances)
 
-    def _slots(self, stream: Stream, labels: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _slots(self, stream: Stream, labels: torch.Tensor,
+               ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(the anchor's palette slots, this frame's): zeros, the class colours, where either has no ids."""
         if ids is None or stream.anchor_objects is None:
             zeros = torch.zeros_like(labels)

@@ -777,7 +777,7 @@ MUTATIONS += [
         "a run's sample videos paint class colours only: they do not show what the model does"),
     Mutation(
         "ids_renumbered_per_frame", "svsgan_core/runtime/synthesizer.py",
-        "            arr = values[self._resize_ids(compact_ids(arr))]", "            arr = self._resize_ids(compact_ids(arr))",
+        "            arr = values[self._resize_ids(compact)]", "            arr = self._resize_ids(compact)",
         (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
         "ids renumbered per frame before the resize: a car entering with a smaller id shifts the others' slots"),
     Mutation(

@@ -76,11 +76,14 @@ def thing_instance_ids(labels: np.ndarray, segments: np.ndarray) -> np.ndarray:
     return np.where(segments > 0, labels.astype(np.int32) * 1000 + segments, labels).astype(np.int32)
 
 
-def compact_ids(ids: np.ndarray) -> np.ndarray:
+def compact_ids(ids: np.ndarray, return_values: bool = False) -> Any:
     """Ids renumbered 0..n-1 in their sorted order: equal stays equal, different stays different (all a
-    boundary map reads), so ids of any range fit a 16-bit file when a frame has at most 65536 of them."""
+    boundary map reads), so ids of any range fit a 16-bit file when a frame has at most 65536 of them.
+    With `return_values`, (the renumbered map, the sorted distinct ids): ``values[renumbered]`` gives the
+    ids back, as a resize of the renumbered map needs."""
     unique, inverse = np.unique(np.asarray(ids), return_inverse=True)
-    return inverse.reshape(np.shape(ids)).astype(np.int32 if len(unique) > 65536 else np.uint16)
+    compact = inverse.reshape(np.shape(ids)).astype(np.int32 if len(unique) > 65536 else np.uint16)
+    return (compact, unique) if return_values else compact
 
 
 def instance_edges(ids: Any) -> Any:

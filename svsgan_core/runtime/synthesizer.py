@@ -279,8 +279,8 @@ class VideoSynthesizer:
         if not np.issubdtype(arr.dtype, np.integer):
             raise InputError(f"instance ids must be integers, got dtype {arr.dtype}")
         if arr.shape != self.resolution:  # renumbered 0..n-1 for cv2's resize, then back to the ids
-            values = np.unique(arr)
-            arr = values[self._resize_ids(compact_ids(arr))]
+            compact, values = compact_ids(arr, return_values=True)
+            arr = values[self._resize_ids(compact)]
         return torch.from_numpy(arr.astype(np.int64)).unsqueeze(0).to(self.device)
 
     def _check_rgb(self, image: np.ndarray) -> np.ndarray:

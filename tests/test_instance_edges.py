@@ -55,6 +55,32 @@ def two_cars(h: int = 32, w: int = 64):
     return torch.from_numpy(labels), torch.from_numpy(one), torch.from_numpy(two)
 
 
+def touching_run(tmp_path, capsys, model: dict, loss: dict | None = None, schedule: dict | None = None):
+    """(a Trainer of two steps, its data): `model` trained on two 4-frame make-synthetic scenes whose
+    same-class objects touch, every frame with its instance map (the trainer says so)."""
+    from svsgan_core.train.options import TrainOptions
+    from svsgan_core.train.trainer import Trainer
+
+    data = tmp_path / "touching"
+    assert main(["make-synthetic", str(data), "--sequences", "2", "--frames", "4", "--size", "64x32",
+                 "--touching", "--supersample", "1", "--no-progress"]) == 0
+    opts = TrainOptions.from_dict({
+        "run": {"name": "touching", "seed": 3},
+        "model": {"preset": "tiny", "overrides": model},
+        "data": {"kind": "synthetic", "root": str(data), "with_flow": True},
+        "loss": {"vgg": 0.0, **(loss or {})},
+        "optim": {"batch_size": 1, "frames_per_step": 2},
+        "schedule": {"seq_lengths": [3], "seq_length_every": 1, "constant_epochs": 1, "decay_epochs": 1,
+                     "max_steps": 2, **(schedule or {})},
+        "log": {"every": 1, "sample_every": 0, "checkpoint_every": 0, "keep_snapshots": False,
+                "tensorboard": False, "progress": False},
+    })
+    capsys.readouterr()
+    trainer = Trainer(opts, tmp_path / "run")
+    assert "instance maps: all 8 frames" in capsys.readouterr().out
+    return trainer, data
+
+
 # -- no regression -------------------------------------------------------------------------------
 
 def test_a_checkpoint_from_before_issue_24_computes_exactly_its_recorded_frames_and_onnx_key(
@@ -174,27 +200,8 @@ def test_a_tiny_run_with_instance_edges_on_touching_objects_trains_and_eval_read
                                                                                     one_thread):
     """G trains on the data's instance seams (edges beyond the labels' own), and eval reads the checkpoint."""
     from svsgan_core.runtime.checkpoint import read_config
-    from svsgan_core.train.options import TrainOptions
-    from svsgan_core.train.trainer import Trainer
 
-    data = tmp_path / "touching"
-    assert main(["make-synthetic", str(data), "--sequences", "2", "--frames", "4", "--size", "64x32",
-                 "--touching", "--supersample", "1", "--no-progress"]) == 0
-    model = {**MICRO, "instance_edges": True}
-    opts = TrainOptions.from_dict({
-        "run": {"name": "edges", "seed": 3},
-        "model": {"preset": "tiny", "overrides": model},
-        "data": {"kind": "synthetic", "root": str(data), "with_flow": True},
-        "loss": {"vgg": 0.0, "labelmix": 10.0},
-        "optim": {"batch_size": 1, "frames_per_step": 2},
-        "schedule": {"seq_lengths": [3], "seq_length_every": 1, "constant_epochs": 1, "decay_epochs": 1,
-                     "max_steps": 2},
-        "log": {"every": 1, "sample_every": 0, "checkpoint_every": 0, "keep_snapshots": False,
-                "tensorboard": False, "progress": False},
-    })
-    capsys.readouterr()
-    trainer = Trainer(opts, tmp_path / "run")
-    assert "instance maps: all 8 frames" in capsys.readouterr().out
+    trainer, data = touching_run(tmp_path, capsys, {**MICRO, "instance_edges": True}, loss={"labelmix": 10.0})
     seen = []
     forward = SVSGenerator.forward
 

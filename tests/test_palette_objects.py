@@ -15,7 +15,7 @@ from svsgan_core.models import SVSGenerator
 from svsgan_core.models.generator import PaletteObjects, palette_slots
 from svsgan_core.models.config import ModelConfig
 
-from test_instance_edges import CAR, MICRO, ROAD, two_cars
+from test_instance_edges import CAR, MICRO, ROAD, touching_run, two_cars
 
 PALETTE = {**MICRO, "occlusion_composite": False, "detail_from_decoder": False, "class_palette": True,
            "palette_instances": 4}
@@ -111,26 +111,8 @@ def test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_i
     """The trainer reads the instance ids for such a model and G gets the slots of I_{i-1}'s objects; eval
     gives the checkpoint the data's ids."""
     from svsgan_core.runtime.checkpoint import read_config
-    from svsgan_core.train.options import TrainOptions
-    from svsgan_core.train.trainer import Trainer
 
-    data = tmp_path / "touching"
-    assert main(["make-synthetic", str(data), "--sequences", "2", "--frames", "4", "--size", "64x32",
-                 "--touching", "--supersample", "1", "--no-progress"]) == 0
-    opts = TrainOptions.from_dict({
-        "run": {"name": "objects", "seed": 3},
-        "model": {"preset": "tiny", "overrides": PALETTE},
-        "data": {"kind": "synthetic", "root": str(data), "with_flow": True},
-        "loss": {"vgg": 0.0, "labelmix": 0.0},
-        "optim": {"batch_size": 1, "frames_per_step": 2},
-        "schedule": {"seq_lengths": [3], "seq_length_every": 1, "constant_epochs": 1, "decay_epochs": 1,
-                     "max_steps": 2, "reference_prob": 1.0},
-        "log": {"every": 1, "sample_every": 0, "checkpoint_every": 0, "keep_snapshots": False,
-                "tensorboard": False, "progress": False},
-    })
-    capsys.readouterr()
-    trainer = Trainer(opts, tmp_path / "run")
-    assert "instance maps: all 8 frames" in capsys.readouterr().out
+    trainer, data = touching_run(tmp_path, capsys, PALETTE, loss={"labelmix": 0.0}, schedule={"reference_prob": 1.0})
     seen = []
     forward = SVSGenerator.forward
 

@@ -728,7 +728,9 @@ MUTATIONS += [
         "a stream takes the palette from its last output again: colours drift to black and white holes"),
     Mutation(
         "onnx_anchor_is_previous", "svsgan_core/runtime/synthesizer.py",
-        'feeds["anchor_image"] = anchor_image.float()', 'feeds["anchor_image"] = prev_image.float()',
+        'given = {"prev_image": prev_image, "prev_labels": prev_labels, "labels": labels, **extras}',
+        'given = {"prev_image": prev_image, "prev_labels": prev_labels, "labels": labels, **extras, '
+        '"anchor_image": prev_image}',
         (f"{EXPORT}::test_a_class_palette_stream_takes_its_colours_from_its_first_frame",),
         "onnxruntime streams feed the previous frame as the anchor: the graph path drifts where PyTorch does not"),
     Mutation(
@@ -760,7 +762,7 @@ MUTATIONS += [
         "an object the source frame does not show takes its nearest key's slot: a new car gets another car's colour"),
     Mutation(
         "stream_slots_dropped", "svsgan_core/runtime/synthesizer.py",
-        "                extra.update(slots=slots, source_slots=anchor_slots)", "                pass",
+        "for name, value in extras.items()}", 'for name, value in extras.items() if "slots" not in name}',
         (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
         "a PyTorch stream never gives G the slots: objects get their colours in training only"),
     Mutation(
@@ -782,8 +784,9 @@ MUTATIONS += [
         "ids renumbered per frame before the resize: a car entering with a smaller id shifts the others' slots"),
     Mutation(
         "onnx_slots_zero", "svsgan_core/runtime/synthesizer.py",
-        '            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()',
-        '            feeds["slots"] = feeds["anchor_slots"] = np.zeros_like(labels.numpy())',
+        'given = {"prev_image": prev_image, "prev_labels": prev_labels, "labels": labels, **extras}',
+        'given = {"prev_image": prev_image, "prev_labels": prev_labels, "labels": labels, **extras, '
+        '"slots": torch.zeros_like(labels), "anchor_slots": torch.zeros_like(labels)}',
         (f"{OBJECTS}::test_a_stream_keeps_each_object_its_first_frame_colour_in_pytorch_and_onnx",),
         "onnxruntime streams feed no slots: the CPU default path (svsgan eval) paints class colours only"),
     Mutation(

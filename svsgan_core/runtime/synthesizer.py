@@ -36,7 +36,7 @@ from ..models.config import PRECISIONS, ModelConfig, preset
 from ..models.generator import PaletteObjects, SVSGenerator
 from .backend import Settings, apply, pick_backend, resolve, uses_cuda_graphs
 from .checkpoint import load_generator, prepare_for_inference
-from .export import available_providers, cached_onnx, drop_cache_entry, graph_inputs, read_onnx_config
+from .export import LABEL_INPUTS, available_providers, cached_onnx, drop_cache_entry, graph_inputs, read_onnx_config
 
 
 @dataclass
@@ -57,6 +57,9 @@ class Stream:
         self.prev_image = self.prev_labels = self.prev_edges = self.pending_reference = None
         self.anchor_image = self.anchor_labels = self.anchor_objects = None
         self.frames = 0
+
+
+FORWARD_NAMES = {"anchor_slots": "source_slots"}  # graph input names the generator's forward() calls otherwise
 
 
 class VideoSynthesizer:
@@ -177,19 +180,18 @@ class VideoSynthesizer:
             lab = torch.cat([labels[i] for i in group])
             prev_lab = torch.cat([streams[i].prev_labels for i in group]) if with_prev else None
             prev_img = torch.cat([streams[i].prev_image for i in group]) if with_prev else None
-            edge = prev_edge = None
+            extras = {}  # the model's inputs beyond the contract's, by their graph input names
             if self.cfg.instance_edges:
-                edge = torch.cat([edges[i] for i in group])
-                prev_edge = torch.cat([streams[i].prev_edges for i in group]) if with_prev else None
-            anchor_img = anchor_lab = slots = anchor_slots = None
+                extras["edges"] = torch.cat([edges[i] for i in group])
+                if with_prev:
+                    extras["prev_edges"] = torch.cat([streams[i].prev_edges for i in group])
             if with_prev and self.cfg.class_palette:
-                anchor_img = torch.cat([streams[i].anchor_image for i in group])
-                anchor_lab = torch.cat([streams[i].anchor_labels for i in group])
+                extras["anchor_image"] = torch.cat([streams[i].anchor_image for i in group])
+                extras["anchor_labels"] = torch.cat([streams[i].anchor_labels for i in group])
             if with_prev and self.cfg.palette_instances:
-                anchor_slots, slots = (torch.cat(x) for x in zip(*(self._slots(streams[i], labels[i], ids[i])
-                                                                   for i in group)))
-            images = self._generate(lab, prev_lab, prev_img, edge, prev_edge, anchor_img, anchor_lab, slots,
-                                    anchor_slots)
+                extras["anchor_slots"], extras["slots"] = (
+                    torch.cat(x) for x in zip(*(self._slots(streams[i], labels[i], ids[i]) for i in group)))
+            images = self._generate(lab, prev_lab, prev_img, extras)
             rgb = self._to_uint8(images)
             for j, i in enumerate(group):
                 s = streams[i]
@@ -217,24 +219,21 @@ class VideoSynthesizer:
             return zeros, zeros
         return stream.anchor_objects.source_slots, stream.anchor_objects.find(labels, ids)
 
-    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
-                  anchor_labels=None, slots=None, anchor_slots=None) -> torch.Tensor:
+    def _generate(self, labels, prev_labels, prev_image, extras: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One forward pass: labels, prev_labels, prev_image (None on first frames) and the model's other
+        inputs in `extras`, named as the exported graph's (`export.graph_inputs`), left out on first frames
+        except `edges`."""
         dtype = PRECISIONS[self.precision]
-        if prev_image is not None and self.channels_last:
-            prev_image = prev_image.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            if prev_image is not None:
+                prev_image = prev_image.contiguous(memory_format=torch.channels_last)
+            if "anchor_image" in extras:
+                extras["anchor_image"] = extras["anchor_image"].contiguous(memory_format=torch.channels_last)
         if self._copy_outputs and hasattr(torch.compiler, "cudagraph_mark_step_begin"):  # torch >= 2.2
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            extra = {}  # only the inputs this model's forward takes beyond the contract's
-            if edges is not None:  # an instance_edges model
-                extra.update(edges=edges, prev_edges=prev_edges)
-            if anchor_image is not None:  # a class palette model
-                if self.channels_last:
-                    anchor_image = anchor_image.contiguous(memory_format=torch.channels_last)
-                extra.update(anchor_image=anchor_image, anchor_labels=anchor_labels)
-            if slots is not None:  # a class palette with objects
-                extra.update(slots=slots, source_slots=anchor_slots)
-            image = self.generator(labels, prev_labels, prev_image, **extra).image
+            kwargs = {FORWARD_NAMES.get(name, name): value for name, value in extras.items()}
+            image = self.generator(labels, prev_labels, prev_image, **kwargs).image
         # a CUDA-graph replay overwrites its output buffer: the stream keeps its own copy
         return image.clone() if self._copy_outputs and image.dtype == torch.float32 else image.float()
 
@@ -357,25 +356,16 @@ class OnnxSynthesizer(VideoSynthesizer):
             drop_cache_entry(out, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
             return cls(cached_onnx(path, resolution), providers=providers, threads=threads)
 
-    def _generate(self, labels, prev_labels, prev_image, edges=None, prev_edges=None, anchor_image=None,
-                  anchor_labels=None, slots=None, anchor_slots=None) -> torch.Tensor:
+    def _generate(self, labels, prev_labels, prev_image, extras: dict[str, torch.Tensor]) -> torch.Tensor:
         b, (h, w) = labels.shape[0], self.resolution
-        if prev_image is None:
-            prev_image, prev_labels, prev_edges = torch.zeros(b, 3, h, w), labels, edges
-            anchor_image, anchor_labels = prev_image, labels  # ignored on a first frame, but inputs
-            slots = anchor_slots = torch.zeros_like(labels)
-            first = np.ones(b, np.float32)
-        else:
-            first = np.zeros(b, np.float32)
-        feeds = {"prev_image": prev_image.float().contiguous().numpy(),
-                 "prev_labels": prev_labels.contiguous().numpy(),
-                 "labels": labels.contiguous().numpy(), "first_frame": first}
-        if edges is not None:  # the graph of an instance_edges model (export.graph_inputs)
-            feeds["edges"] = edges.float().contiguous().numpy()
-            feeds["prev_edges"] = prev_edges.float().contiguous().numpy()
-        if self.cfg.class_palette:  # the graph of a class palette model
-            feeds["anchor_image"] = anchor_image.float().contiguous().numpy()
-            feeds["anchor_labels"] = anchor_labels.contiguous().numpy()
-        if self.cfg.palette_instances:  # the graph of a class palette with objects
-            feeds["slots"], feeds["anchor_slots"] = slots.contiguous().numpy(), anchor_slots.contiguous().numpy()
+        first = np.full(b, 1.0 if prev_image is None else 0.0, np.float32)
+        if prev_image is None:  # the graph still takes every input: stand-ins it ignores on a first frame
+            prev_image, prev_labels = torch.zeros(b, 3, h, w), labels
+            stand_ins = {"prev_edges": extras.get("edges"), "anchor_image": prev_image, "anchor_labels": labels,
+                         "slots": torch.zeros_like(labels), "anchor_slots": torch.zeros_like(labels)}
+            extras = {**stand_ins, **extras}
+        given = {"prev_image": prev_image, "prev_labels": prev_labels, "labels": labels, **extras}
+        feeds = {name: (given[name] if name in LABEL_INPUTS else given[name].float()).contiguous().numpy()
+                 for name in graph_inputs(self.cfg) if name != "first_frame"}
+        feeds["first_frame"] = first
         return torch.from_numpy(self.session.run(["image"], feeds)[0])

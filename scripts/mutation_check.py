@@ -773,8 +773,7 @@ MUTATIONS += [
         "a batch mixing a camera with instance ids and one without fails: the node drops every frame of both"),
     Mutation(
         "samples_without_slots", "svsgan_core/train/trainer.py",
-        "                if instances is not None and generator.cfg.palette_instances:",
-        "                if False:",
+        "labels.shape[1], edges, instances)", "labels.shape[1], edges)",
         (f"{OBJECTS}::test_a_tiny_run_with_object_colours_trains_on_the_clips_ids_and_eval_reads_it",),
         "a run's sample videos paint class colours only: they do not show what the model does"),
     Mutation(

@@ -570,3 +570,28 @@ class SVSGenerator(nn.Module):
     def set_fade(self, alpha: float) -> None:
         """Blend of the newest finest block after grow(): 0 = previous stage upsampled, 1 = new block."""
         self.fade = min(1.0, max(0.0, float(alpha)))
+
+
+def autoregress(generator: nn.Module, cfg: ModelConfig, labels: torch.Tensor, prev: torch.Tensor | None, start: int,
+                stop: int, edges: torch.Tensor | None = None,
+                instances: torch.Tensor | None = None) -> list[GeneratorOutput]:
+    """G over frames start..stop-1 of a clip, each from the one before it, detached (no gradient through time):
+    what training and a run's sample videos both do. labels: B x T x H x W; prev: frame start - 1
+    (B x 3 x H x W), or None for first-frame mode at `start`; edges: B x T x 1 x H x W boundary maps or
+    None (the labels' own); instances: B x T x H x W ids, for `cfg.palette_instances` (the objects of
+    I_{i-1} that keep their own colour in frame i). `generator` may be a wrapper (DDP) of a model of `cfg`."""
+    outs = []
+    for i in range(start, stop):
+        extra = {} if edges is None else {"edges": edges[:, i]}
+        if prev is None:
+            out = generator(labels[:, i], **extra)
+        else:
+            if edges is not None:
+                extra["prev_edges"] = edges[:, i - 1]
+            if instances is not None and cfg.palette_instances:
+                extra["source_slots"], extra["slots"] = palette_slots(
+                    labels[:, i - 1], instances[:, i - 1], labels[:, i], instances[:, i], cfg.palette_instances)
+            out = generator(labels[:, i], labels[:, i - 1], prev, **extra)
+        outs.append(out)
+        prev = out.image.detach()
+    return outs

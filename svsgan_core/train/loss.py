@@ -29,7 +29,7 @@ from torch import nn
 from ..losses.oasis import class_balance_weights, class_counts, labelmix_loss, labelmix_mask
 from ..losses.total import SVSGANLoss
 from ..models import VideoDiscriminators
-from ..models.generator import GeneratorOutput, palette_slots
+from ..models.generator import GeneratorOutput, autoregress
 from . import distributed
 
 
@@ -143,23 +143,8 @@ class TrainingLoss:
         """G on frames c0..c1-1, each from the previous generated frame, detached (no gradient through time).
         instances: the clip's instance ids, B x T x H x W (`palette_instances` models only): the objects of
         I_{i-1} that get their own palette colour in frame i."""
-        outs = []
         with self.autocast():
-            for i in range(c0, c1):
-                extra = {} if edges is None else {"edges": edges[:, i]}
-                if prev is None:
-                    out = self.G(labels[:, i], **extra)
-                else:
-                    if edges is not None:
-                        extra["prev_edges"] = edges[:, i - 1]
-                    if instances is not None:
-                        extra["source_slots"], extra["slots"] = palette_slots(
-                            labels[:, i - 1], instances[:, i - 1], labels[:, i], instances[:, i],
-                            unwrap(self.G).cfg.palette_instances)
-                    out = self.G(labels[:, i], labels[:, i - 1], prev, **extra)
-                outs.append(out)
-                prev = out.image.detach()
-        return outs
+            return autoregress(self.G, unwrap(self.G).cfg, labels, prev, c0, c1, edges, instances)
 
     def chunk(self, outs, c0: int, images, labels, flow, conf, history: dict[str, list], step: int,
               edges: torch.Tensor | None = None) -> Chunk:

@@ -36,7 +36,7 @@ from ..losses.total import SVSGANLoss
 from ..models import OASISDiscriminator, SVSGenerator, VideoDiscriminators
 from ..metrics.pixels import ClassMeanBaseline
 from ..models.config import PRECISIONS, ModelConfig
-from ..models.generator import palette_slots, valid_ids
+from ..models.generator import autoregress, valid_ids
 from ..runtime import preflight
 from ..runtime.checkpoint import GENERATOR_NAME, check_state_dict, checkpoint_dir, read_config, read_weights
 from . import distributed
@@ -438,23 +438,12 @@ class Trainer:
                  edges: torch.Tensor | None = None, instances: torch.Tensor | None = None) -> torch.Tensor:
         """Autoregressive generation of a clip (T x H x W labels, T x 1 x H x W boundary maps or None for
         the labels' own, T x H x W instance ids for a palette with objects) -> T x 3 x H x W in [-1, 1]."""
-        frames, prev = [], None
-        edge = (lambda i: None) if edges is None else (lambda i: edges[i:i + 1].to(self.device))
-        for i in range(labels.shape[0]):
-            lab = labels[i:i + 1].to(self.device)
-            if i == 0 and reference is not None:
-                prev = reference.unsqueeze(0).to(self.device)
-            elif prev is None:
-                prev = generator(lab, edges=edge(i)).image
-            else:
-                prev_lab, extra = labels[i - 1:i].to(self.device), {}
-                if instances is not None and generator.cfg.palette_instances:
-                    extra["source_slots"], extra["slots"] = palette_slots(
-                        prev_lab, instances[i - 1:i].to(self.device), lab, instances[i:i + 1].to(self.device),
-                        generator.cfg.palette_instances)
-                prev = generator(lab, prev_lab, prev, edges=edge(i), prev_edges=edge(i - 1), **extra).image
-            frames.append(prev[0].float().cpu())
-        return torch.stack(frames)
+        to = (lambda x: None if x is None else x[None].to(self.device))  # one clip as a batch of one
+        labels, edges, instances = to(labels), to(edges), to(instances)
+        frames = [] if reference is None else [reference[None].to(self.device)]  # frame 0 is the reference
+        outs = autoregress(generator, generator.cfg, labels, frames[0] if frames else None, len(frames),
+                           labels.shape[1], edges, instances)
+        return torch.cat([f.float() for f in frames + [out.image for out in outs]]).cpu()
 
     def write_samples(self) -> Path | None:
         """<run>/samples/step-NNNNNNN.mp4: labels | reference-conditioned | first-frame mode | real."""

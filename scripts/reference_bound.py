@@ -4,7 +4,7 @@
 Issue 23 asks that from frame 20 on the output with the real first frame be clearly better than without
 it (L1 at most 0.85x). This scores, over frames --from-frame..N of each evaluation sequence, paintings
 that take their colours from the first frame, some with help no stream has (the camera's own later
-frames), so they bound what any model that draws from the first frame can reach:
+frames), so they show how much a first frame can say there at all:
 
   palette, static        the class palette of frame 0 as a stream uses it (models/generator.py:
                          class_palette, local over --palette-cells), the training set's class means where

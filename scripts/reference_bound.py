@@ -33,6 +33,7 @@ import torch
 from svsgan_core.data.datasets import build_dataset
 from svsgan_core.data.labels import get_label_space
 from svsgan_core.data.layouts import detect_layout
+from svsgan_core.errors import SvsganError
 from svsgan_core.metrics.pixels import ClassMeanBaseline, l1_per_frame
 from svsgan_core.models.flow import warp
 from svsgan_core.models.generator import class_palette, one_hot
@@ -115,4 +116,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except SvsganError as exc:  # a missing folder or sequence: say so, no traceback
+        raise SystemExit(f"reference_bound: {exc}") from None

@@ -4,7 +4,8 @@ onnxruntime, and optionally build a TensorRT engine from it.
 The graph: prev_image (Bx3xHxW float, [-1, 1]), prev_labels and labels (BxHxW int64 class ids),
 first_frame (B float, 1 = first frame of a sequence) -> image (Bx3xHxW float, [-1, 1]); + edges and
 prev_edges with an instance-edge channel, + anchor_image and anchor_labels with a class palette, + slots
-and anchor_slots with its objects (palette_instances). B is dynamic, H x W fixed (--resolution). Details: svsgan_core/runtime/export.py, docs/performance.md.
+and anchor_slots with its objects (palette_instances). B is dynamic, H x W fixed (--resolution).
+Details: svsgan_core/runtime/export.py, docs/performance.md.
 
 Examples:
   svsgan export runs/city/ckpt gen.onnx

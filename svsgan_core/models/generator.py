@@ -428,9 +428,7 @@ class SVSGenerator(nn.Module):
                 if anchor_image is not None:
                     source = anchor_image
                     source_seg = anchor_labels if anchor_labels.dim() == 4 else one_hot(anchor_labels, n)
-                palette = class_palette(source, source_seg, seg, self.cfg.palette_cells)
-                if self.cfg.palette_instances and slots is not None:
-                    palette = object_palette(palette, source, source_slots, slots, seg, self.cfg.palette_instances)
+                palette = self._palette(source, source_seg, seg, source_slots, slots)
             return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges, palette), flow, occlusion, warped,
                                    logits)
         return GeneratorOutput(self.decode(conds, skips, occlusion, seg, edges), flow, occlusion, warped)
@@ -481,12 +479,18 @@ class SVSGenerator(nn.Module):
             source, source_seg = prev_image, prev_seg
             if anchor_image is not None:
                 source, source_seg = anchor_image, (anchor_labels.unsqueeze(1) == class_ids).to(prev_image.dtype)
-            colour, known = class_palette(source, source_seg, seg, self.cfg.palette_cells)
-            if self.cfg.palette_instances and slots is not None:
-                colour, known = object_palette((colour, known), source, anchor_slots, slots, seg,
-                                               self.cfg.palette_instances)
+            colour, known = self._palette(source, source_seg, seg, anchor_slots, slots)
             palette = (colour, known * (1.0 - first_frame.to(known.dtype)).view(-1, 1, 1, 1))
         return self.decode(conds, skips, occlusion, seg, edges, palette)
+
+    def _palette(self, source: torch.Tensor, source_seg: torch.Tensor, seg: torch.Tensor,
+                 source_slots: torch.Tensor | None, slots: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (colour, known) each pixel of S_i starts from, taken from `source` (`class_palette`), with
+        the source's objects in their own colours where the model has them and slots are given."""
+        palette = class_palette(source, source_seg, seg, self.cfg.palette_cells)
+        if self.cfg.palette_instances and slots is not None:
+            palette = object_palette(palette, source, source_slots, slots, seg, self.cfg.palette_instances)
+        return palette
 
     def _warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """WI_{i-1}; bicubic may overshoot, so it is clamped back to the image range."""
